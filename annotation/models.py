@@ -1,0 +1,371 @@
+"""The pipeline's data: datasets and their members, prompts, responses, judges, rubrics,
+judgements, pairs, reward models, and the jobs that fill them.
+
+Every job writes through unique constraints so that a re-run or a killed worker neither
+repeats nor loses work; the indexes are the ones the dataset pages filter by at 1M pairs.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Domain(models.TextChoices):
+    CHAT = "chat", _("Chat")
+    CODE = "code", _("Code")
+    MATH = "math", _("Math")
+    LOGIC = "logic", _("Logic")
+    NOVEL = "novel", _("Novel continuation")
+    ROLE = "role", _("Role-play")
+    OTHER = "other", _("Other")
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", _("Admin")
+    REVIEWER = "reviewer", _("Reviewer")
+    VIEWER = "viewer", _("Viewer")
+
+
+# Higher includes lower: an admin may do what a reviewer may, a reviewer what a viewer may.
+ROLE_RANK = {Role.VIEWER: 1, Role.REVIEWER: 2, Role.ADMIN: 3}
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    is_benchmark = models.BooleanField(
+        default=False, help_text=_("A benchmark's prompts are checked for contamination of training data.")
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def role_of(self, user):
+        """The user's role in this dataset, or None. Superusers are admins of every dataset."""
+        if not user.is_authenticated or not user.is_active:
+            return None
+        if user.is_superuser:
+            return Role.ADMIN
+        membership = self.memberships.filter(user=user).only("role").first()
+        return Role(membership.role) if membership else None
+
+    def allows(self, user, role):
+        have = self.role_of(user)
+        return have is not None and ROLE_RANK[have] >= ROLE_RANK[Role(role)]
+
+
+class Membership(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "user"], name="membership_unique")]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} of {self.dataset}"
+
+
+class Prompt(models.Model):
+    """A query with its context: `messages` is the whole list (system turn, history, last user turn)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="prompts")
+    domain = models.CharField(max_length=8, choices=Domain.choices, default=Domain.OTHER)
+    messages = models.JSONField()
+    # The last user turn, kept apart for search and lists.
+    query = models.TextField()
+    # blake2b-128 of the normalised messages: 16 bytes per row keeps the unique index small at 1M rows.
+    content_hash = models.UUIDField()
+    source = models.CharField(max_length=300, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "content_hash"], name="prompt_unique_hash")]
+        indexes = [models.Index(fields=["dataset", "domain"], name="prompt_dataset_domain")]
+
+    def __str__(self):
+        return self.query[:80]
+
+    def system_prompt(self):
+        return next((m["content"] for m in self.messages if m["role"] == "system"), "")
+
+    def history(self):
+        """Turns before the last user turn, without the system turn."""
+        return [m for m in self.messages[:-1] if m["role"] != "system"]
+
+
+class Response(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="responses")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    model = models.CharField(max_length=200, blank=True, help_text=_("Generator model; blank when unknown."))
+    text = models.TextField()
+    content_hash = models.UUIDField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prompt", "content_hash"], name="response_unique_hash")]
+        indexes = [models.Index(fields=["dataset", "model"], name="response_dataset_model")]
+
+    def __str__(self):
+        return f"{self.model or '?'}: {self.text[:60]}"
+
+
+class Judge(models.Model):
+    """An LLM judge behind an OpenAI-compatible API. The API key is read from the environment
+    variable named in `api_key_env`; it is never stored here."""
+
+    name = models.CharField(max_length=100, unique=True)
+    family = models.CharField(max_length=50, blank=True, help_text=_("Model family, e.g. qwen or gpt."))
+    base_url = models.URLField(blank=True, help_text=_("Blank for judges whose scores were imported."))
+    model = models.CharField(max_length=200, blank=True)
+    api_key_env = models.CharField(max_length=100, blank=True)
+    temperature = models.FloatField(default=0.0)
+    max_tokens = models.PositiveIntegerField(default=1024)
+    timeout_s = models.FloatField(default=120.0)
+    max_concurrency = models.PositiveIntegerField(default=16)
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    price_input_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    price_output_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Rubric(models.Model):
+    """A domain's scoring prompt. Versions are rows: editing one adds the next version."""
+
+    domain = models.CharField(max_length=8, choices=Domain.choices)
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["domain", "version"], name="rubric_unique_version")]
+        ordering = ["domain", "-version"]
+
+    def __str__(self):
+        return f"{self.domain} v{self.version}"
+
+
+class Judgement(models.Model):
+    class Status(models.TextChoices):
+        OK = "ok", _("OK")
+        PARSE_ERROR = "parse_error", _("Parse error")
+        REFUSED = "refused", _("Refused")
+        ERROR = "error", _("Error")
+
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="judgements")
+    judge = models.ForeignKey(Judge, on_delete=models.PROTECT, related_name="judgements")
+    # Null for scores imported from a file, which were made with a rubric we never saw.
+    rubric = models.ForeignKey(Rubric, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    score = models.FloatField(null=True, blank=True)
+    analysis = models.TextField(blank=True)
+    raw_output = models.TextField(blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["response", "judge", "rubric"], name="judgement_unique", nulls_distinct=False
+            ),
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__gte=1, score__lte=10), name="judgement_score_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="ok", score__isnull=False) | (~Q(status="ok") & Q(score__isnull=True)),
+                name="judgement_score_iff_ok",
+            ),
+        ]
+        indexes = [models.Index(fields=["judge", "status"], name="judgement_judge_status")]
+
+
+class PairBuildRun(models.Model):
+    """One run of pair construction from judge scores: its parameters and what it changed."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="build_runs")
+    params = models.JSONField(default=dict)
+    counts = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+
+class Pair(models.Model):
+    class Origin(models.TextChoices):
+        IMPORTED = "imported", _("Imported")
+        CONSTRUCTED = "constructed", _("Constructed")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        KEPT = "kept", _("Kept")
+        FILTERED = "filtered", _("Filtered")
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pairs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs")
+    # Copied from the prompt: the dashboards group 1M pairs by domain without a join.
+    domain = models.CharField(max_length=8, choices=Domain.choices)
+    chosen = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    rejected = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    origin = models.CharField(max_length=12, choices=Origin.choices, default=Origin.IMPORTED)
+    build_run = models.ForeignKey(PairBuildRun, null=True, blank=True, on_delete=models.SET_NULL)
+    chosen_score = models.FloatField(null=True, blank=True)
+    rejected_score = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Why a pair is filtered: "reward:<model>", "rule:<name>", "review:both_bad", …
+    status_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "chosen", "rejected"], name="pair_unique"),
+            models.CheckConstraint(condition=~Q(chosen=models.F("rejected")), name="pair_distinct_responses"),
+        ]
+        indexes = [
+            models.Index(fields=["dataset", "domain", "status"], name="pair_dataset_domain_status"),
+            models.Index(fields=["dataset", "status"], name="pair_dataset_status"),
+        ]
+
+    def __str__(self):
+        return f"pair {self.pk}"
+
+    def gap(self):
+        if self.chosen_score is None or self.rejected_score is None:
+            return None
+        return self.chosen_score - self.rejected_score
+
+
+class RewardModel(models.Model):
+    class Backend(models.TextChoices):
+        BUILTIN = "builtin", _("Built-in")
+        HF = "hf", _("Hugging Face")
+        HTTP = "http", _("HTTP endpoint")
+
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField(default=1)
+    backend = models.CharField(max_length=10, choices=Backend.choices)
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="reward_model_unique_version")]
+
+    def __str__(self):
+        return f"{self.name} v{self.version}"
+
+
+class RewardScore(models.Model):
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="reward_scores")
+    reward_model = models.ForeignKey(RewardModel, on_delete=models.CASCADE, related_name="scores")
+    reward = models.FloatField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["response", "reward_model"], name="reward_score_unique")]
+
+
+class Job(models.Model):
+    """Background work a user can see. A worker claims the row before working, renews its lease
+    at every chunk, and commits each chunk together with its progress, so a restart resumes from
+    `cursor` without repeating or losing a chunk."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    kind = models.CharField(max_length=32)
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Progress in `unit`s (bytes of an input file, requests, pairs); total 0 means not yet known.
+    unit = models.CharField(max_length=16, default="items")
+    total = models.BigIntegerField(default=0)
+    done = models.BigIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    cursor = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker_token = models.CharField(max_length=32, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat")]
+
+    def __str__(self):
+        return f"{self.kind} job {self.pk}"
+
+    def is_finished(self):
+        return self.status in self.FINISHED
+
+    def fraction(self):
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        return min(self.done / self.total, 1.0) if self.total else 0.0
+
+    def elapsed(self):
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    def eta(self):
+        """Time left at the average rate so far; None until there is a rate to go on."""
+        elapsed = self.elapsed()
+        if self.is_finished() or not elapsed or not self.total or self.done <= 0:
+            return None
+        rate = self.done / max(elapsed.total_seconds(), 1e-3)
+        return timedelta(seconds=round((self.total - self.done) / rate))
+
+    def scalar_counts(self):
+        """The counts that are plain numbers, for the job page (nested ones have tables of their own)."""
+        return [(key, value) for key, value in self.counts.items() if not isinstance(value, dict)]
+
+    def lease_expired(self, now=None):
+        now = now or timezone.now()
+        return self.heartbeat_at is None or self.heartbeat_at < now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+
+
+class JobError(models.Model):
+    """A row or item a job could not process, with the place in the input and a reason a person understands."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="errors")
+    line = models.BigIntegerField(null=True, blank=True)
+    reason = models.TextField()
+    excerpt = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["line", "pk"]
+        indexes = [models.Index(fields=["job", "line"], name="job_error_job_line")]

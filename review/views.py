@@ -1,0 +1,107 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from annotation.forms import ImportForm
+from annotation.models import Domain, Job, Membership, Pair, Prompt, Response, Role
+
+from .access import get_dataset_for, visible_datasets
+from .forms import DatasetForm, MemberForm
+
+
+@login_required
+@require_GET
+def dataset_list(request):
+    datasets = visible_datasets(request.user).annotate(n_pairs=Count("pairs", distinct=True))
+    form = DatasetForm() if request.user.is_staff else None
+    return render(request, "review/dataset_list.html", {"datasets": datasets, "form": form})
+
+
+@login_required
+@require_POST
+def dataset_create(request):
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff users create datasets.")
+    form = DatasetForm(request.POST)
+    if not form.is_valid():
+        datasets = visible_datasets(request.user)
+        return render(request, "review/dataset_list.html", {"datasets": datasets, "form": form}, status=400)
+    with transaction.atomic():
+        dataset = form.save(commit=False)
+        dataset.created_by = request.user
+        dataset.save()
+        Membership.objects.create(dataset=dataset, user=request.user, role=Role.ADMIN)
+    return redirect("dataset-detail", dataset.pk)
+
+
+@login_required
+@require_GET
+def dataset_detail(request, pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    is_admin = dataset.allows(request.user, Role.ADMIN)
+    ctx = {
+        "dataset": dataset,
+        "role": dataset.role_of(request.user),
+        "is_admin": is_admin,
+        "domains": _domain_counts(dataset),
+        "statuses": _status_counts(dataset),
+        "jobs": Job.objects.filter(dataset=dataset).select_related("created_by")[:10],
+        "import_form": ImportForm() if is_admin else None,
+    }
+    return render(request, "review/dataset_detail.html", ctx)
+
+
+def _domain_counts(dataset):
+    prompts = dict(Prompt.objects.filter(dataset=dataset).values_list("domain").annotate(n=Count("*")))
+    pairs = dict(Pair.objects.filter(dataset=dataset).values_list("domain").annotate(n=Count("*")))
+    responses = dict(
+        Response.objects.filter(dataset=dataset).values_list("prompt__domain").annotate(n=Count("*"))
+    )
+    rows = [
+        {"domain": d, "label": label, "prompts": prompts.get(d, 0), "responses": responses.get(d, 0),
+         "pairs": pairs.get(d, 0)}
+        for d, label in Domain.choices
+    ]
+    total = {k: sum(r[k] for r in rows) for k in ("prompts", "responses", "pairs")}
+    return {"rows": [r for r in rows if r["prompts"] or r["pairs"]], "total": total}
+
+
+def _status_counts(dataset):
+    counts = dict(Pair.objects.filter(dataset=dataset).values_list("status").annotate(n=Count("*")))
+    return [{"status": s, "label": label, "n": counts.get(s, 0)} for s, label in Pair.Status.choices]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dataset_members(request, pk):
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    form = MemberForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            Membership.objects.update_or_create(
+                dataset=dataset, user=form.cleaned_data["username"], defaults={"role": form.cleaned_data["role"]}
+            )
+            messages.success(request, _("Membership saved."))
+            return redirect("dataset-members", dataset.pk)
+    members = dataset.memberships.select_related("user").order_by("user__username")
+    status = 400 if form.errors else 200
+    return render(request, "review/members.html", {"dataset": dataset, "members": members, "form": form}, status=status)
+
+
+@login_required
+@require_POST
+def member_remove(request, pk, membership_pk):
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    membership = get_object_or_404(Membership, pk=membership_pk, dataset=dataset)
+    if membership.user == request.user and membership.role == Role.ADMIN:
+        if not dataset.memberships.filter(role=Role.ADMIN).exclude(pk=membership.pk).exists():
+            messages.error(request, _("A dataset keeps at least one admin."))
+            return redirect("dataset-members", dataset.pk)
+    membership.delete()
+    messages.success(request, _("Member removed."))
+    return redirect("dataset-members", dataset.pk)

@@ -1,0 +1,164 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+
+from tests.helpers import Team
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+TEST_OUTPUT = ROOT / "test-output"
+
+# Browser tests drive Playwright's sync API, which runs an event loop in the test thread.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def _test_redis_url():
+    # Tests use their own Redis database, emptied at the start of the session.
+    parts = urlsplit(settings.REDIS_URL)
+    return urlunsplit((parts.scheme, parts.netloc, "/15", "", ""))
+
+
+@pytest.fixture(scope="session")
+def celery_test_config():
+    """Point the Celery app at a Redis database and queue of this test session's own."""
+    import redis
+
+    from coigp_web.celery import app
+
+    url = _test_redis_url()
+    redis.Redis.from_url(url).flushdb()
+    queue = f"coigp-test-{uuid.uuid4().hex[:8]}"
+    app.conf.update(broker_url=url, task_default_queue=queue, task_always_eager=False)
+    return {"broker_url": url, "queue": queue, "app": app}
+
+
+@pytest.fixture
+def team(db):
+    return Team.create()
+
+
+@pytest.fixture
+def short_lease(settings):
+    settings.JOB_LEASE_SECONDS = 2
+    return 2
+
+
+@pytest.fixture
+def thread_worker(transactional_db, celery_test_config):
+    """A real Celery worker (celery.contrib.testing) consuming from Redis in a thread of this process."""
+    from celery.contrib.testing.worker import start_worker
+
+    app = celery_test_config["app"]
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING") as worker:
+        yield worker
+
+
+def database_url_for_tests():
+    db = settings.DATABASES["default"]
+    auth = quote(db["USER"]) + (":" + quote(db["PASSWORD"]) if db["PASSWORD"] else "")
+    host = db["HOST"]
+    if host.startswith("/"):
+        return f"postgresql://{auth}@/{db['NAME']}?host={host}"
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgresql://{auth}@{host or '127.0.0.1'}{port}/{db['NAME']}"
+
+
+class WorkerProcess:
+    """`celery worker` as a separate process on the test database, so a test can SIGKILL it."""
+
+    def __init__(self, config, lease_seconds, log_path):
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=database_url_for_tests(),
+            REDIS_URL=config["broker_url"],
+            CELERY_QUEUE=config["queue"],
+            JOB_LEASE_SECONDS=str(lease_seconds),
+            DATABASE_CONN_MAX_AGE="0",
+        )
+        self.log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "coigp_web", "worker", "--pool", "prefork", "--concurrency", "1",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill(self):
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def worker_processes(transactional_db, celery_test_config, tmp_path):
+    started = []
+
+    def start(lease_seconds=2):
+        worker = WorkerProcess(celery_test_config, lease_seconds, tmp_path / "worker.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for(predicate, timeout=60, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail("REQUIRE_BROWSER is set but Debian's chromium is not installed (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium fonts-noto-cjk)")
+    return path
+
+
+@pytest.fixture
+def browser_page(chromium_path, request):
+    from playwright.sync_api import sync_playwright
+
+    TEST_OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        page.screenshot(path=str(TEST_OUTPUT / f"{request.node.name}.png"), full_page=True)
+        browser.close()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness is for production; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
