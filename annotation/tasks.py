@@ -29,5 +29,9 @@ def requeue_stale_jobs():
 
 @worker_ready.connect
 def _requeue_on_worker_start(sender, **kwargs):
-    # A worker that starts after another died picks up that worker's jobs without waiting for beat.
+    # A worker that starts after another died picks up that worker's jobs without waiting for
+    # beat: now, and once more when the dead worker's lease has surely run out.
+    from django.conf import settings
+
     requeue_stale_jobs.delay()
+    requeue_stale_jobs.apply_async(countdown=settings.JOB_LEASE_SECONDS + 1)

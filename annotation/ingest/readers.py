@@ -46,6 +46,16 @@ class CountingReader(io.RawIOBase):
         self.consumed += n or 0
         return n
 
+    def seekable(self):
+        return self.raw.seekable()
+
+    def seek(self, position, whence=io.SEEK_SET):
+        self.consumed = self.raw.seek(position, whence)
+        return self.consumed
+
+    def tell(self):
+        return self.raw.tell()
+
 
 def open_decompressed(path):
     """(binary stream of the decompressed content, counter of raw bytes read, compression name)."""
@@ -59,31 +69,42 @@ def open_decompressed(path):
     if head.startswith(ZSTD_MAGIC):
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True), counter, "zstd"
+        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+        return io.BufferedReader(reader, buffer_size=1 << 20), counter, "zstd"
     return buffered, counter, ""
 
 
 def detect_encoding(sample):
-    """'utf-8-sig', 'utf-8' or 'gb18030' for a sample of the file's first bytes, else FileError."""
+    """'utf-8-sig', 'utf-8' or 'gb18030' for a sample of the file's first bytes, else FileError.
+
+    A file counts as GB18030 only when none of its non-ASCII lines is valid UTF-8: Chinese GBK
+    text practically never is, while a UTF-8 file with a few broken lines keeps its good lines
+    (the broken ones are rejected one by one)."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise FileError("the file is UTF-16 encoded; save it as UTF-8")
-    try:
-        sample.decode("utf-8")
+    lines = sample.split(b"\n")[:-1] or [sample]  # the last line may be cut by the sample's end
+    non_ascii = [line for line in lines if not line.isascii()]
+    utf8_lines = sum(1 for line in non_ascii if _decodes(line, "utf-8"))
+    if utf8_lines or not non_ascii:
         return "utf-8"
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(sample) - 4:  # a character cut by the end of the sample
-            return "utf-8"
-        utf8_error = exc
-    try:
-        sample[: len(sample) - 4].decode("gb18030")
+    if all(_decodes(line, "gb18030") for line in non_ascii):
         return "gb18030"
+    first = non_ascii[0]
+    try:
+        first.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = first[exc.start]
+    raise FileError(f"the file is neither UTF-8 (invalid byte 0x{byte:02x} on its first lines) nor GB18030/GBK")
+
+
+def _decodes(data, encoding):
+    try:
+        data.decode(encoding)
+        return True
     except UnicodeDecodeError:
-        raise FileError(
-            f"the file is not UTF-8 (invalid byte 0x{sample[utf8_error.start]:02x} at offset {utf8_error.start}) "
-            "and not GB18030/GBK either"
-        ) from None
+        return False
 
 
 def sniff_container(path):
@@ -93,6 +114,7 @@ def sniff_container(path):
     stream, _counter, _comp = open_decompressed(path)
     with stream:
         sample = stream.read(65536)
+    detect_encoding(sample)
     text = sample.lstrip(codecs.BOM_UTF8).lstrip()
     if text.startswith(b"["):
         return "json"

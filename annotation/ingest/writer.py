@@ -28,6 +28,8 @@ CREATE TEMP TABLE IF NOT EXISTS stage_pair (
 CREATE TEMP TABLE IF NOT EXISTS stage_judgement (
     prompt_hash uuid, response_hash uuid, judge_id bigint, score double precision
 ) ON COMMIT DELETE ROWS;
+-- Emptied here too: a caller's outer transaction may span several batches.
+TRUNCATE stage_prompt, stage_response, stage_pair, stage_judgement;
 """
 
 

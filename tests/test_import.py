@@ -1,0 +1,195 @@
+"""Importing files: formats, containers, duplicates and every kind of bad input."""
+
+import gzip
+import json
+
+import pytest
+import zstandard
+from django.core.management import CommandError, call_command
+
+from annotation.ingest.formats import RowError, detect_format, parse_record
+from annotation.models import Dataset, Judgement, Pair, Prompt, Response
+
+from .conftest import SHARED_DATA
+from .helpers import sharegpt_line, write_jsonl
+
+
+def run_import(path, dataset="imports", **options):
+    report = path.parent / f"{path.name}.report.json"
+    call_command("import_pairs", str(path), dataset=dataset, report_json=str(report), no_progress=True, **options)
+    return json.loads(report.read_text(encoding="utf-8"))
+
+
+def test_it_imports_the_real_sharegpt_sample(db, tmp_path):
+    path = tmp_path / "dpo.jsonl"
+    path.write_bytes((SHARED_DATA / "dpo_zh_demo_200.jsonl").read_bytes())
+    report = run_import(path)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    unique = {json.dumps([x["conversations"], x["chosen"], x["rejected"]], ensure_ascii=False) for x in lines}
+    assert report["imported_pairs"] == len(unique) == Pair.objects.count()
+    assert report["duplicates"] == len(lines) - len(unique)
+    assert report["rejected_rows"] == []
+    with_system = [x for x in lines if x["conversations"][0]["from"] == "system"]
+    assert with_system, "the sample has system turns"
+    prompt = Prompt.objects.get(query=with_system[0]["conversations"][-1]["value"])
+    assert prompt.system_prompt() == with_system[0]["conversations"][0]["value"]
+
+
+def test_importing_the_same_file_again_adds_nothing(db, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [sharegpt_line(i) for i in range(5)])
+    first = run_import(path)
+    counts = (Prompt.objects.count(), Response.objects.count(), Pair.objects.count())
+    second = run_import(path)
+    assert first["imported_pairs"] == 5 and second["imported_pairs"] == 0 and second["duplicates"] == 5
+    assert (Prompt.objects.count(), Response.objects.count(), Pair.objects.count()) == counts
+
+
+def test_responses_shared_by_pairs_of_a_prompt_are_stored_once(db, tmp_path):
+    base = sharegpt_line(1)
+    other = dict(base, rejected={"from": "gpt", "value": "另一个较差的回答"})
+    run_import(write_jsonl(tmp_path / "a.jsonl", [base, other]))
+    assert (Prompt.objects.count(), Response.objects.count(), Pair.objects.count()) == (1, 3, 2)
+
+
+@pytest.mark.parametrize("label,domain", [("数学", "math"), ("MATH", "math"), ("角色扮演", "role"),
+                                          ("Novel", "novel"), ("逻辑推理", "logic"), ("代码", "code")])
+def test_domains_are_read_in_english_or_chinese_any_case(db, tmp_path, label, domain):
+    run_import(write_jsonl(tmp_path / "a.jsonl", [sharegpt_line(1, domain=label)]))
+    assert Pair.objects.get().domain == domain == Prompt.objects.get().domain
+
+
+def test_unknown_domain_labels_become_other_and_are_counted(db, tmp_path):
+    report = run_import(write_jsonl(tmp_path / "a.jsonl", [sharegpt_line(1, domain="天文"), sharegpt_line(2, domain="天文")]))
+    assert report["unknown_domains"] == {"天文": 2}
+    assert set(Pair.objects.values_list("domain", flat=True)) == {"other"}
+
+
+def test_the_domain_option_overrides_the_file(db, tmp_path):
+    run_import(write_jsonl(tmp_path / "a.jsonl", [sharegpt_line(1, domain="对话")]), domain="code")
+    assert Pair.objects.get().domain == "code"
+
+
+def test_trl_alpaca_crbench_and_responses_formats(db, tmp_path):
+    records = [
+        {"prompt": "什么是DPO？", "chosen": "直接偏好优化……", "rejected": "不知道"},
+        {"prompt": [{"role": "system", "content": "你是助手"}, {"role": "user", "content": "你好"}],
+         "chosen": [{"role": "assistant", "content": "你好！有什么可以帮你？"}],
+         "rejected": [{"role": "assistant", "content": "嗯"}]},
+        {"chosen": [{"role": "user", "content": "1+1=?"}, {"role": "assistant", "content": "2"}],
+         "rejected": [{"role": "user", "content": "1+1=?"}, {"role": "assistant", "content": "3"}]},
+    ]
+    run_import(write_jsonl(tmp_path / "trl.jsonl", records), dataset="trl")
+    assert Pair.objects.filter(dataset__name="trl").count() == 3
+    system = Prompt.objects.get(dataset__name="trl", query="你好")
+    assert system.messages[0] == {"role": "system", "content": "你是助手"}
+
+    alpaca = [{"instruction": "翻译", "input": "hello", "chosen": "你好", "rejected": "再见"},
+              {"instruction": "写诗", "input": "", "output": ["床前明月光", "不会"]}]
+    run_import(write_jsonl(tmp_path / "alpaca.jsonl", alpaca), dataset="alpaca")
+    assert Prompt.objects.filter(dataset__name="alpaca", query="翻译\nhello").exists()
+
+    crbench = [{"prompt": "证明根号2是无理数", "chosen": "反证法……", "rejected": "显然", "domain": "数学"}]
+    run_import(write_jsonl(tmp_path / "cr.jsonl", crbench), dataset="cr")
+    assert Pair.objects.get(dataset__name="cr").domain == "math"
+
+    responses = [{"prompt": "介绍长城", "domain": "chat", "responses": [
+        {"model": "qwen2-72b-instruct", "text": "长城是……", "scores": {"gpt-4o": 8, "glm-4": 7.5}},
+        {"model": "glm-4", "text": "不清楚", "scores": {"gpt-4o": 2}},
+    ]}]
+    report = run_import(write_jsonl(tmp_path / "resp.jsonl", responses), dataset="resp")
+    assert report["imported_responses"] == 2 and report["imported_pairs"] == 0
+    assert sorted(Judgement.objects.values_list("judge__name", "score")) == [
+        ("glm-4", 7.5), ("gpt-4o", 2.0), ("gpt-4o", 8.0)]
+    assert Response.objects.get(text="长城是……").model == "qwen2-72b-instruct"
+
+
+def test_gzip_and_zstd_files_are_read(db, tmp_path):
+    raw = "".join(json.dumps(sharegpt_line(i), ensure_ascii=False) + "\n" for i in range(3)).encode()
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(raw))
+    (tmp_path / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
+    assert run_import(tmp_path / "a.jsonl.gz", dataset="gz")["imported_pairs"] == 3
+    assert run_import(tmp_path / "b.jsonl.zst", dataset="zst")["imported_pairs"] == 3
+
+
+def test_a_byte_order_mark_is_ignored(db, tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(sharegpt_line(1), ensure_ascii=False).encode() + b"\n")
+    assert run_import(path)["imported_pairs"] == 1
+
+
+def test_gb18030_files_are_decoded(db, tmp_path):
+    path = tmp_path / "gbk.jsonl"
+    path.write_bytes("".join(json.dumps(sharegpt_line(i), ensure_ascii=False) + "\n" for i in range(3)).encode("gb18030"))
+    assert run_import(path)["imported_pairs"] == 3
+    assert Prompt.objects.filter(query__startswith="第1个问题").exists()
+
+
+def test_bad_rows_are_listed_with_line_and_reason_and_good_rows_are_kept(db, tmp_path, settings):
+    settings.IMPORT_MAX_FIELD_CHARS = 1000
+    good = sharegpt_line(1)
+    lines = [
+        good,                                                                  # 1
+        '{"conversations": [{"from": "human", "value": "x"}], "chosen": ',    # 2 malformed
+        {"conversations": [{"from": "human", "value": "q"}], "rejected": {"from": "gpt", "value": "r"}},  # 3
+        dict(good, chosen={"from": "gpt", "value": "   "}),                  # 4 empty
+        dict(good, chosen={"from": "gpt", "value": 42}),                     # 5 wrong type
+        dict(good, rejected=good["chosen"]),                                  # 6 identical
+        dict(good, chosen={"from": "gpt", "value": "有\u0000空字符"}),         # 7 NUL
+        dict(good, chosen={"from": "gpt", "value": "长" * 1001}),             # 8 too long
+        "[1, 2]",                                                              # 9 not an object
+        {"conversations": [{"from": "gpt", "value": "only an answer"}], "chosen": "a", "rejected": "b"},  # 10
+        sharegpt_line(2),                                                      # 11
+    ]
+    path = write_jsonl(tmp_path / "bad.jsonl", lines)
+    with open(path, "ab") as f:
+        f.write(b'{"conversations": [{"from": "human", "value": "\xff\xfe"}], "chosen": "a", "rejected": "b"}\n')  # 12
+    report = run_import(path)
+    reasons = {row["line"]: row["reason"] for row in report["rejected_rows"]}
+    assert report["imported_pairs"] == 2
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+    assert reasons[2].startswith("malformed JSON")
+    assert reasons[3] == "missing field 'chosen'"
+    assert reasons[4] == "field 'chosen.value' is empty"
+    assert reasons[5] == "field 'chosen.value' must be a string, got int"
+    assert reasons[6] == "chosen and rejected are identical"
+    assert "NUL byte" in reasons[7] and "'chosen'" in reasons[7]
+    assert reasons[8] == "field 'chosen' has 1,001 characters, over the limit of 1,000"
+    assert reasons[9] == "expected a JSON object, got list"
+    assert "must end with a user (human) turn" in reasons[10]
+    assert reasons[12].startswith("not valid UTF-8 (byte 0xff")
+
+
+def test_an_unknown_format_is_reported_per_row(db, tmp_path):
+    report = run_import(write_jsonl(tmp_path / "x.jsonl", [{"question": "a", "answer": "b"}]))
+    assert report["rejected_rows"][0]["reason"].startswith("unknown format: expected keys")
+
+
+def test_a_file_that_cannot_be_read_at_all_exits_non_zero_with_a_reason(db, tmp_path):
+    utf16 = tmp_path / "utf16.jsonl"
+    utf16.write_bytes(json.dumps(sharegpt_line(1), ensure_ascii=False).encode("utf-16"))
+    with pytest.raises(CommandError, match="UTF-16"):
+        call_command("import_pairs", str(utf16), dataset="d", no_progress=True)
+    with pytest.raises(CommandError, match="no such file"):
+        call_command("import_pairs", str(tmp_path / "missing.jsonl"), dataset="d", no_progress=True)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(CommandError, match="cannot tell the container|no records"):
+        call_command("import_pairs", str(empty), dataset="d", no_progress=True)
+
+
+def test_the_dataset_option_creates_a_missing_dataset(db, tmp_path):
+    run_import(write_jsonl(tmp_path / "a.jsonl", [sharegpt_line(1)]), dataset="全新")
+    assert Dataset.objects.filter(name="全新").exists()
+
+
+def test_format_detection_names_what_it_saw():
+    assert detect_format({"conversations": [], "chosen": 1, "rejected": 2}) == "sharegpt"
+    assert detect_format({"prompt": "a", "chosen": "b", "rejected": "c", "domain": "数学"}) == "crbench"
+    with pytest.raises(RowError, match=r"found \['a', 'b'\]"):
+        detect_format({"a": 1, "b": 2})
+
+
+def test_scores_outside_the_scale_are_rejected():
+    record = {"prompt": "q", "responses": [{"text": "a", "scores": {"j": 11}}]}
+    with pytest.raises(RowError, match="outside the 1-10 scale"):
+        parse_record(record, "responses")

@@ -1,0 +1,152 @@
+"""The job framework: claiming, leases, chunk commits, cancel, failure."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from annotation import jobs
+from annotation.models import Job
+
+
+@pytest.fixture
+def chunks_runner():
+    """A job kind that commits three chunks and records the cursor it resumed from."""
+    seen = []
+
+    @jobs.job_runner("test-chunks")
+    def run(ctx):
+        seen.append(dict(ctx.cursor))
+        ctx.set_total(3)
+        for i in range(ctx.cursor.get("next", 0), 3):
+            with transaction.atomic():
+                ctx.commit(done=1, counts={"ok": 1, "by": {"x": 1}}, cursor={"next": i + 1},
+                           errors=[{"line": i, "reason": f"row {i} was odd"}])
+
+    yield seen
+    jobs.RUNNERS.pop("test-chunks")
+
+
+@pytest.fixture
+def failing_runner():
+    @jobs.job_runner("test-fail")
+    def run(ctx):
+        raise jobs.JobFailed("the provider said: invalid model id")
+
+    @jobs.job_runner("test-crash")
+    def crash(ctx):
+        raise ZeroDivisionError("division by zero")
+
+    yield
+    jobs.RUNNERS.pop("test-fail")
+    jobs.RUNNERS.pop("test-crash")
+
+
+def test_a_job_runs_to_success_with_counts_merged(db, chunks_runner):
+    job = Job.objects.create(kind="test-chunks")
+    assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
+    job.refresh_from_db()
+    assert (job.done, job.total, job.counts) == (3, 3, {"ok": 3, "by": {"x": 3}})
+    assert list(job.errors.values_list("line", flat=True)) == [0, 1, 2]
+    assert job.started_at and job.finished_at and job.fraction() == 1.0
+
+
+def test_a_claimed_job_is_not_claimed_twice(db):
+    job = Job.objects.create(kind="import")
+    assert jobs.claim(job.pk) is not None
+    assert jobs.claim(job.pk) is None
+
+
+def test_a_running_job_with_an_expired_lease_is_taken_over_and_resumes(db, chunks_runner, short_lease):
+    job = Job.objects.create(
+        kind="test-chunks", status=Job.Status.RUNNING, worker_token="dead", cursor={"next": 2}, done=2,
+        heartbeat_at=timezone.now() - timedelta(seconds=10),
+    )
+    assert jobs.stale_job_ids() == [job.pk]
+    assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
+    job.refresh_from_db()
+    assert chunks_runner == [{"next": 2}]
+    assert job.done == 3
+
+
+def test_a_running_job_with_a_live_lease_is_left_alone(db, chunks_runner):
+    job = Job.objects.create(kind="test-chunks", status=Job.Status.RUNNING, worker_token="alive",
+                             heartbeat_at=timezone.now())
+    assert jobs.execute(job.pk) is None
+    assert jobs.stale_job_ids() == []
+
+
+def test_a_worker_that_lost_its_lease_cannot_commit(db):
+    job = Job.objects.create(kind="import")
+    token = jobs.claim(job.pk)
+    ctx = jobs.JobContext(Job.objects.get(pk=job.pk), token)
+    Job.objects.filter(pk=job.pk).update(worker_token="someone-else")
+    with pytest.raises(jobs.LeaseLost), transaction.atomic():
+        ctx.commit(done=1)
+    assert Job.objects.get(pk=job.pk).done == 0
+
+
+def test_cancel_stops_a_running_job_at_its_next_chunk_and_rolls_the_chunk_back(db):
+    job = Job.objects.create(kind="import")
+    token = jobs.claim(job.pk)
+    ctx = jobs.JobContext(Job.objects.get(pk=job.pk), token)
+    jobs.request_cancel(job)
+    with pytest.raises(jobs.JobCancelled), transaction.atomic():
+        ctx.commit(done=5, errors=[{"line": 1, "reason": "x"}])
+    job.refresh_from_db()
+    assert job.done == 0 and not job.errors.exists()
+
+
+def test_cancelling_a_pending_job_finishes_it_at_once(db):
+    job = Job.objects.create(kind="import")
+    jobs.request_cancel(job)
+    assert job.status == Job.Status.CANCELLED and job.finished_at
+    assert jobs.execute(job.pk) is None
+
+
+def test_cancelling_a_job_whose_worker_died_finishes_it(db, short_lease):
+    job = Job.objects.create(kind="import", status=Job.Status.RUNNING,
+                             heartbeat_at=timezone.now() - timedelta(seconds=10))
+    jobs.request_cancel(job)
+    assert job.status == Job.Status.CANCELLED
+
+
+def test_a_permanent_error_fails_the_job_with_its_message(db, failing_runner):
+    job = Job.objects.create(kind="test-fail")
+    assert jobs.execute(job.pk) == Job.Status.FAILED
+    job.refresh_from_db()
+    assert job.error == "the provider said: invalid model id"
+
+
+def test_an_unexpected_exception_fails_the_job_and_names_it(db, failing_runner):
+    job = Job.objects.create(kind="test-crash")
+    assert jobs.execute(job.pk) == Job.Status.FAILED
+    assert "ZeroDivisionError: division by zero" in Job.objects.get(pk=job.pk).error
+
+
+def test_eta_comes_from_the_rate_so_far(db):
+    now = timezone.now()
+    job = Job(status=Job.Status.RUNNING, total=100, done=25, started_at=now - timedelta(seconds=10))
+    assert 29 <= job.eta().total_seconds() <= 31
+    assert Job(status=Job.Status.RUNNING, total=100, done=0, started_at=now).eta() is None
+
+
+def test_a_job_fails_with_the_reason_when_the_broker_is_unreachable(db, settings, celery_test_config):
+    app = celery_test_config["app"]
+    old = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    app.conf.broker_connection_retry = False
+    app.conf.broker_connection_max_retries = 0
+    app.pool.force_close_all()
+    try:
+        from annotation.tasks import run_job
+
+        job = Job.objects.create(kind="import")
+        jobs.enqueue(job, run_job)
+    finally:
+        app.conf.broker_url = old
+        app.pool.force_close_all()
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error.startswith("Could not reach the task queue")
