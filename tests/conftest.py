@@ -27,6 +27,16 @@ def _test_redis_url():
     return urlunsplit((parts.scheme, parts.netloc, "/15", "", ""))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def short_lived_connections():
+    # Threads that serve or work (live server, thread worker) close their connection after each
+    # request or task, so none is left open to block the test database's teardown.
+    from django.db import connections
+
+    for alias in connections:
+        connections.settings[alias]["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture(scope="session")
 def celery_test_config():
     """Point the Celery app at a Redis database and queue of this test session's own."""
@@ -162,3 +172,17 @@ def browser_page(chromium_path, request):
 def fast_password_hashing(settings):
     # PBKDF2's deliberate slowness is for production; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def end_stray_connections(django_db_setup, django_db_blocker):
+    """At the very end, close connections that worker processes or threads left behind, so the
+    test database can be dropped (teardown runs before django_db_setup's)."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -132,21 +132,18 @@ def test_eta_comes_from_the_rate_so_far(db):
     assert Job(status=Job.Status.RUNNING, total=100, done=0, started_at=now).eta() is None
 
 
-def test_a_job_fails_with_the_reason_when_the_broker_is_unreachable(db, settings, celery_test_config):
-    app = celery_test_config["app"]
-    old = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    app.conf.broker_connection_retry = False
-    app.conf.broker_connection_max_retries = 0
-    app.pool.force_close_all()
-    try:
-        from annotation.tasks import run_job
+def test_a_job_fails_with_the_reason_when_the_broker_is_unreachable(db):
+    from celery import Celery
 
-        job = Job.objects.create(kind="import")
-        jobs.enqueue(job, run_job)
-    finally:
-        app.conf.broker_url = old
-        app.pool.force_close_all()
+    unreachable = Celery("unreachable", broker="redis://127.0.0.1:1/0")
+    unreachable.conf.update(task_publish_retry=False, broker_connection_retry=False)
+
+    @unreachable.task
+    def run_job(job_id):
+        raise AssertionError("never runs")
+
+    job = Job.objects.create(kind="import")
+    jobs.enqueue(job, run_job)
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert job.error.startswith("Could not reach the task queue")
