@@ -43,6 +43,7 @@ def write_local_env(values):
 def start_postgres():
     import pgserver  # noqa: PLC0415 - only needed for the embedded server
 
+    VAR.mkdir(exist_ok=True)
     server = pgserver.get_server(str(PG_DIR), cleanup_mode=None)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
     if "1 row" not in exists:
