@@ -60,7 +60,7 @@ def generated_pairs(n, seed=0, pairs_per_prompt=4):
         domain = DOMAINS_ZH[p % len(DOMAINS_ZH)]
         lines.append({
             "domain": domain,
-            "conversations": [{"from": "human", "value": f"问题{p}：{rng.random():.6f}"}],
+            "conversations": [{"from": "human", "value": f"问题{p}：{random.Random(p * 7919 + seed).random():.6f}"}],
             "chosen": {"from": "gpt", "value": f"好的回答 {i} {rng.random():.6f}"},
             "rejected": {"from": "gpt", "value": f"差的回答 {i} {rng.random():.6f}"},
         })
