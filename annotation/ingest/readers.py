@@ -120,7 +120,7 @@ def sniff_container(path):
         return "json"
     if text.startswith(b"{"):
         return "jsonl"
-    if path.lower().rstrip(".gz").rstrip(".zst").endswith(".csv"):
+    if path.lower().removesuffix(".gz").removesuffix(".zst").endswith(".csv"):
         return "csv"
     raise FileError("cannot tell the container: the file starts with neither '{' (JSONL) nor '[' (JSON array)")
 
