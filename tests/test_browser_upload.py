@@ -27,14 +27,18 @@ def expected_pairs_by_domain(path):
     return counts
 
 
+def open_dataset_as(page, live_server, user, dataset):
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.get_by_role("link", name=dataset.name, exact=True).click()
+
+
 def test_an_admin_uploads_the_sample_and_sees_pairs_by_domain(live_server, thread_worker, browser_page):
     team = Team.create("浏览器测试")
     page = browser_page
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", team.admin.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.get_by_role("link", name=team.dataset.name, exact=True).click()
+    open_dataset_as(page, live_server, team.admin, team.dataset)
 
     page.set_input_files("#import-form input[type=file]", str(SAMPLE))
     page.click("#import-form button[type=submit]")
@@ -55,11 +59,7 @@ def test_an_admin_uploads_the_sample_and_sees_pairs_by_domain(live_server, threa
 def test_a_viewer_sees_the_dataset_but_no_import_form(live_server, browser_page, transactional_db):
     team = Team.create("只读")
     page = browser_page
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", team.viewer.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.get_by_role("link", name=team.dataset.name, exact=True).click()
+    open_dataset_as(page, live_server, team.viewer, team.dataset)
     page.wait_for_selector("#domain-counts")
     assert page.locator("#import-form").count() == 0
     assert Membership.objects.get(user=team.viewer, dataset=Dataset.objects.get(name="只读")).role == Role.VIEWER
