@@ -4,11 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: setup demo test services stop-services bench clean
+.PHONY: setup demo test services stop-services bench clean messages
 
-$(VENV)/.installed: requirements.txt requirements-test.txt constraints.txt
+$(VENV)/.installed: requirements.txt requirements-test.txt requirements-hf.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements-test.txt -c constraints.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-test.txt -r requirements-hf.txt -c constraints.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -33,8 +33,30 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Every benchmark at full size, one after the other (about 10 minutes on 2 cores); figures in BENCHMARKS.md.
 bench: setup
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/score.py --requests 20000 --concurrency 64
+	$(BIN)/python bench/score.py --requests 20000 --concurrency 256
+	$(BIN)/python bench/pairs.py
+	$(BIN)/python bench/reward.py
+	$(BIN)/python bench/export.py
+
+# UI translations: collect the strings marked in code and templates into locale/*/LC_MESSAGES/django.po
+# (new ones come in untranslated), then compile the django.mo that is committed beside it, so a machine
+# without GNU gettext still serves them. Needs gettext (apt-get install gettext); neither command
+# touches the database or Redis, so placeholders stand in for their settings when they are unset.
+LANGS ?= zh_Hans
+MESSAGES_IGNORE := --ignore '.venv/*' --ignore 'node_modules/*' --ignore 'staticfiles/*' --ignore 'bench/*' \
+	--ignore 'tests/*' --ignore 'var/*'
+MESSAGES_ENV := DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-messages}" \
+	DATABASE_URL="$${DATABASE_URL:-postgresql://x@localhost/x}" REDIS_URL="$${REDIS_URL:-redis://localhost:6379/0}"
+
+messages: $(VENV)/.installed
+	@command -v xgettext >/dev/null && command -v msgfmt >/dev/null \
+		|| { echo "make messages needs GNU gettext (apt-get install gettext)" >&2; exit 1; }
+	$(MESSAGES_ENV) $(BIN)/python manage.py makemessages $(addprefix -l ,$(LANGS)) $(MESSAGES_IGNORE)
+	$(MESSAGES_ENV) $(BIN)/python manage.py compilemessages $(addprefix -l ,$(LANGS)) $(MESSAGES_IGNORE)
 
 stop-services:
 	$(BIN)/python scripts/services.py stop

@@ -1,6 +1,11 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Max
+from django.utils.translation import gettext as _
 
 from . import models
+from .judge_client import JudgeError, check_env_name, test_connection
+from .scoring_admin import score_selected
 
 
 class MembershipInline(admin.TabularInline):
@@ -11,6 +16,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(models.Dataset)
 class DatasetAdmin(admin.ModelAdmin):
+    actions = [score_selected]
     list_display = ["name", "is_benchmark", "created_by", "created_at"]
     list_filter = ["is_benchmark"]
     search_fields = ["name", "description"]
@@ -27,6 +33,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(models.Prompt)
 class PromptAdmin(admin.ModelAdmin):
+    actions = [score_selected]
     list_display = ["id", "dataset", "domain", "short_query", "source", "created_at"]
     list_filter = ["domain", "dataset"]
     search_fields = ["query"]
@@ -40,6 +47,7 @@ class PromptAdmin(admin.ModelAdmin):
 
 @admin.register(models.Response)
 class ResponseAdmin(admin.ModelAdmin):
+    actions = [score_selected]
     list_display = ["id", "dataset", "model", "short_text", "created_at"]
     list_filter = ["dataset"]
     search_fields = ["model"]
@@ -51,17 +59,85 @@ class ResponseAdmin(admin.ModelAdmin):
         return obj.text[:80]
 
 
+class JudgeForm(forms.ModelForm):
+    base_url = forms.URLField(required=False, assume_scheme="https",
+                              help_text="Blank for judges whose scores were imported.")
+
+    class Meta:
+        model = models.Judge
+        fields = "__all__"
+
+    def clean_api_key_env(self):
+        try:
+            return check_env_name(self.cleaned_data["api_key_env"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_max_concurrency(self):
+        value = self.cleaned_data["max_concurrency"]
+        if value < 1:
+            raise forms.ValidationError("At least 1 request in flight.")
+        return value
+
+
 @admin.register(models.Judge)
 class JudgeAdmin(admin.ModelAdmin):
+    form = JudgeForm
     list_display = ["name", "family", "model", "base_url", "api_key_env", "max_concurrency", "is_active"]
     list_filter = ["family", "is_active"]
     search_fields = ["name", "model", "family"]
+    actions = ["test_connection"]
+    fieldsets = [
+        (None, {"fields": ["name", "family", "is_active"]}),
+        ("API", {"fields": ["base_url", "model", "api_key_env"],
+                 "description": "An OpenAI-compatible API. api_key_env is the NAME of the environment variable "
+                                "holding the key (e.g. DEEPSEEK_API_KEY); the key itself is never stored."}),
+        ("Sampling", {"fields": ["temperature", "max_tokens", "timeout_s"]}),
+        ("Limits", {"fields": ["max_concurrency", "rpm_limit", "tpm_limit"]}),
+        ("Price per 1M tokens", {"fields": ["price_input_per_m", "price_output_per_m"]}),
+    ]
+
+    @admin.action(description="Test connection (one tiny request)")
+    def test_connection(self, request, queryset):
+        for judge in queryset:
+            try:
+                answer = test_connection(judge)
+            except JudgeError as exc:
+                self.message_user(request, f"{judge.name}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, _("%(name)s answered in %(ms)s ms: %(text)s") % {
+                    "name": judge.name, "ms": answer.latency_ms, "text": repr(answer.text[:200])}, messages.SUCCESS)
 
 
 @admin.register(models.Rubric)
 class RubricAdmin(admin.ModelAdmin):
+    """Rubrics are versioned: saving an edit adds the next version and leaves the old one as it was,
+    so every judgement keeps pointing at the text it was made with."""
+
     list_display = ["domain", "version", "created_by", "created_at"]
     list_filter = ["domain"]
+    readonly_fields = ["version", "created_by", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields + (["domain"] if obj else [])
+
+    def save_model(self, request, obj, form, change):
+        if change and not form.has_changed():
+            return
+        latest = models.Rubric.objects.filter(domain=obj.domain).aggregate(v=Max("version"))["v"] or 0
+        if change:
+            obj.pk = None
+            obj._state.adding = True
+        obj.version = latest + 1
+        obj.created_by = request.user
+        obj.save()
+        if change:
+            self.message_user(request, _(
+                "Saved as version %(new)s of the %(domain)s rubric; version %(old)s is kept for the judgements made "
+                "with it.") % {"new": obj.version, "domain": obj.domain, "old": latest})
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(models.Judgement)
@@ -74,12 +150,14 @@ class JudgementAdmin(admin.ModelAdmin):
 
 @admin.register(models.PairBuildRun)
 class PairBuildRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "dataset", "created_at"]
+    list_display = ["id", "dataset", "job", "created_at", "finished_at"]
     list_filter = ["dataset"]
+    raw_id_fields = ["dataset", "job"]
 
 
 @admin.register(models.Pair)
 class PairAdmin(admin.ModelAdmin):
+    actions = [score_selected]
     list_display = ["id", "dataset", "domain", "origin", "status", "status_reason", "chosen_score", "rejected_score"]
     list_filter = ["status", "domain", "origin", "dataset"]
     search_fields = ["status_reason"]
@@ -87,8 +165,33 @@ class PairAdmin(admin.ModelAdmin):
     raw_id_fields = ["dataset", "prompt", "chosen", "rejected", "build_run"]
 
 
+class RewardModelForm(forms.ModelForm):
+    """A Hugging Face model needs a path; an endpoint a valid configuration (and never a pasted key)."""
+
+    class Meta:
+        model = models.RewardModel
+        fields = "__all__"
+
+    def clean(self):
+        from .reward.http import endpoint_config
+
+        data = super().clean()
+        backend, config = data.get("backend"), data.get("config") or {}
+        if backend == models.RewardModel.Backend.HF and not config.get("path"):
+            raise forms.ValidationError({"config": _('A Hugging Face model needs "path": a local folder or a Hub id.')})
+        if backend == models.RewardModel.Backend.HTTP:
+            keys = ("protocol", "model", "api_key_env", "timeout_s", "concurrency", "prompt_field", "response_field",
+                    "reward_path", "send_messages")
+            try:
+                endpoint_config(config.get("base_url", ""), **{k: config[k] for k in keys if k in config})
+            except (ValueError, TypeError) as exc:
+                raise forms.ValidationError({"config": str(exc)}) from None
+        return data
+
+
 @admin.register(models.RewardModel)
 class RewardModelAdmin(admin.ModelAdmin):
+    form = RewardModelForm
     list_display = ["name", "version", "backend", "created_at"]
     list_filter = ["backend"]
     search_fields = ["name"]
@@ -117,3 +220,29 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["error", "celery_task_id"]
     readonly_fields = ["heartbeat_at", "worker_token", "celery_task_id", "attempts"]
     inlines = [JobErrorInline]
+
+
+# Near-duplicate flags (annotation/ingest/near_duplicates.py): read-only views; the job writes them.
+class NearDuplicateMemberInline(admin.TabularInline):
+    model = models.NearDuplicateMember
+    extra = 0
+    raw_id_fields = ["prompt"]
+    readonly_fields = ["prompt", "similarity"]
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(models.NearDuplicateGroup)
+class NearDuplicateGroupAdmin(admin.ModelAdmin):
+    list_display = ["id", "dataset", "size", "threshold", "created_at"]
+    list_filter = ["dataset"]
+    raw_id_fields = ["dataset", "job"]
+    inlines = [NearDuplicateMemberInline]
+
+
+@admin.register(models.ContaminationMatch)
+class ContaminationMatchAdmin(admin.ModelAdmin):
+    list_display = ["id", "dataset", "prompt", "benchmark_prompt", "similarity", "created_at"]
+    list_filter = ["dataset"]
+    show_full_result_count = False
+    raw_id_fields = ["dataset", "prompt", "benchmark_prompt", "job"]

@@ -202,6 +202,21 @@ class Judgement(models.Model):
         indexes = [models.Index(fields=["judge", "status"], name="judgement_judge_status")]
 
 
+class JudgeCacheEntry(models.Model):
+    """A judge's answer to one exact request (judge, model, rubric version, messages, sampling
+    settings), so that re-running a scoring job never pays for the same request twice."""
+
+    # blake2b-128 of the request, as for prompts: a 16-byte unique index.
+    key = models.UUIDField(unique=True)
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="+")
+    raw_output = models.TextField(blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+
 class PairBuildRun(models.Model):
     """One run of pair construction from judge scores: its parameters and what it changed."""
 
@@ -209,6 +224,15 @@ class PairBuildRun(models.Model):
     params = models.JSONField(default=dict)
     counts = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
+    # The job that ran the build (its status says whether the run finished); null for runs whose job was deleted.
+    job = models.ForeignKey("Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"build run {self.pk}"
 
 
 class Pair(models.Model):
@@ -220,6 +244,8 @@ class Pair(models.Model):
         PENDING = "pending", _("Pending")
         KEPT = "kept", _("Kept")
         FILTERED = "filtered", _("Filtered")
+        # A constructed pair that a later build run no longer forms; kept because reviews may point to it.
+        WITHDRAWN = "withdrawn", _("Withdrawn")
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pairs")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs")
@@ -267,9 +293,19 @@ class RewardModel(models.Model):
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The dataset a built-in model was trained on: who may see the model follows who may see it.
+    trained_on = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="reward_models"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["name", "version"], name="reward_model_unique_version")]
+
+    def tag(self):
+        """The start of `Pair.status_reason` for pairs this model filtered."""
+        return f"reward:{self.name} v{self.version}"
 
     def __str__(self):
         return f"{self.name} v{self.version}"
@@ -369,3 +405,63 @@ class JobError(models.Model):
     class Meta:
         ordering = ["line", "pk"]
         indexes = [models.Index(fields=["job", "line"], name="job_error_job_line")]
+
+
+# Near-duplicate prompts and benchmark contamination (annotation/near_duplicates.py). Flags only:
+# nothing here deletes or hides a prompt.
+
+
+class PromptSignature(models.Model):
+    """A prompt's MinHash signature over character n-grams of its normalised query, computed once
+    so that a later import signs only its new prompts and a benchmark check reuses them."""
+
+    prompt = models.OneToOneField(Prompt, primary_key=True, on_delete=models.CASCADE, related_name="signature")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    # The hashing scheme (n-gram size, permutations, seed); a signature of another scheme is recomputed.
+    scheme = models.CharField(max_length=32)
+    minhash = models.BinaryField()
+
+    class Meta:
+        indexes = [models.Index(fields=["dataset", "scheme"], name="signature_dataset_scheme")]
+
+
+class NearDuplicateGroup(models.Model):
+    """Prompts of one dataset whose queries are near-duplicates of each other, flagged for review."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="near_duplicate_groups")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    threshold = models.FloatField()
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-size", "pk"]
+
+
+class NearDuplicateMember(models.Model):
+    group = models.ForeignKey(NearDuplicateGroup, on_delete=models.CASCADE, related_name="members")
+    # A prompt is in at most one group.
+    prompt = models.OneToOneField(Prompt, on_delete=models.CASCADE, related_name="near_duplicate")
+    # Jaccard similarity of character n-grams with the group's closest other member.
+    similarity = models.FloatField()
+
+    class Meta:
+        ordering = ["group", "prompt"]
+
+
+class ContaminationMatch(models.Model):
+    """A training prompt that near-duplicates a prompt of a dataset marked as a benchmark."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="contamination_matches")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="contamination_matches")
+    benchmark_prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    similarity = models.FloatField()
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-similarity", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "benchmark_prompt"], name="contamination_unique")
+        ]
+        indexes = [models.Index(fields=["dataset", "prompt"], name="contamination_dataset_prompt")]

@@ -4,39 +4,47 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from review.access import get_dataset_for, get_job_for, visible_datasets
 
-from . import jobs
-from .forms import ImportForm
-from .ingest.importer import import_params
-from .models import Job, Role
+from . import jobs, pairing
+from .forms import BuildPairsForm, ImportForm, ScoreForm
+from .ingest.importer import hub_import_params, import_params
+from .ingest.report import import_report
+from .judgement_export import judgement_lines
+from .judging import start_scoring
+from .models import Job, PairBuildRun, Role
 
 
 @login_required
 @require_POST
 def import_upload(request, pk):
     dataset = get_dataset_for(request, pk, Role.ADMIN)
-    form = ImportForm(request.POST, request.FILES)
+    # The upload handler sets upload_too_large when it stopped the upload (and deleted its file).
+    form = ImportForm(request.POST, request.FILES, upload_too_large=getattr(request, "upload_too_large", False))
     if not form.is_valid():
         return render(request, "annotation/import_page.html", {"dataset": dataset, "form": form}, status=400)
-    upload = form.cleaned_data["file"]
-    path = _store_upload(upload)
-    params = import_params(
-        path, fmt=form.cleaned_data["format"], domain=form.cleaned_data["domain"] or None, original_name=upload.name
-    )
+    data = form.cleaned_data
+    options = {"fmt": data["format"], "domain": data["domain"] or None, "columns": data["columns"]}
+    if data["hub"]:
+        params = hub_import_params(data["hub"], split=data["split"] or "train", limit=data["limit"], **options)
+    else:
+        upload = data["file"]
+        params = import_params(_store_upload(upload), original_name=upload.name, **options)
     job = jobs.create_job("import", dataset=dataset, user=request.user, params=params)
     return redirect("job-detail", job.pk)
 
 
 def _store_upload(upload):
-    """Move the upload (already streamed to a temporary file past 2.5 MB) under MEDIA_ROOT/imports."""
+    """Move the upload (streamed to a temporary file by annotation/uploads.py) under MEDIA_ROOT/imports."""
     directory = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
     directory.mkdir(parents=True)
     path = directory / Path(upload.name).name
@@ -47,6 +55,22 @@ def _store_upload(upload):
             for chunk in upload.chunks():
                 out.write(chunk)
     return path
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def score_start(request, pk):
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    form = ScoreForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = start_scoring(dataset, user=request.user, **form.options())
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("job-detail", job.pk)
+    status = 400 if form.errors else 200
+    return render(request, "annotation/score_page.html", {"dataset": dataset, "form": form}, status=status)
 
 
 @login_required
@@ -66,6 +90,7 @@ def job_detail(request, pk):
         "job": job,
         "can_cancel": job.dataset is None or job.dataset.allows(request.user, Role.ADMIN),
         "errors": job.errors.all()[:100],
+        "report": import_report(job) if job.kind == "import" else None,
     }
     if request.htmx:
         response = render(request, "annotation/job_detail.html#progress", ctx)
@@ -106,4 +131,42 @@ def job_errors_csv(request, pk):
 
     response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-rejected-rows.csv"'
+    return response
+
+
+@login_required
+@require_POST
+def build_pairs_start(request, pk):
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    form = BuildPairsForm.for_dataset(dataset, request.POST)
+    if not form.is_valid():
+        return _build_runs_page(request, dataset, form, status=400)
+    try:
+        job = pairing.start_build(dataset, form.cleaned_data["params"], user=request.user)
+    except pairing.BuildAlreadyRunning as exc:
+        messages.error(request, _("A pair build of this dataset is already under way."))
+        return redirect("job-detail", exc.job.pk)
+    return redirect("job-detail", job.pk)
+
+
+@login_required
+@require_GET
+def build_runs(request, pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    form = BuildPairsForm.for_dataset(dataset) if dataset.allows(request.user, Role.ADMIN) else None
+    return _build_runs_page(request, dataset, form)
+
+
+def _build_runs_page(request, dataset, form, status=200):
+    runs = PairBuildRun.objects.filter(dataset=dataset).select_related("job")[:200]
+    ctx = {"dataset": dataset, "runs": runs, "build_form": form}
+    return render(request, "annotation/build_runs.html", ctx, status=status)
+
+
+@login_required
+@require_GET
+def judgements_download(request, pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    response = StreamingHttpResponse(judgement_lines(dataset), content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="dataset-{dataset.pk}-judgements.jsonl"'
     return response

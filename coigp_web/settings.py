@@ -187,6 +187,9 @@ NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
+    ("vendor/chartjs", NODE_MODULES / "chart.js" / "dist"),
+    ("vendor/katex", NODE_MODULES / "katex" / "dist"),
+    ("vendor/highlight", NODE_MODULES / "@highlightjs" / "cdn-assets"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -195,11 +198,19 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
-# Uploads above 2.5 MB go to a temporary file, so an import file is never held in memory.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-FILE_UPLOAD_TEMP_DIR = None
+# Every upload streams to a temporary file under MEDIA_ROOT (never held in memory), and one
+# over IMPORT_MAX_UPLOAD_BYTES is stopped while it streams (annotation/uploads.py).
+FILE_UPLOAD_HANDLERS = ["annotation.uploads.LimitedTemporaryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields other than files only
+FILE_UPLOAD_TEMP_DIR = str(MEDIA_ROOT / "imports" / "incoming")
+# Django's system checks refuse a temporary directory that does not exist, and a fresh checkout
+# (or a new media volume) has none yet.
+os.makedirs(FILE_UPLOAD_TEMP_DIR, exist_ok=True)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 5 * 1024**3)
 IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 200_000)
+# Hugging Face Hub imports: the Hub's address, and a token read from the environment when a
+# dataset needs one (never stored).
+HF_ENDPOINT = env_str("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 # Celery: JSON only; a task is acknowledged after it ran, and requeued if its worker died.
 CELERY_BROKER_URL = REDIS_URL
@@ -216,10 +227,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-jobs": {"task": "annotation.tasks.requeue_stale_jobs", "schedule": 30.0},
+    # Dashboards made stale by a finished job are recomputed by a dashboard_refresh job (review/dashboards.py).
+    "refresh-stale-dashboards": {"task": "review.tasks.refresh_stale_dashboards", "schedule": 60.0},
 }
 
 # A running job renews its lease at every chunk; one silent for longer is taken over.
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120)
+
+# The review queue holds a pair handed to a reviewer this long; after that (a closed tab) it goes to another.
+REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 15 * 60)
+
+# LLM judges: transient errors (429, 5xx, timeouts, dropped connections) are retried this many
+# times with exponential backoff and full jitter, starting at JUDGE_BACKOFF_BASE_MS.
+JUDGE_MAX_RETRIES = env_int("JUDGE_MAX_RETRIES", 6)
+JUDGE_BACKOFF_BASE_MS = env_int("JUDGE_BACKOFF_BASE_MS", 500)
+JUDGE_BACKOFF_MAX_MS = env_int("JUDGE_BACKOFF_MAX_MS", 60_000)
 
 LOGGING = {
     "version": 1,

@@ -4,10 +4,12 @@ Outsiders get 404 (a dataset's existence is not disclosed); members whose role i
 """
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 
-from annotation.models import Dataset, Job, Role
+from annotation.models import Dataset, Job, RewardModel, Role
 
 
 def get_dataset_for(request, pk, role):
@@ -26,6 +28,14 @@ def get_job_for(request, pk, role):
     return job
 
 
+def get_export_for(request, pk, role):
+    from .models import Export
+
+    export = get_object_or_404(Export.objects.select_related("dataset"), pk=pk)
+    _require(export.dataset, request.user, role)
+    return export
+
+
 def visible_datasets(user):
     if user.is_superuser:
         return Dataset.objects.all()
@@ -36,4 +46,31 @@ def _require(dataset, user, role):
     if dataset.role_of(user) is None:
         raise Http404("No such dataset.")
     if not dataset.allows(user, Role(role)):
-        raise PermissionDenied(f"This needs the {role} role in {dataset.name}.")
+        # Shown on the 403 page, in the user's language.
+        raise PermissionDenied(_("This needs the %(role)s role in %(dataset)s.")
+                               % {"role": Role(role).label, "dataset": dataset.name})
+
+
+def get_reward_model_for(request, pk):
+    """A reward model is visible to whoever may see the dataset it was trained on."""
+    model = get_object_or_404(RewardModel.objects.select_related("trained_on"), pk=pk)
+    if not visible_reward_models(request.user).filter(pk=model.pk).exists():
+        raise Http404("No such reward model.")
+    return model
+
+
+def visible_reward_models(user):
+    """Models trained on a dataset the user sees; external ones (no training dataset) for everyone. A
+    built-in model whose dataset was deleted is left to superusers: its metrics describe that data."""
+    if user.is_superuser:
+        return RewardModel.objects.all()
+    external = Q(trained_on__isnull=True) & ~Q(backend=RewardModel.Backend.BUILTIN)
+    return RewardModel.objects.filter(external | Q(trained_on__in=visible_datasets(user)))
+
+
+def get_audit_for(request, pk, role):
+    from .models import Audit
+
+    audit = get_object_or_404(Audit.objects.select_related("dataset", "created_by"), pk=pk)
+    _require(audit.dataset, request.user, role)
+    return audit

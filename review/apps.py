@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class ReviewConfig(AppConfig):
     name = "review"
     verbose_name = "Review"
+
+    def ready(self):
+        # Modules that register named pair selections (review/selections.py) are imported here,
+        # so every list, dashboard and queue sees the whole registry.
+        from . import disagreements  # noqa: F401
+        from . import quality_rules  # noqa: F401

@@ -1,11 +1,14 @@
-"""Reviews: people's verdicts on pairs, with every change kept."""
+"""Reviews: people's verdicts on pairs, with every change kept; exports of the audited pairs."""
+
+from pathlib import Path
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annotation.models import Pair
+from annotation.models import Dataset, Job, Pair
 
 
 class Review(models.Model):
@@ -46,6 +49,135 @@ class ReviewEvent(models.Model):
     at = models.DateTimeField(default=timezone.now)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
+    # What made the change: a queue submit, an undo of one (undone marks the submit it reverted), an edit elsewhere.
+    kind = models.CharField(max_length=8, default="edit")
+    undone = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-at"]
+
+
+class Export(models.Model):
+    """One export: what was asked (`params`), the job that writes it, and what it wrote.
+
+    `files` lists the files written, each {name, kind, split, rows, bytes, sha256}; the download
+    view serves only these names, from `directory()`."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="exports")
+    job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="export")
+    format = models.CharField(max_length=16)
+    params = models.JSONField(default=dict)
+    files = models.JSONField(default=list, blank=True)
+    manifest = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.format} export {self.pk} of {self.dataset}"
+
+    def directory(self):
+        return Path(self.params["out_dir"])
+
+    def file_named(self, name):
+        """The path of one of this export's own files under MEDIA_ROOT/exports/<id>/, or None: no other
+        name is ever served, nor files a command-line export wrote elsewhere."""
+        served = Path(settings.MEDIA_ROOT) / "exports" / str(self.pk)
+        if name not in {f["name"] for f in self.files} or self.directory().resolve() != served.resolve():
+            return None
+        return served / name
+
+
+class DashboardSnapshot(models.Model):
+    """A dashboard's numbers for one dataset, computed by the `dashboard_refresh` job (or on the first
+    visit), so that pages over a million pairs read one row instead of aggregating them on every request."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="dashboard_snapshots")
+    name = models.CharField(max_length=32)  # "overview", "disagreements", "judges"
+    data = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(default=timezone.now)
+    # Seconds the computation took: shown beside the freshness, and the reason the snapshot exists.
+    seconds = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="dashboard_snapshot_unique")]
+
+
+class SelectionMember(models.Model):
+    """A pair in a costly named selection (a judge-based disagreement view, at its default settings) as of
+    the dataset's last dashboard refresh: the list behind the number reads these rows while no job of the
+    dataset has run since, and the live query otherwise (review/dashboards.py)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    view = models.CharField(max_length=32)
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        # (dataset, view) → pair ids is an index-only scan of this constraint's index.
+        constraints = [models.UniqueConstraint(fields=["dataset", "view", "pair"], name="selection_member_unique")]
+
+
+class ReviewSettings(models.Model):
+    """How a dataset is reviewed. A dataset without a row has the defaults (one reviewer per pair, not blind)."""
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="review_settings")
+    reviews_per_pair = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text=_("How many different reviewers the queue hands each pair to (overlap)."))
+    blind_review = models.BooleanField(
+        default=False, help_text=_("Hide judge scores, analyses and reward margins; show the responses as A and B "
+                                   "in a random order; hide other reviewers' verdicts until one's own is in."))
+
+    @classmethod
+    def of(cls, dataset):
+        return cls.objects.filter(dataset=dataset).first() or cls(dataset=dataset)
+
+
+class ReviewAssignment(models.Model):
+    """A pair handed to a reviewer by a queue. While `assigned` and its lease runs, the pair counts as taken
+    (a reviewer who closes the tab loses it when the lease expires); `done` when the review is in; `skipped`
+    gives it back to the others."""
+
+    class Status(models.TextChoices):
+        ASSIGNED = "assigned", _("Assigned")
+        DONE = "done", _("Done")
+        SKIPPED = "skipped", _("Skipped")
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The queue it came from (dataset and canonical filter, or an audit): history, j/k and undo stay in it.
+    queue_key = models.CharField(max_length=500)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ASSIGNED)
+    assigned_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pair", "reviewer"], name="assignment_unique")]
+        indexes = [models.Index(fields=["reviewer", "queue_key", "status"], name="assignment_reviewer_queue")]
+
+
+class Audit(models.Model):
+    """A seeded stratified sample of a dataset's pairs (n per domain), reviewed by k reviewers: a dated
+    record, so that audits of two versions of a dataset can be compared."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="audits")
+    label = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    seed = models.IntegerField(default=0)
+    n_per_domain = models.PositiveIntegerField(default=40)
+    reviews_per_pair = models.PositiveSmallIntegerField(default=2)
+    # The pair list the sample was drawn from (PairFilter parameters), and the pairs drawn, in draw order.
+    query = models.CharField(max_length=500, blank=True)
+    pair_ids = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return self.label or f"audit {self.pk}"

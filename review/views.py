@@ -3,15 +3,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation.forms import ImportForm
-from annotation.models import Domain, Job, Membership, Pair, Prompt, Response, Role
+from annotation.forms import BuildPairsForm, ImportForm
+from annotation.ingest import near_duplicates
+from annotation.models import Domain, Job, Membership, Pair, PairBuildRun, Prompt, Response, Role
+from annotation.reward.views import section_context as reward_section_context
 
-from .access import get_dataset_for, visible_datasets
-from .forms import DatasetForm, MemberForm
+from . import exports
+from .access import get_dataset_for, get_export_for, visible_datasets
+from .forms import DatasetForm, ExportForm, MemberForm
+from .models import Export
+from .queue_views import section_context as review_section_context
 
 
 @login_required
@@ -26,7 +32,7 @@ def dataset_list(request):
 @require_POST
 def dataset_create(request):
     if not request.user.is_staff:
-        raise PermissionDenied("Only staff users create datasets.")
+        raise PermissionDenied(_("Only staff users create datasets."))
     form = DatasetForm(request.POST)
     if not form.is_valid():
         datasets = visible_datasets(request.user)
@@ -43,8 +49,13 @@ def dataset_create(request):
 @require_GET
 def dataset_detail(request, pk):
     dataset = get_dataset_for(request, pk, Role.VIEWER)
+    return render(request, "review/dataset_detail.html", _detail_context(request, dataset))
+
+
+def _detail_context(request, dataset, export_form=None):
     is_admin = dataset.allows(request.user, Role.ADMIN)
-    ctx = {
+    can_export = dataset.allows(request.user, Role.REVIEWER)
+    return {
         "dataset": dataset,
         "role": dataset.role_of(request.user),
         "is_admin": is_admin,
@@ -52,8 +63,14 @@ def dataset_detail(request, pk):
         "statuses": _status_counts(dataset),
         "jobs": Job.objects.filter(dataset=dataset).select_related("created_by")[:10],
         "import_form": ImportForm() if is_admin else None,
+        "build_form": BuildPairsForm.for_dataset(dataset) if is_admin else None,
+        "build_runs": PairBuildRun.objects.filter(dataset=dataset).select_related("job")[:5],
+        **reward_section_context(dataset, request.user),
+        "export_form": (export_form or ExportForm()) if can_export else None,
+        "exports": Export.objects.filter(dataset=dataset).select_related("job")[:10],
+        "nd": near_duplicates.summary(dataset),
+        **review_section_context(dataset, request.user),
     }
-    return render(request, "review/dataset_detail.html", ctx)
 
 
 def _domain_counts(dataset):
@@ -105,3 +122,28 @@ def member_remove(request, pk, membership_pk):
     membership.delete()
     messages.success(request, _("Member removed."))
     return redirect("dataset-members", dataset.pk)
+
+
+# Reviewers and admins export: reviewers are the people who audit a dataset and train on the result.
+@login_required
+@require_POST
+def export_create(request, pk):
+    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    form = ExportForm(request.POST)
+    if form.is_valid():
+        try:
+            export = exports.create_export(dataset, form.cleaned_data["format"], form.selection(), user=request.user)
+            return redirect("job-detail", export.job.pk)
+        except exports.ExportError as exc:
+            form.add_error(None, str(exc))
+    return render(request, "review/dataset_detail.html", _detail_context(request, dataset, form), status=400)
+
+
+@login_required
+@require_GET
+def export_download(request, pk, filename):
+    export = get_export_for(request, pk, Role.VIEWER)
+    path = export.file_named(filename)
+    if path is None or not path.is_file():
+        raise Http404("No such file in this export.")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)

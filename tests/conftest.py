@@ -22,9 +22,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def _test_redis_url():
-    # Tests use their own Redis database, emptied at the start of the session.
+    # Tests use their own Redis database (TEST_REDIS_DB, default 15), emptied at the start of
+    # the session; give parallel checkouts different numbers.
     parts = urlsplit(settings.REDIS_URL)
-    return urlunsplit((parts.scheme, parts.netloc, "/15", "", ""))
+    number = int(os.environ.get("TEST_REDIS_DB", "15"))
+    return urlunsplit((parts.scheme, parts.netloc, f"/{number}", "", ""))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -150,7 +152,16 @@ def chromium_path():
 
 
 @pytest.fixture
-def browser_page(chromium_path, request):
+def browser_language():
+    """The UI language the browser starts with: English, so that browser tests read the English UI
+    whatever catalogues exist (tests/test_browser_i18n.py switches to Chinese in the page). The
+    browser keeps the zh-CN locale of a Chinese user (CJK font fallback, Accept-Language); the
+    language is the cookie that the header's language selector sets, which wins over that header."""
+    return "en"
+
+
+@pytest.fixture
+def browser_page(chromium_path, request, browser_language):
     from playwright.sync_api import sync_playwright
 
     TEST_OUTPUT.mkdir(exist_ok=True)
@@ -161,6 +172,10 @@ def browser_page(chromium_path, request):
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"],
         )
         context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        # live_server serves on localhost; a host-only cookie for it holds on any port, and the
+        # language selector's response replaces it.
+        context.add_cookies([{"name": settings.LANGUAGE_COOKIE_NAME, "value": browser_language,
+                              "url": "http://localhost/"}])
         page = context.new_page()
         page.set_default_timeout(30_000)
         yield page

@@ -29,6 +29,13 @@ def _request(client, world, name, method):
         "job-detail": {"pk": job.pk},
         "job-cancel": {"pk": job.pk},
         "job-errors-csv": {"pk": job.pk},
+        "near-duplicate-groups": {"pk": team.dataset.pk},
+        "near-duplicate-run": {"pk": team.dataset.pk},
+        "contamination-list": {"pk": team.dataset.pk},
+        "dataset-overview": {"pk": team.dataset.pk},
+        "disagreements": {"pk": team.dataset.pk},
+        "judge-analysis": {"pk": team.dataset.pk},
+        "dashboard-refresh": {"pk": team.dataset.pk},
     }.get(name, {})
     url = reverse(name, kwargs=kwargs)
     data = {
@@ -38,6 +45,7 @@ def _request(client, world, name, method):
             "format": "auto",
         },
         "dataset-create": {"name": "another"},
+        "near-duplicate-run": {"threshold": "0.8"},
     }.get(name, {})
     return client.get(url) if method == "GET" else client.post(url, data)
 
@@ -55,6 +63,13 @@ MATRIX = {
     ("job-cancel", "POST"): (302, 403, 403, 404),
     ("job-errors-csv", "GET"): (200, 200, 200, 404),
     ("dataset-create", "POST"): (403, 403, 403, 403),
+    ("near-duplicate-groups", "GET"): (200, 200, 200, 404),
+    ("contamination-list", "GET"): (200, 200, 200, 404),
+    ("near-duplicate-run", "POST"): (302, 403, 403, 404),
+    ("dataset-overview", "GET"): (200, 200, 200, 404),
+    ("disagreements", "GET"): (200, 200, 200, 404),
+    ("judge-analysis", "GET"): (200, 200, 200, 404),
+    ("dashboard-refresh", "POST"): (302, 403, 403, 404),
 }
 
 
@@ -78,7 +93,9 @@ def test_anonymous_users_are_sent_to_login(client, world, view, method):
 @pytest.mark.parametrize(
     "view,method",
     [("dataset-create", "GET"), ("import-upload", "GET"), ("job-cancel", "GET"), ("member-remove", "GET"),
-     ("job-detail", "POST"), ("dataset-detail", "POST"), ("job-errors-csv", "POST")],
+     ("job-detail", "POST"), ("dataset-detail", "POST"), ("job-errors-csv", "POST"),
+     ("near-duplicate-run", "GET"), ("near-duplicate-groups", "POST"), ("contamination-list", "POST"),
+     ("dataset-overview", "POST"), ("dashboard-refresh", "GET")],
 )
 def test_wrong_method_is_405(client, world, view, method):
     client.force_login(world[0].admin)

@@ -92,3 +92,16 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_completes_after_restart_with_
         return set(Pair.objects.filter(dataset__name=name).values_list(
             "prompt__content_hash", "chosen__content_hash", "rejected__content_hash"))
     assert keys("killed") == keys("uninterrupted")
+
+
+def test_an_import_on_the_worker_is_followed_by_the_near_duplicate_check(thread_worker, tmp_path):
+    dataset = Dataset.objects.create(name="checked")
+    lines = generated_pairs(40)
+    lines.append(dict(lines[0], conversations=[{"from": "human", "value": lines[0]["conversations"][0]["value"] + "。"}]))
+    job = jobs.create_job("import", dataset=dataset, params=import_params(write_jsonl(tmp_path / "p.jsonl", lines)))
+    wait_for(lambda: _finished(job), timeout=60, message="the import job to finish")
+    follow_up = wait_for(lambda: Job.objects.filter(kind="near_duplicates", params__after_import=job.pk).first(),
+                         timeout=10, message="the follow-up job")
+    wait_for(lambda: _finished(follow_up), timeout=60, message="the near-duplicate job to finish")
+    assert follow_up.status == Job.Status.SUCCEEDED, follow_up.error
+    assert follow_up.counts["prompts_signed"] == 11 and follow_up.counts["near_duplicate_groups"] == 1

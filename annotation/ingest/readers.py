@@ -10,6 +10,8 @@ import codecs
 import gzip
 import io
 import json
+import os
+import re
 from dataclasses import dataclass
 
 import orjson
@@ -100,8 +102,10 @@ def detect_encoding(sample):
 
 
 def _decodes(data, encoding):
+    # Incremental, not final: a sample without newlines (a JSON array on one line) may end in
+    # the middle of a character.
     try:
-        data.decode(encoding)
+        codecs.getincrementaldecoder(encoding)().decode(data, final=False)
         return True
     except UnicodeDecodeError:
         return False
@@ -122,13 +126,17 @@ def sniff_container(path):
         return "jsonl"
     if path.lower().removesuffix(".gz").removesuffix(".zst").endswith(".csv"):
         return "csv"
-    raise FileError("cannot tell the container: the file starts with neither '{' (JSONL) nor '[' (JSON array)")
+    raise FileError(
+        "cannot tell the container: the file starts with neither '{' (JSONL) nor '[' (JSON array), and its "
+        "name does not end in .csv (choose the csv format for a CSV file)"
+    )
 
 
 class JsonlReader:
     """One JSON object per line. The position is the decompressed byte offset of the next line."""
 
     def __init__(self, path, start_line=0, start_offset=0):
+        self.path = path
         self.stream, self.counter, self.compression = open_decompressed(path)
         sample = self.stream.read(65536)
         self.encoding = detect_encoding(sample)
@@ -157,6 +165,9 @@ class JsonlReader:
 
     def raw_bytes_read(self):
         return self.counter.consumed
+
+    def total_bytes(self):
+        return os.path.getsize(self.path)
 
     def __iter__(self):
         for raw in self.stream:
@@ -197,3 +208,181 @@ def _json_reason(raw):
     except (UnicodeDecodeError, RecursionError) as exc:
         return str(exc)
     return "invalid JSON"
+
+
+def open_text(path):
+    """(text stream, counter of raw bytes read, encoding) for a compressed or plain text file.
+
+    Undecodable bytes become lone surrogates (surrogateescape) instead of stopping the read, so
+    the one record holding them is rejected and the rest of the file still imports."""
+    stream, _counter, _comp = open_decompressed(path)
+    with stream:
+        encoding = detect_encoding(stream.read(65536))
+    binary, counter, _comp = open_decompressed(path)
+    text = io.TextIOWrapper(binary, encoding=encoding, errors="surrogateescape", newline="")
+    return text, counter, encoding
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def undecodable(text, encoding):
+    """The reason a decoded text holds bytes that were not valid in the file's encoding, else ''."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return ""
+    name = "GB18030 text" if encoding == "gb18030" else "UTF-8"
+    return f"not valid {name} (byte 0x{ord(found.group()) - 0xDC00:02x} at column {found.start() + 1})"
+
+
+class JsonArrayReader:
+    """A JSON array, one record per element, streamed: each element is cut out of the decoded
+    text and parsed on its own, so memory holds about one element, never the file.
+
+    A well-formed element is parsed by the C scanner in one call; anything else goes through a
+    bracket scanner that finds where the element ends (the next ',' or ']' outside strings and
+    brackets), so a malformed element is one rejected row and the next element still imports.
+    The position is the number of elements read; a resumed import re-reads and skips them
+    (a compressed stream cannot seek, and elements have no byte index without a full scan)."""
+
+    CHUNK = 1 << 20
+    MAX_ELEMENT_CHARS = 64 << 20
+    _STRUCTURE = re.compile(r'["\[\]{},]')
+    _STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+    _SPACE = re.compile(r"\s*")
+
+    def __init__(self, path, start_row=0):
+        self.path = path
+        self.text, self.counter, self.encoding = open_text(path)
+        self.start_row = start_row
+        self.row = 0
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.decoder = json.JSONDecoder()
+
+    def position(self):
+        return {"row": self.row}
+
+    def raw_bytes_read(self):
+        return self.counter.consumed
+
+    def total_bytes(self):
+        return os.path.getsize(self.path)
+
+    def close(self):
+        self.text.close()
+
+    def _more(self):
+        chunk = "" if self.eof else self.text.read(self.CHUNK)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def _skip_space(self):
+        """The next non-space character (reading more as needed), or None at the end of the file."""
+        while True:
+            self.pos = self._SPACE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                return None
+
+    def __iter__(self):
+        first = self._skip_space()
+        if first == "\ufeff":
+            self.pos += 1
+            first = self._skip_space()
+        if first != "[":
+            raise FileError("a JSON array file must start with '['")
+        self.pos += 1
+        after_comma = False
+        while True:
+            if self.pos > self.CHUNK:  # indexes only move between elements
+                self.buf, self.pos = self.buf[self.pos:], 0
+            char = self._skip_space()
+            if char == "]" and not after_comma:
+                yield from self._trailing()
+                return
+            self.row += 1
+            item, terminator = self._element()
+            if self.row > self.start_row:
+                yield item
+            if terminator == "]":
+                yield from self._trailing()
+            if terminator != ",":
+                return
+            after_comma = True
+
+    def _element(self):
+        """(Item, ',' or ']', or None where the file ends) for the element at self.pos."""
+        start = self.pos
+        try:
+            record, end = self.decoder.raw_decode(self.buf, start)
+        except (json.JSONDecodeError, RecursionError):
+            return self._scan_element(start)
+        self.pos = end
+        char = self._skip_space()
+        if char not in (",", "]"):  # text after the value, or a number cut by the buffer's end
+            return self._scan_element(start)
+        problem = undecodable(self.buf[start:end], self.encoding)
+        self.pos += 1
+        return (Item(self.row, error=problem) if problem else Item(self.row, record)), char
+
+    def _scan_element(self, start):
+        """Find the element's end with a bracket stack, reading on as needed, and parse it."""
+        stack, i = [], start
+        while True:
+            found = self._STRUCTURE.search(self.buf, i)
+            if found is not None and found.group() == '"':
+                rest = self._STRING_REST.match(self.buf, found.end())
+                if rest is not None:
+                    i = rest.end()
+                    continue
+                i, found = found.start(), None  # the string goes on in the next chunk
+            if found is None:
+                if len(self.buf) - start > self.MAX_ELEMENT_CHARS:
+                    self.eof, self.pos = True, len(self.buf)
+                    return Item(self.row, error=(
+                        f"element is over {self.MAX_ELEMENT_CHARS >> 20} Mi characters long (unbalanced "
+                        "brackets or quotes?); the rest of the file cannot be read")), None
+                if not self._more():
+                    self.pos = len(self.buf)
+                    reason = ("the file ends inside this element: the JSON array is truncated"
+                              if self.buf[start:].strip() else
+                              "the file ends before the closing ']': the JSON array is truncated")
+                    return Item(self.row, error=reason), None
+                continue
+            char, i = found.group(), found.end()
+            if char in "[{":
+                stack.append(char)
+            elif char in "]}":
+                opener = "[" if char == "]" else "{"
+                if opener in stack:
+                    # An unclosed bracket inside is closed here, so the damage stays in this element.
+                    while stack.pop() != opener:
+                        pass
+                elif char == "]" and not stack:
+                    return self._cut(start, found.start(), "]")
+            elif not stack:
+                return self._cut(start, found.start(), ",")
+
+    def _cut(self, start, end, terminator):
+        self.pos = end + 1
+        text = self.buf[start:end].strip()
+        if not text:
+            return Item(self.row, error="empty element (two commas in a row, or a comma before ']')"), terminator
+        problem = undecodable(text, self.encoding)
+        if problem:
+            return Item(self.row, error=problem), terminator
+        try:
+            return Item(self.row, orjson.loads(text)), terminator
+        except orjson.JSONDecodeError:
+            return Item(self.row, error=f"malformed JSON: {_json_reason(text)}"), terminator
+
+    def _trailing(self):
+        self.pos += 1
+        if self._skip_space() is not None:
+            yield Item(self.row + 1, error="unexpected text after the closing ']' of the JSON array")

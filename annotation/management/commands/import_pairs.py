@@ -5,8 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotation import jobs
-from annotation.ingest.formats import FORMATS
-from annotation.ingest.importer import BATCH_SIZE, import_params
+from annotation.ingest.hub import HUB_PREFIX
+from annotation.ingest.importer import BATCH_SIZE, FORMAT_CHOICES, hub_import_params, import_params
+from annotation.ingest.near_duplicates import follow_up_of
+from annotation.management.commands.find_near_duplicates import describe, run_with_progress
 from annotation.models import Dataset, Domain, Job
 
 
@@ -14,28 +16,65 @@ class Command(BaseCommand):
     help = "Import preference pairs (or prompts with scored responses) from a file into a dataset."
 
     def add_arguments(self, parser):
-        parser.add_argument("path")
+        parser.add_argument("path", help="a file, or hf://OWNER/NAME for a Hugging Face Hub dataset")
         parser.add_argument("--dataset", required=True, help="an existing dataset's name, or a new one to create")
-        parser.add_argument("--format", default="auto", choices=["auto", *FORMATS])
+        parser.add_argument(
+            "--format", default="auto",
+            help=f"a row format or a container: {'|'.join(FORMAT_CHOICES)} (default: detect both)",
+        )
+        parser.add_argument(
+            "--columns", default="",
+            help="CSV/Parquet column mapping FIELD=COLUMN,… e.g. prompt=question,chosen=good,rejected=bad",
+        )
+        parser.add_argument("--split", default="train", help="Hub dataset: the split to import (default train)")
+        parser.add_argument("--config", help="Hub dataset: the config (default: its only one, or 'default')")
+        parser.add_argument("--limit", type=int, help="Hub dataset: import at most this many rows")
         parser.add_argument("--domain", choices=Domain.values, help="the domain of every row, for files without one")
         parser.add_argument("--report-json", help="write the import report to this file")
         parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--benchmark", action="store_true",
+                            help="mark the dataset as a benchmark: training prompts are checked against it")
+        parser.add_argument("--no-near-duplicates", action="store_true",
+                            help="skip the near-duplicate and contamination check that follows the import")
 
-    def handle(self, path, dataset, format, domain, report_json, batch_size, no_progress, **options):
-        if not os.path.isfile(path):
+    def handle(self, path, dataset, format, columns, domain, report_json, batch_size, no_progress, **options):
+        hub = path.startswith(HUB_PREFIX)
+        if not hub and (options["limit"] is not None or options["config"]):
+            raise CommandError(f"--limit and --config apply to {HUB_PREFIX} datasets only")
+        if not hub and not os.path.isfile(path):
             raise CommandError(f"{path}: no such file")
+        try:
+            if hub:
+                params = hub_import_params(
+                    path, split=options["split"], config=options["config"], limit=options["limit"], fmt=format,
+                    domain=domain, batch_size=batch_size, columns=columns,
+                )
+            else:
+                params = import_params(
+                    os.path.abspath(path), fmt=format, domain=domain, batch_size=batch_size, columns=columns
+                )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         ds, created = Dataset.objects.get_or_create(name=dataset)
         if created:
             self.stderr.write(f"created dataset {dataset!r}")
-        params = import_params(os.path.abspath(path), fmt=format, domain=domain, batch_size=batch_size)
+        if options.get("benchmark") and not ds.is_benchmark:
+            ds.is_benchmark = True
+            ds.save(update_fields=["is_benchmark"])
+        # The follow-up near-duplicate job runs here, after the import, with its own progress bar.
+        params["near_duplicates"] = False if options.get("no_near_duplicates") else "caller"
         job = Job.objects.create(kind="import", dataset=ds, params=params, unit="bytes")
-        bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, disable=no_progress, desc="import")
+        bar = tqdm(total=None if hub else os.path.getsize(path), unit="B", unit_scale=True, disable=no_progress,
+                   desc="import")
 
         def on_progress(job_state, counts):
             bar.total = job_state.total or bar.total
             bar.update(job_state.done - bar.n)
-            bar.set_postfix(pairs=counts.get("imported_pairs", 0), rejected=counts.get("rejected_rows", 0))
+            postfix = {"pairs": counts.get("imported_pairs", 0), "rejected": counts.get("rejected_rows", 0)}
+            if hub and not job_state.total:
+                postfix = {"downloaded": f"{counts.get('downloaded_bytes', 0) / 1e6:.1f} MB"}
+            bar.set_postfix(postfix)
 
         status = jobs.execute(job.pk, on_progress=on_progress)
         bar.close()
@@ -53,6 +92,9 @@ class Command(BaseCommand):
         )
         for row in report["rejected_rows"][:20]:
             self.stdout.write(f"  line {row['line']}: {row['reason']}")
+        follow_up = follow_up_of(job)
+        if follow_up is not None and follow_up.status == Job.Status.PENDING:
+            self.stdout.write(describe(run_with_progress(follow_up, no_progress)))
 
 
 def import_report(job):

@@ -1,0 +1,223 @@
+"""The reward benchmark (CRBench-style): how often does a scorer prefer the gold chosen response?
+
+A gold set is a dataset's pairs: an imported benchmark file (prompt, chosen, rejected, domain), or
+the pairs reviewers verified (some review says the chosen response is better and correct, none says
+the rejected one is better). A reward model is right on a pair when r(chosen) > r(rejected); an LLM
+judge when its score of the chosen response is higher than its score of the rejected one (its
+latest ok judgement of each). A tie is a miss; so is a pair a judge left unscored (counted apart).
+Accuracy comes with n and a 95% Wilson interval, per domain and overall, shaped like COIG-P's Table 7.
+
+Filter agreement compares two filters' keep/filter decisions on the same pairs: the confusion matrix
+and Cohen's kappa per domain. A filter is a reward model at a threshold (keep when the margin is
+above it) or the judge panel (keep when the mean of the judges' latest scores of the chosen response
+exceeds that of the rejected one by more than the threshold).
+"""
+
+from collections import defaultdict
+
+from django.db import connection
+
+from ..models import Domain, Judge, RewardModel
+from ..statistics import cohen_kappa, pairs_table, wilson_interval
+
+GOLD_SOURCES = ("pairs", "reviewed")
+
+
+def _row(k, n, **extra):
+    lo, hi = wilson_interval(k, n) or (None, None)
+    return {"n": n, "correct": k, "accuracy": round(k / n, 4) if n else None,
+            "ci_low": None if lo is None else round(lo, 4), "ci_high": None if hi is None else round(hi, 4), **extra}
+
+
+def pairwise_summary(by_domain):
+    """Accuracy rows from a pairwise job's counts per domain, with the position-inconsistency rate."""
+    def row(c):
+        n = c.get("n", 0)
+        return _row(c.get("correct", 0), n, inconsistent=c.get("inconsistent", 0),
+                    inconsistency_rate=round(c.get("inconsistent", 0) / n, 4) if n else None,
+                    unparseable=c.get("unparseable", 0), errors=c.get("error", 0))
+
+    total = defaultdict(int)
+    for counts in by_domain.values():
+        for key, value in counts.items():
+            total[key] += value
+    order = {d: i for i, d in enumerate(Domain.values)}
+    overall = row(total)
+    domains = sorted(by_domain, key=lambda d: order.get(d, 99))
+    return {"overall": overall, "by_domain": {d: row(by_domain[d]) for d in domains},
+            "inconsistency_rate": overall["inconsistency_rate"], "unparseable": overall["unparseable"],
+            "errors": overall["errors"]}
+
+
+def summarise_counts(counts):
+    """{domain: (correct, n)} → {"overall": row, "by_domain": {domain: row}}."""
+    order = {d: i for i, d in enumerate(Domain.values)}
+    k = sum(c for c, _n in counts.values())
+    n = sum(n for _c, n in counts.values())
+    return {"overall": _row(k, n),
+            "by_domain": {d: _row(*counts[d]) for d in sorted(counts, key=lambda d: order.get(d, 99))}}
+
+
+def _gold_sql(source):
+    if source == "reviewed":
+        return """SELECT q.id, q.domain, q.chosen_id, q.rejected_id FROM annotation_pair q
+                  WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'
+                    AND EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = q.id
+                                AND v.verdict = 'chosen_better' AND v.better_correct)
+                    AND NOT EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = q.id
+                                    AND v.verdict = 'rejected_better')"""
+    return """SELECT q.id, q.domain, q.chosen_id, q.rejected_id FROM annotation_pair q
+              WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'"""
+
+
+def gold_size(dataset, source="pairs"):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({_gold_sql(source)}) g", {"dataset": dataset.pk})
+        return cursor.fetchone()[0]
+
+
+def reward_model_accuracy(dataset, reward_model, source="pairs"):
+    """Accuracy of a reward model on the gold pairs it has rewards for; `unscored` counts the others.
+    Counted by PostgreSQL: a gold set of a million pairs never comes into Python."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT g.domain, count(*) FILTER (WHERE sc.reward > sr.reward), count(sc.reward - sr.reward), count(*)
+                FROM ({_gold_sql(source)}) g
+                LEFT JOIN annotation_rewardscore sc ON sc.response_id = g.chosen_id AND sc.reward_model_id = %(m)s
+                LEFT JOIN annotation_rewardscore sr ON sr.response_id = g.rejected_id AND sr.reward_model_id = %(m)s
+                GROUP BY g.domain""",
+            {"dataset": dataset.pk, "m": reward_model.pk},
+        )
+        rows = cursor.fetchall()
+    result = summarise_counts({domain: (k, n) for domain, k, n, _total in rows if n})
+    result["unscored"] = sum(total - n for _d, _k, n, total in rows)
+    return result
+
+
+_JUDGE_SCORES = """
+    SELECT DISTINCT ON (j.response_id, j.judge_id) j.response_id, j.judge_id, j.score
+    FROM annotation_judgement j
+    WHERE j.status = 'ok' AND j.response_id IN (SELECT chosen_id FROM g UNION SELECT rejected_id FROM g)
+      {judges}
+    ORDER BY j.response_id, j.judge_id, j.created_at DESC, j.id DESC
+"""
+
+
+def _judge_scores(dataset, source, judge_ids=None):
+    """Gold pairs and {judge id: {response id: latest ok score}}."""
+    where = "AND j.judge_id = ANY(%(judges)s)" if judge_ids else ""
+    with connection.cursor() as cursor:
+        cursor.execute(_gold_sql(source), {"dataset": dataset.pk})
+        gold = cursor.fetchall()
+        cursor.execute(f"WITH g AS ({_gold_sql(source)}) {_JUDGE_SCORES.format(judges=where)}",
+                       {"dataset": dataset.pk, "judges": list(judge_ids or [])})
+        scores = defaultdict(dict)
+        for response, judge, score in cursor.fetchall():
+            scores[judge][response] = score
+    return gold, scores
+
+
+def judge_accuracies(dataset, source="pairs", judges=None):
+    """{judge: result} for every judge with a score on a gold response (or the given judges): right when the
+    chosen response's latest ok score is higher; ties and pairs left unscored are misses (counted apart)."""
+    where = "AND j.judge_id = ANY(%(judges)s)" if judges else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH g AS ({_gold_sql(source)}), s AS ({_JUDGE_SCORES.format(judges=where)}),
+                     js AS (SELECT DISTINCT judge_id FROM s)
+                SELECT js.judge_id, g.domain, count(*) FILTER (WHERE sc.score > sr.score), count(*),
+                       count(*) FILTER (WHERE sc.score IS NULL OR sr.score IS NULL),
+                       count(*) FILTER (WHERE sc.score = sr.score)
+                FROM g CROSS JOIN js
+                LEFT JOIN s sc ON sc.response_id = g.chosen_id AND sc.judge_id = js.judge_id
+                LEFT JOIN s sr ON sr.response_id = g.rejected_id AND sr.judge_id = js.judge_id
+                GROUP BY js.judge_id, g.domain""",
+            {"dataset": dataset.pk, "judges": [j.pk for j in judges or []]},
+        )
+        rows = cursor.fetchall()
+    by_judge = defaultdict(list)
+    for row in rows:
+        by_judge[row[0]].append(row[1:])
+    names = dict(Judge.objects.filter(pk__in=list(by_judge)).values_list("pk", "name"))
+    results = {}
+    for judge_id, domains in by_judge.items():
+        result = summarise_counts({d: (k, n) for d, k, n, _missing, _ties in domains})
+        result.update(missing=sum(r[3] for r in domains), ties=sum(r[4] for r in domains))
+        results[names[judge_id]] = result
+    return results
+
+
+def leaderboard(dataset, reward_models, source="pairs"):
+    """Rows for the page and the command: every reward model with rewards on the gold set, every judge."""
+    rows = []
+    for model in reward_models:
+        result = reward_model_accuracy(dataset, model, source)
+        if result["overall"]["n"]:
+            rows.append({"kind": "reward", "name": str(model), "backend": model.get_backend_display(), **result})
+    for name, result in judge_accuracies(dataset, source).items():
+        rows.append({"kind": "judge", "name": name, "backend": "LLM judge", **result})
+    if source == "pairs":  # pairwise jobs ask about every pair of the dataset
+        from .pairwise import latest_results
+
+        for name, by_domain in latest_results(dataset).items():
+            rows.append({"kind": "pairwise", "name": f"{name} (A/B)", "backend": "LLM judge, pairwise",
+                         **pairwise_summary(by_domain)})
+    rows.sort(key=lambda r: -(r["overall"]["accuracy"] or 0))
+    domains = [d for d in Domain.values if any(d in r["by_domain"] for r in rows)]
+    for row in rows:
+        row["cells"] = [(d, row["by_domain"].get(d)) for d in domains]
+    labels = [(d, Domain(d).label) for d in domains]
+    return {"rows": rows, "domains": domains, "domain_labels": labels, "gold_pairs": gold_size(dataset, source),
+            "source": source}
+
+
+# Filter agreement.
+
+PANEL = "panel"
+
+
+def filter_decisions(dataset, spec, threshold=0.0):
+    """{pair id: (domain, kept)} of one filter over the dataset's pairs (pairs it cannot decide are left out).
+    `spec` is a RewardModel or PANEL."""
+    with connection.cursor() as cursor:
+        if isinstance(spec, RewardModel):
+            cursor.execute(
+                """SELECT q.id, q.domain, sc.reward - sr.reward FROM annotation_pair q
+                   JOIN annotation_rewardscore sc ON sc.response_id = q.chosen_id AND sc.reward_model_id = %(m)s
+                   JOIN annotation_rewardscore sr ON sr.response_id = q.rejected_id AND sr.reward_model_id = %(m)s
+                   WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'""",
+                {"dataset": dataset.pk, "m": spec.pk},
+            )
+            return {pk: (domain, margin > threshold) for pk, domain, margin in cursor.fetchall()}
+    gold, scores = _judge_scores(dataset, "pairs")
+    decisions = {}
+    for pk, domain, chosen, rejected in gold:
+        pairs = [(s[chosen], s[rejected]) for s in scores.values() if chosen in s and rejected in s]
+        if pairs:
+            gap = sum(c for c, _ in pairs) / len(pairs) - sum(r for _, r in pairs) / len(pairs)
+            decisions[pk] = (domain, gap > threshold)
+    return decisions
+
+
+def agreement(a, b):
+    """Confusion matrix (kept/filtered by each filter) and Cohen's kappa per domain and overall."""
+    common = sorted(set(a) & set(b))
+    groups = defaultdict(list)
+    for pk in common:
+        domain = a[pk][0]
+        groups[domain].append((a[pk][1], b[pk][1]))
+        groups["overall"].append((a[pk][1], b[pk][1]))
+    table = {}
+    for domain, items in groups.items():
+        xa, xb = [x for x, _ in items], [y for _, y in items]
+        kappa = cohen_kappa(pairs_table(zip(xa, xb)))
+        table[domain] = {
+            "n": len(items),
+            "both_kept": sum(x and y for x, y in items), "both_filtered": sum(not x and not y for x, y in items),
+            "a_kept_b_filtered": sum(x and not y for x, y in items),
+            "a_filtered_b_kept": sum(not x and y for x, y in items),
+            "agreement": round(sum(x == y for x, y in items) / len(items), 4),
+            "kappa": None if kappa is None else round(kappa, 4),
+        }
+    order = {d: i for i, d in enumerate([*Domain.values, "overall"])}
+    return {d: table[d] for d in sorted(table, key=lambda d: order.get(d, 99))}

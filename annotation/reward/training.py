@@ -1,0 +1,322 @@
+"""Training the built-in reward model: one workflow for the web button and `manage.py train_reward_model`.
+
+The dataset's pairs are split by prompt (a seeded hash of the prompt id, so no prompt is on both
+sides), the model is fitted on the train half with mini-batch Adam on the Bradley-Terry loss
+log(1 + exp(−(r(chosen) − r(rejected)))), and its held-out accuracy per domain is stored next to two
+baselines: a coin (0.5 expected) and "the longer response wins" (ties count as misses).
+
+A worker that dies mid-training leaves nothing half-saved; the job that takes over starts again.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+
+from ..jobs import JobContext, JobFailed, job_runner
+from ..models import Dataset, Pair, RewardModel
+from . import features as F
+from .builtin import LinearRewardModel, model_path
+
+# 5,000 texts a featurisation chunk: ~2M characters, ~100 MB of temporaries at 400 characters a text.
+FEATURE_CHUNK = 5000
+# min_steps: a small dataset gets more epochs, so that Adam takes enough steps to fit it at all.
+DEFAULTS = {"test_fraction": 0.5, "seed": 0, "epochs": 4, "min_steps": 100, "batch_size": 2048,
+            "learning_rate": 0.02, "weight_decay": 1e-4, "dense_l2": 1e-2, "bits": F.DEFAULT_BITS,
+            "max_chars": F.DEFAULT_MAX_CHARS}
+
+
+def train_params(name, *, test_fraction=0.5, seed=0, statuses=None, **overrides):
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("a reward model needs a name")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test fraction must be between 0 and 1 (exclusive), not {test_fraction}")
+    bad = set(statuses or ()) - set(Pair.Status.values)
+    if bad:
+        raise ValueError(f"unknown pair status {', '.join(sorted(bad))}; expected {', '.join(Pair.Status.values)}")
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown training setting {', '.join(sorted(unknown))}")
+    return {**DEFAULTS, **overrides, "name": name, "test_fraction": test_fraction, "seed": seed,
+            "statuses": list(statuses) if statuses else None}
+
+
+@dataclass
+class PairData:
+    """Pairs as arrays of row numbers into a table of unique responses."""
+
+    prompt: np.ndarray
+    domain: np.ndarray  # index into F.DOMAINS
+    chosen: np.ndarray
+    rejected: np.ndarray
+    texts: list  # per response row
+    prompt_lengths: np.ndarray
+    response_domains: list
+
+
+def split_by_prompt(prompt_ids, test_fraction, seed):
+    """True for pairs in the test half: a seeded hash of the prompt id, so a prompt's pairs stay together."""
+    x = np.asarray(prompt_ids, dtype=np.uint64) + np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+    # splitmix64's finaliser: neighbouring ids land far apart.
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53) < test_fraction
+
+
+class Featurised:
+    """Every response's features as CSR rows of n-gram buckets, plus dense features."""
+
+    def __init__(self, model, data, on_chunk=None):
+        n = len(data.texts)
+        rows, self.scale, dense, self.domains, self.lengths = [], [], [], [], []
+        for start in range(0, n, FEATURE_CHUNK):
+            stop = min(start + FEATURE_CHUNK, n)
+            batch = model.featurize(data.texts[start:stop], data.prompt_lengths[start:stop],
+                                    data.response_domains[start:stop])
+            rows.append(_csr(batch))
+            self.scale.append(batch.scale)
+            dense.append(batch.dense)
+            self.domains.append(batch.domains)
+            self.lengths.append(batch.lengths)
+            if on_chunk:
+                on_chunk(stop - start)
+        lengths = np.concatenate([np.diff(indptr) for indptr, _ in rows]) if rows else np.zeros(0, np.int64)
+        self.indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.indptr[1:])
+        self.indices = np.concatenate([idx for _, idx in rows]) if rows else np.zeros(0, np.int32)
+        self.scale = np.concatenate(self.scale) if rows else np.zeros(0)
+        self.dense = np.concatenate(dense) if rows else np.zeros((0, len(F.DENSE_FEATURES)))
+        self.domains = np.concatenate(self.domains) if rows else np.zeros(0, np.int64)
+        self.lengths = np.concatenate(self.lengths) if rows else np.zeros(0, np.int64)
+
+    def gather(self, rows):
+        """The n-gram buckets of `rows` and, for each, its position in `rows`."""
+        starts = self.indptr[rows]
+        lens = self.indptr[rows + 1] - starts
+        seg = np.repeat(np.arange(rows.size), lens)
+        positions = np.arange(seg.size)
+        positions += np.repeat(starts - (np.cumsum(lens) - lens), lens)
+        return self.indices[positions], seg
+
+
+def _csr(batch):
+    """One batch's hits ordered by text, then by order: (indptr, buckets)."""
+    counts = [np.bincount(d, minlength=batch.n) for d in batch.ngram_docs]
+    indptr = np.zeros(batch.n + 1, dtype=np.int64)
+    np.cumsum(sum(counts), out=indptr[1:])
+    out = np.empty(indptr[-1], dtype=np.int32)
+    before = np.zeros(batch.n, dtype=np.int64)
+    for docs, buckets, count in zip(batch.ngram_docs, batch.ngram_buckets, counts):
+        first = np.cumsum(count) - count  # where each text's hits of this order begin
+        out[indptr[:-1][docs] + before[docs] + np.arange(docs.size) - first[docs]] = buckets
+        before += count
+    return indptr, out
+
+
+def train(data, params, progress=None):
+    """Fit a LinearRewardModel on the train half of `data`; returns (model, metrics).
+    `progress(steps)` is called as work is done; total_steps(data, params) says how many there are."""
+    progress = progress or (lambda steps: None)
+    model = LinearRewardModel.empty(params["bits"], params["max_chars"])
+    test = split_by_prompt(data.prompt, params["test_fraction"], params["seed"])
+    train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
+    if train_idx.size == 0 or test_idx.size == 0:
+        raise ValueError(
+            f"{data.prompt.size} pairs over {np.unique(data.prompt).size} prompts cannot be split "
+            f"{1 - params['test_fraction']:.0%}/{params['test_fraction']:.0%} by prompt into two non-empty halves"
+        )
+    feats = Featurised(model, data, on_chunk=lambda n: progress(1))
+    used = np.unique(np.concatenate([data.chosen[train_idx], data.rejected[train_idx]]))
+    model.mean = feats.dense[used].mean(axis=0)
+    model.std = np.maximum(feats.dense[used].std(axis=0), 1e-6)
+    x = model.standardise(feats.dense)
+    _fit(model, feats, x, data.chosen[train_idx], data.rejected[train_idx], params, progress)
+    rewards = _score_rows(model, feats, x, progress)
+    metrics = evaluate(data, rewards, feats.lengths, train_idx, test_idx)
+    return model, metrics
+
+
+def _epochs(n_train_pairs, params):
+    batches = -(-n_train_pairs // params["batch_size"])
+    return max(params["epochs"], -(-params["min_steps"] // max(batches, 1))), batches
+
+
+def total_steps(n_responses, n_train_pairs, params):
+    epochs, batches = _epochs(n_train_pairs, params)
+    return -(-n_responses // FEATURE_CHUNK) + epochs * batches
+
+
+def _fit(model, feats, x, chosen, rejected, params, progress):
+    rng = np.random.default_rng(params["seed"])
+    lr, decay, size = params["learning_rate"], params["weight_decay"], params["batch_size"]
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    weights = [model.ngram, model.dense]
+    m = [np.zeros_like(w) for w in weights]
+    v = [np.zeros_like(w) for w in weights]
+    step = 0
+    for _epoch in range(_epochs(chosen.size, params)[0]):
+        order = rng.permutation(chosen.size)
+        for start in range(0, order.size, size):
+            pick = order[start:start + size]
+            b = pick.size
+            rows = np.concatenate([chosen[pick], rejected[pick]])
+            buckets, seg = feats.gather(rows)
+            xr, dom = x[rows], feats.domains[rows]
+            s = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * feats.scale[rows]
+                 + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + dom]))
+            margin = s[:b] - s[b:]
+            # d/dm log(1 + e^(−m)) = −σ(−m)
+            g = -np.exp(-np.logaddexp(0.0, margin)) / b
+            per_row = np.concatenate([g, -g])
+            grad_ngram = np.bincount(buckets, weights=(per_row * feats.scale[rows])[seg], minlength=model.ngram.size)
+            grad_dense = np.zeros_like(model.dense)
+            grad_dense[0] = per_row @ xr
+            np.add.at(grad_dense, 1 + dom, per_row[:, None] * xr)
+            # The length and format weights are few and dense: a plain L2 penalty keeps a small
+            # domain's weights from fitting its noise (decay alone barely acts in a few hundred steps).
+            grad_dense += params["dense_l2"] * model.dense
+            step += 1
+            for w, grad, mi, vi in zip(weights, (grad_ngram, grad_dense), m, v):
+                mi *= beta1
+                mi += (1 - beta1) * grad
+                vi *= beta2
+                vi += (1 - beta2) * grad * grad
+                w *= 1 - lr * decay
+                w -= lr * (mi / (1 - beta1**step)) / (np.sqrt(vi / (1 - beta2**step)) + eps)
+            progress(1)
+
+
+def _score_rows(model, feats, x, progress):
+    rewards = np.empty(feats.scale.size)
+    for start in range(0, rewards.size, 4096):
+        progress(0)  # no step of its own, but the job's lease is renewed
+        rows = np.arange(start, min(start + 4096, rewards.size))
+        buckets, seg = feats.gather(rows)
+        xr = x[rows]
+        rewards[rows] = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * feats.scale[rows]
+                         + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + feats.domains[rows]]))
+    return rewards
+
+
+def evaluate(data, rewards, lengths, train_idx, test_idx):
+    """Held-out accuracy per domain and overall, with n, beside the two baselines. A tie is a miss."""
+    margin = rewards[data.chosen] - rewards[data.rejected]
+    longer = lengths[data.chosen] > lengths[data.rejected]
+
+    def row(idx):
+        n = int(idx.size)
+        return {"n": n, "accuracy": _mean(margin[idx] > 0), "longer_wins": _mean(longer[idx]), "random": 0.5}
+
+    by_domain = {}
+    for d, name in enumerate(F.DOMAINS):
+        idx = test_idx[data.domain[test_idx] == d]
+        if idx.size:
+            by_domain[name] = row(idx)
+    return {
+        "held_out": {"overall": row(test_idx), "by_domain": by_domain},
+        "train": {"n": int(train_idx.size), "accuracy": _mean(margin[train_idx] > 0)},
+        "test_prompts": int(np.unique(data.prompt[test_idx]).size),
+        "train_prompts": int(np.unique(data.prompt[train_idx]).size),
+    }
+
+
+def _mean(mask):
+    return round(float(np.mean(mask)), 4) if mask.size else None
+
+
+def load_pairs(dataset, statuses):
+    """The dataset's pairs with one of `statuses`, and the text of every response they use."""
+    rows = list(Pair.objects.filter(dataset=dataset, status__in=statuses).order_by("pk")
+                .values_list("prompt_id", "domain", "chosen_id", "rejected_id").iterator(chunk_size=20_000))
+    if not rows:
+        return None
+    prompt, domain, chosen, rejected = (np.array(c) for c in zip(*rows))
+    ids = np.unique(np.concatenate([chosen, rejected]))
+    texts, prompt_lengths, domains = [], np.zeros(ids.size), []
+    with connection.cursor() as cursor:
+        for start in range(0, ids.size, 20_000):
+            chunk = ids[start:start + 20_000]
+            cursor.execute(
+                """SELECT r.id, r.text, length(p.query), p.domain FROM annotation_response r
+                   JOIN annotation_prompt p ON p.id = r.prompt_id WHERE r.id = ANY(%s) ORDER BY r.id""",
+                [chunk.tolist()],
+            )
+            for i, (_id, text, plen, dom) in enumerate(cursor.fetchall(), start):
+                texts.append(text)
+                prompt_lengths[i] = plen
+                domains.append(dom)
+    index = {d: i for i, d in enumerate(F.DOMAINS)}
+    return PairData(
+        prompt=prompt.astype(np.int64),
+        domain=np.array([index.get(d, index["other"]) for d in domain], dtype=np.int64),
+        chosen=np.searchsorted(ids, chosen), rejected=np.searchsorted(ids, rejected),
+        texts=texts, prompt_lengths=prompt_lengths, response_domains=domains,
+    )
+
+
+def choose_statuses(dataset, requested):
+    """The statuses to train on and a notice when the default had to fall back."""
+    if requested:
+        return list(requested), ""
+    if Pair.objects.filter(dataset=dataset, status=Pair.Status.KEPT).exists():
+        return [Pair.Status.KEPT], ""
+    return [Pair.Status.PENDING, Pair.Status.KEPT], "no kept pairs: trained on pending pairs instead"
+
+
+@job_runner("train_reward_model", unit="steps")
+def run_training(ctx: JobContext):
+    params = ctx.params
+    dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
+    statuses, notice = choose_statuses(dataset, params.get("statuses"))
+    data = load_pairs(dataset, statuses)
+    if data is None:
+        raise JobFailed(f"dataset {dataset.name!r} has no pairs with status {' or '.join(statuses)} to train on")
+    n_train = int((~split_by_prompt(data.prompt, params["test_fraction"], params["seed"])).sum())
+    ctx.set_total(total_steps(len(data.texts), n_train, params) + 1)
+    ctx.job.done = 0
+    state = {"pending": 0, "at": time.monotonic()}
+
+    def progress(steps):
+        state["pending"] += steps
+        if time.monotonic() - state["at"] >= 1.0:
+            with transaction.atomic():
+                ctx.commit(done=state["pending"])
+            state.update(pending=0, at=time.monotonic())
+
+    try:
+        model, metrics = train(data, params, progress)
+    except ValueError as exc:
+        raise JobFailed(str(exc)) from None
+    metrics.update(statuses=statuses, notice=notice, dataset=dataset.name,
+                   test_fraction=params["test_fraction"], seed=params["seed"])
+    with transaction.atomic():
+        reward_model = _save(model, metrics, params, dataset, ctx.job.created_by)
+        try:
+            overall = metrics["held_out"]["overall"]
+            ctx.commit(done=state["pending"] + 1, cursor={"reward_model": reward_model.pk},
+                       counts={"train_pairs": metrics["train"]["n"], "test_pairs": overall["n"],
+                               "held_out_accuracy": overall["accuracy"], "longer_wins": overall["longer_wins"]})
+        except Exception:
+            model_path(reward_model.name, reward_model.version).unlink(missing_ok=True)
+            raise
+
+
+def _save(model, metrics, params, dataset, user):
+    name = params["name"]
+    with connection.cursor() as cursor:
+        # Two trainings of one name must not take the same version number.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"reward_model:{name}"])
+    version = (RewardModel.objects.filter(name=name).order_by("-version").values_list("version", flat=True)
+               .first() or 0) + 1
+    path = model_path(name, version)
+    model.save(path)
+    return RewardModel.objects.create(
+        name=name, version=version, backend=RewardModel.Backend.BUILTIN, metrics=metrics,
+        trained_on=dataset, created_by=user,
+        config={"path": str(path.relative_to(path.parent.parent)), "bits": model.bits, "max_chars": model.max_chars,
+                "featurizer": F.FEATURIZER_VERSION, "features": F.DENSE_FEATURES,
+                "training": {k: params[k] for k in DEFAULTS}},
+    )

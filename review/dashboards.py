@@ -1,0 +1,272 @@
+"""Dashboards of a dataset: the overview and the disagreement counts, and the snapshots that keep
+them fast.
+
+Every number here is the size of a list that the pair list can show (review/selections.py): the
+pages link each one to `pair-list` with the parameters that select it, and tests follow the links.
+
+Aggregating a million pairs (and several million judgements) takes seconds, far over what a page
+may take, so each dashboard's data is a `DashboardSnapshot`: computed by the `dashboard_refresh`
+job (started by beat once a job of the dataset has finished, `review.tasks.refresh_stale_dashboards`,
+or by the admins' button on each page; the first visit computes it in the request), stored as JSON, and shown
+with its age. A snapshot is *stale* when a job of the dataset finished, or a review was saved,
+after it was computed; the page then says so (the numbers may differ from the lists behind them).
+
+The judge-based disagreement views are as costly to list as to count, so the refresh also stores
+their members (SelectionMember); the pair list reads those while no job of the dataset has run
+since the refresh (review/disagreements.py `materialised`), and the live query otherwise.
+"""
+
+import time
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+
+from annotation.jobs import job_runner
+from annotation.models import Domain, Job, Pair
+
+from .disagreements import LATEST_SCORES, reward_model_for
+from .judge_analysis import judges_data
+from .models import DashboardSnapshot, Review, SelectionMember
+from .selections import selections_in
+
+REFRESH_KIND = "dashboard_refresh"
+# Chart buckets are powers of two wide, so that a bucket's bounds are exact in binary floating point
+# and "lo ≤ x < hi" in the pair list selects exactly the pairs counted in the bar.
+BUCKET_WIDTHS = [2.0 ** k for k in range(-6, 8)]
+
+
+# --- snapshots -----------------------------------------------------------------------------------
+
+
+# Above this many pairs a missing snapshot is left to a refresh job rather than computed in the request:
+# at 100k pairs one dashboard took 2-3 s on the shared 2-core machine (BENCHMARKS.md, "Dashboards").
+INLINE_MAX_PAIRS = 200_000
+
+
+def snapshot(dataset, name):
+    """The stored snapshot `name` of the dataset, computed now if there is none and the dataset is small;
+    None for a large dataset without one (the caller starts a refresh job)."""
+    found = DashboardSnapshot.objects.filter(dataset=dataset, name=name).first()
+    if found is not None:
+        return found
+    if Pair.objects.filter(dataset=dataset).count() > INLINE_MAX_PAIRS:
+        return None
+    return refresh_one(dataset, name)
+
+
+def refresh_one(dataset, name):
+    # One transaction: readers see the old snapshot (and stored members) or the new, never a mix. The
+    # snapshot is dated when its computation began, so a job finishing meanwhile makes it stale.
+    computed_at, started = timezone.now(), time.perf_counter()
+    with transaction.atomic():
+        data = COMPUTE[name](dataset)
+        snap, _created = DashboardSnapshot.objects.update_or_create(
+            dataset=dataset, name=name,
+            defaults={"data": data, "computed_at": computed_at, "seconds": time.perf_counter() - started})
+    return snap
+
+
+def freshness(dataset, snap):
+    """What the page says about a snapshot's age: when, how long it took, and whether data changed since."""
+    last_job = (Job.objects.filter(dataset=dataset, finished_at__isnull=False).exclude(kind=REFRESH_KIND)
+                .aggregate(at=Max("finished_at"))["at"])
+    last_review = Review.objects.filter(pair__dataset=dataset).aggregate(at=Max("updated_at"))["at"]
+    changed = [at for at in (last_job, last_review) if at is not None and at > snap.computed_at]
+    running = Job.objects.filter(dataset=dataset, kind=REFRESH_KIND).exclude(status__in=Job.FINISHED).first()
+    return {"computed_at": snap.computed_at, "age": timezone.now() - snap.computed_at, "seconds": snap.seconds,
+            "stale": bool(changed), "refresh_job": running}
+
+
+@job_runner(REFRESH_KIND, unit="dashboards")
+def run_refresh(ctx):
+    """Recompute every dashboard of the job's dataset; each one commits on its own."""
+    names = list(COMPUTE)
+    ctx.set_total(len(names))
+    for name in names:
+        with transaction.atomic():
+            snap = refresh_one(ctx.job.dataset, name)
+            ctx.commit(done=1, counts={"seconds": round(snap.seconds, 3)})
+
+
+def needs_refresh(dataset):
+    """A job of the dataset finished after its oldest snapshot was computed, and none is under way now."""
+    oldest = DashboardSnapshot.objects.filter(dataset=dataset).aggregate(at=Min("computed_at"))["at"]
+    jobs = Job.objects.filter(dataset=dataset)
+    if oldest is None or jobs.exclude(status__in=Job.FINISHED).exists():
+        return False
+    return jobs.exclude(kind=REFRESH_KIND).filter(finished_at__gt=oldest).exists()
+
+
+def start_refresh(dataset, user=None):
+    """A refresh job for the dataset, unless one is already waiting or running."""
+    from annotation.jobs import create_job
+
+    running = Job.objects.filter(dataset=dataset, kind=REFRESH_KIND).exclude(status__in=Job.FINISHED).first()
+    return running or create_job(REFRESH_KIND, dataset=dataset, user=user)
+
+
+# --- the overview --------------------------------------------------------------------------------
+
+
+def _rows(sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def overview_data(dataset):
+    ds = dataset.pk
+    by_domain_status = _rows(
+        "SELECT domain, status, count(*) FROM annotation_pair WHERE dataset_id = %s GROUP BY 1, 2", [ds])
+    reviewed = dict(_rows(
+        """SELECT q.domain, count(*) FROM annotation_pair q WHERE q.dataset_id = %s
+             AND EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = q.id) GROUP BY 1""", [ds]))
+    # The reason a pair was filtered, without the per-pair details ("margin=…", "was=…").
+    reasons = _rows(
+        r"""SELECT regexp_replace(status_reason, '\s+(margin|was)=.*$', ''), count(*) FROM annotation_pair
+            WHERE dataset_id = %s AND status = 'filtered' GROUP BY 1 ORDER BY 2 DESC, 1""", [ds])
+    domains = {}
+    for domain, status, n in by_domain_status:
+        row = domains.setdefault(domain, {"domain": domain, "total": 0, "reviewed": reviewed.get(domain, 0)})
+        row[status] = n
+        row["total"] += n
+    rows = [domains[d] for d in Domain.values if d in domains]
+    for row in rows:
+        for status in Pair.Status.values:
+            row.setdefault(status, 0)
+    total = {key: sum(r[key] for r in rows) for key in ["total", "reviewed", *Pair.Status.values]}
+    return {
+        "domains": rows, "total": total,
+        "reasons": [{"reason": r, "n": n} for r, n in reasons],
+        "coverage": judge_coverage(dataset),
+        "score_hist": score_histograms(dataset),
+        "gap_hist": histogram(_rows(
+            """SELECT chosen_score - rejected_score FROM annotation_pair WHERE dataset_id = %s
+               AND chosen_score IS NOT NULL AND rejected_score IS NOT NULL""", [ds])),
+        **reward_overview(dataset),
+        "acceptance": acceptance_by_domain(dataset),
+    }
+
+
+def judge_coverage(dataset):
+    """Per judge: responses with an ok judgement, and judgements that failed, of the dataset's responses."""
+    (responses,), = _rows("SELECT count(*) FROM annotation_response WHERE dataset_id = %s", [dataset.pk])
+    rows = _rows(
+        """SELECT g.id, g.name, count(DISTINCT j.response_id) FILTER (WHERE j.status = 'ok'),
+                  count(*) FILTER (WHERE j.status = 'parse_error'), count(*) FILTER (WHERE j.status = 'refused'),
+                  count(*) FILTER (WHERE j.status = 'error')
+           FROM annotation_judgement j JOIN annotation_response r ON r.id = j.response_id
+           JOIN annotation_judge g ON g.id = j.judge_id
+           WHERE r.dataset_id = %s GROUP BY g.id, g.name ORDER BY g.name""", [dataset.pk])
+    return {"responses": responses, "judges": [
+        {"id": i, "name": name, "scored": ok, "share": ok / responses if responses else 0.0,
+         "parse_error": pe, "refused": refused, "error": err} for i, name, ok, pe, refused, err in rows]}
+
+
+def score_histograms(dataset):
+    """Per judge, how many of its latest ok scores fall in [k, k + 1) for k = 1 … 10 (10 alone in the last)."""
+    rows = _rows(
+        f"""WITH latest AS ({LATEST_SCORES})
+            SELECT g.name, least(floor(l.score), 10)::int, count(*) FROM latest l
+            JOIN annotation_judge g ON g.id = l.judge_id GROUP BY 1, 2 ORDER BY 1, 2""", [dataset.pk])
+    out = {}
+    for name, bucket, n in rows:
+        out.setdefault(name, [0] * 10)[bucket - 1] = n
+    return [{"judge": name, "counts": counts} for name, counts in out.items()]
+
+
+def histogram(values, target_buckets=24):
+    """Buckets [lo, hi) of a power-of-two width chosen for about `target_buckets` bars, from [(x,), …]."""
+    xs = [v for (v,) in values]
+    if not xs:
+        return {"buckets": [], "width": None}
+    lo, hi = min(xs), max(xs)
+    width = next((w for w in BUCKET_WIDTHS if (hi - lo) / w <= target_buckets), BUCKET_WIDTHS[-1])
+    counts = {}
+    for x in xs:
+        k = int(x // width)
+        counts[k] = counts.get(k, 0) + 1
+    first, last = min(counts), max(counts)
+    return {"width": width, "buckets": [
+        {"lo": k * width, "hi": (k + 1) * width, "n": counts.get(k, 0)} for k in range(first, last + 1)]}
+
+
+def reward_overview(dataset):
+    """The reward-margin histogram and, per domain, how often the reward model agrees with the panel."""
+    model = reward_model_for(dataset)
+    if model is None:
+        return {"reward_model": None, "margin_hist": histogram([]), "crm_agreement": []}
+    base = """FROM annotation_pair q
+              JOIN annotation_rewardscore sc ON sc.response_id = q.chosen_id AND sc.reward_model_id = %s
+              JOIN annotation_rewardscore sr ON sr.response_id = q.rejected_id AND sr.reward_model_id = %s
+              WHERE q.dataset_id = %s"""
+    params = [model.pk, model.pk, dataset.pk]
+    margins = _rows(f"SELECT sc.reward - sr.reward {base}", params)
+    agreement = _rows(
+        f"""SELECT q.domain, count(*),
+                   count(*) FILTER (WHERE sign(sc.reward - sr.reward) <> sign(q.chosen_score - q.rejected_score))
+            {base} AND q.chosen_score IS NOT NULL AND q.rejected_score IS NOT NULL GROUP BY 1""", params)
+    by_domain = {d: (n, disagree) for d, n, disagree in agreement}
+    return {
+        "reward_model": {"id": model.pk, "name": str(model)},
+        "margin_hist": histogram(margins),
+        "crm_agreement": [
+            {"domain": d, "pairs": by_domain[d][0], "disagree": by_domain[d][1],
+             "agree_share": 1 - by_domain[d][1] / by_domain[d][0]}
+            for d in Domain.values if d in by_domain],
+    }
+
+
+def acceptance_by_domain(dataset):
+    """The paper's human check from our reviews: per domain, the share of reviews that find the chosen
+    response better and do not mark it incorrect."""
+    rows = _rows(
+        """SELECT q.domain, count(*),
+                  count(*) FILTER (WHERE v.verdict = 'chosen_better' AND v.better_correct IS NOT FALSE)
+           FROM review_review v JOIN annotation_pair q ON q.id = v.pair_id
+           WHERE q.dataset_id = %s GROUP BY 1""", [dataset.pk])
+    found = {d: (n, ok) for d, n, ok in rows}
+    return [{"domain": d, "reviews": found[d][0], "accepted": found[d][1],
+             "rate": found[d][1] / found[d][0]} for d in Domain.values if d in found]
+
+
+# --- disagreements -------------------------------------------------------------------------------
+
+
+def disagreement_data(dataset):
+    """Per disagreement view (default settings) and domain, how many pairs it selects. The costly
+    views' members are stored too (SelectionMember), so the list behind a count is as fast as the count."""
+    views = []
+    SelectionMember.objects.filter(dataset=dataset).delete()
+    for view in selections_in("disagreement"):
+        live = getattr(view.narrow, "live", None)
+        pairs = (live or view.narrow)(Pair.objects.filter(dataset=dataset), dataset, dict(view.settings))
+        if live is not None:
+            try:
+                sql, params = pairs.values("pk").query.sql_with_params()
+            except EmptyResultSet:  # pairs.none(), e.g. no reward model scored the dataset
+                sql, params = "SELECT NULL::bigint WHERE false", []
+            with connection.cursor() as cursor:
+                cursor.execute(f"INSERT INTO review_selectionmember (dataset_id, view, pair_id) "
+                               f"SELECT %s, %s, t.id FROM ({sql}) AS t(id)", [dataset.pk, view.name, *params])
+            pairs = Pair.objects.filter(pk__in=SelectionMember.objects.filter(dataset=dataset, view=view.name)
+                                        .values("pair_id"))
+        counts = dict(pairs.order_by().values_list("domain").annotate(n=Count("*")))
+        views.append({"name": view.name, "counts": counts, "total": sum(counts.values())})
+    return {"views": views, "materialised": True}
+
+
+def members_are_current(dataset):
+    """Whether the stored members of the costly views still hold: a refresh stored them and no job of the
+    dataset (import, scoring, build, reward filter, …) has finished or is under way since."""
+    snap = (DashboardSnapshot.objects.filter(dataset=dataset, name="disagreements")
+            .values_list("computed_at", "data__materialised").first())
+    if snap is None or not snap[1]:
+        return False
+    changed = Q(finished_at__gt=snap[0]) | Q(finished_at__isnull=True)
+    return not Job.objects.filter(dataset=dataset).exclude(kind=REFRESH_KIND).filter(changed).exists()
+
+
+COMPUTE = {"overview": overview_data, "disagreements": disagreement_data, "judges": judges_data}

@@ -1,0 +1,158 @@
+"""Disagreement views: where the automatic labels and the people (or the judges among themselves)
+do not agree. Each is a named selection (review/selections.py), so the Disagreements page, the pair
+list and the review queue all use the same definition; every one is a SQL filter on the pairs.
+
+Definitions (the settings are GET parameters with these defaults):
+- judge-spread: a response of the pair has, over the judges' latest ok scores (at least two judges),
+  max − min > `spread` (default 3), or, when `sd` > 0, a population standard deviation > `sd`.
+- judge-order: among the judges that scored both responses of the pair, one scores chosen higher
+  by more than `margin` (default 0) and another scores rejected higher by more than `margin`.
+- reward-vs-panel: sign(r(chosen) − r(rejected)) differs from sign(panel gap). The panel gap is the
+  pair's stored gap (chosen_score − rejected_score, set by pair building, as in exports); the reward
+  model is `model` (a RewardModel id; 0, the default, means the newest that scored the dataset).
+- reviewer-vs-auto: a review's verdict is not "chosen is better" (the automatic label).
+- reviewer-vs-reviewer: the pair's reviews do not all have the same verdict.
+
+Two helper selections serve the overview's charts (a click on a bar opens its pairs):
+- gap-range: gap_min ≤ panel gap < gap_max.
+- margin-range: margin_min ≤ reward margin < margin_max (reward model as above).
+
+"Latest ok judgement": for each (response, judge), the newest judgement with status ok, as pair
+building and exports count it (a rescore under a new rubric version replaces the old score).
+"""
+
+import functools
+
+from django.db.models import Exists, F, OuterRef
+from django.db.models.expressions import RawSQL
+from django.utils.translation import gettext_lazy as _
+
+from annotation.models import RewardModel
+
+from .models import Review, SelectionMember
+from .selections import REGISTRY, selection
+
+LATEST_SCORES = """
+    SELECT DISTINCT ON (j.response_id, j.judge_id) j.response_id, j.judge_id, j.score
+    FROM annotation_judgement j JOIN annotation_response r ON r.id = j.response_id
+    WHERE r.dataset_id = %s AND j.status = 'ok'
+    ORDER BY j.response_id, j.judge_id, j.created_at DESC, j.id DESC
+"""
+
+
+def reward_model_for(dataset, model_id=0):
+    """The reward model whose margins count: `model_id`, or the newest that scored the dataset."""
+    if model_id:
+        return RewardModel.objects.filter(pk=int(model_id)).first()
+    from .exports import current_reward_model
+
+    return current_reward_model(dataset)
+
+
+def materialised(name):
+    """Serve the view at its default settings from the rows the last dashboard refresh stored
+    (SelectionMember) while they are current; the live query otherwise. `narrow.live` is the live query."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def narrow(pairs, dataset, settings):
+            from .dashboards import members_are_current
+
+            if settings == REGISTRY[name].settings and members_are_current(dataset):
+                return pairs.filter(pk__in=SelectionMember.objects.filter(dataset=dataset, view=name)
+                                    .values("pair_id"))
+            return fn(pairs, dataset, settings)
+
+        narrow.live = fn
+        return narrow
+
+    return wrap
+
+
+@selection("judge-spread", _("Judge panel spread"), "disagreement",
+           _("A response of the pair on which the judges' scores spread by more than the setting "
+             "(max − min, or the standard deviation when sd is set)."), spread=3.0, sd=0.0)
+@materialised("judge-spread")
+def judge_spread(pairs, dataset, settings):
+    sql = f"""
+        WITH latest AS ({LATEST_SCORES}),
+        wide AS (
+            SELECT response_id FROM latest GROUP BY response_id
+            HAVING count(*) >= 2 AND (round((max(score) - min(score))::numeric, 6) > %s
+                                      OR (%s > 0 AND stddev_pop(score) > %s)))
+        SELECT q.id FROM annotation_pair q
+        WHERE q.dataset_id = %s AND (q.chosen_id IN (SELECT response_id FROM wide)
+                                     OR q.rejected_id IN (SELECT response_id FROM wide))"""
+    params = [dataset.pk, settings["spread"], settings["sd"], settings["sd"], dataset.pk]
+    return pairs.filter(pk__in=RawSQL(sql, params))
+
+
+@selection("judge-order", _("Judges disagree on the order"), "disagreement",
+           _("One judge scores the chosen response higher, another the rejected one (by more than the margin)."),
+           margin=0.0)
+@materialised("judge-order")
+def judge_order(pairs, dataset, settings):
+    sql = f"""
+        WITH latest AS ({LATEST_SCORES})
+        SELECT q.id FROM annotation_pair q
+        JOIN latest c ON c.response_id = q.chosen_id
+        JOIN latest r ON r.response_id = q.rejected_id AND r.judge_id = c.judge_id
+        WHERE q.dataset_id = %s
+        GROUP BY q.id HAVING bool_or(c.score - r.score > %s) AND bool_or(r.score - c.score > %s)"""
+    margin = settings["margin"]
+    return pairs.filter(pk__in=RawSQL(sql, [dataset.pk, dataset.pk, margin, margin]))
+
+
+@selection("reward-vs-panel", _("Reward model against the judge panel"), "disagreement",
+           _("The sign of the reward margin differs from the sign of the panel's score gap."), model=0)
+@materialised("reward-vs-panel")
+def reward_vs_panel(pairs, dataset, settings):
+    model = reward_model_for(dataset, settings["model"])
+    if model is None:
+        return pairs.none()
+    sql = """
+        SELECT q.id FROM annotation_pair q
+        JOIN annotation_rewardscore sc ON sc.response_id = q.chosen_id AND sc.reward_model_id = %s
+        JOIN annotation_rewardscore sr ON sr.response_id = q.rejected_id AND sr.reward_model_id = %s
+        WHERE q.dataset_id = %s AND q.chosen_score IS NOT NULL AND q.rejected_score IS NOT NULL
+          AND sign(sc.reward - sr.reward) <> sign(q.chosen_score - q.rejected_score)"""
+    return pairs.filter(pk__in=RawSQL(sql, [model.pk, model.pk, dataset.pk]))
+
+
+@selection("reviewer-vs-auto", _("Reviewer against the automatic label"), "disagreement",
+           _("A reviewer did not find the chosen response better (rejected better, tie or both bad)."))
+def reviewer_vs_auto(pairs, dataset, settings):
+    contradicted = Review.objects.filter(pair=OuterRef("pk")).exclude(verdict=Review.Verdict.CHOSEN_BETTER)
+    return pairs.filter(Exists(contradicted))
+
+
+@selection("reviewer-vs-reviewer", _("Reviewer against reviewer"), "disagreement",
+           _("Reviewers of the pair gave different verdicts."))
+def reviewer_vs_reviewer(pairs, dataset, settings):
+    sql = """
+        SELECT v.pair_id FROM review_review v JOIN annotation_pair q ON q.id = v.pair_id
+        WHERE q.dataset_id = %s GROUP BY v.pair_id HAVING count(DISTINCT v.verdict) > 1"""
+    return pairs.filter(pk__in=RawSQL(sql, [dataset.pk]))
+
+
+@selection("gap-range", _("Panel gap in a range"), "chart",
+           _("Pairs whose stored panel gap is at least gap_min and below gap_max."), gap_min=0.0, gap_max=10.0)
+def gap_range(pairs, dataset, settings):
+    gap = pairs.alias(gap=F("chosen_score") - F("rejected_score"))
+    return gap.filter(gap__gte=settings["gap_min"], gap__lt=settings["gap_max"])
+
+
+@selection("margin-range", _("Reward margin in a range"), "chart",
+           _("Pairs whose reward margin r(chosen) − r(rejected) is at least margin_min and below margin_max."),
+           margin_min=-1e9, margin_max=1e9, model=0)
+def margin_range(pairs, dataset, settings):
+    model = reward_model_for(dataset, settings["model"])
+    if model is None:
+        return pairs.none()
+    sql = """
+        SELECT q.id FROM annotation_pair q
+        JOIN annotation_rewardscore sc ON sc.response_id = q.chosen_id AND sc.reward_model_id = %s
+        JOIN annotation_rewardscore sr ON sr.response_id = q.rejected_id AND sr.reward_model_id = %s
+        WHERE q.dataset_id = %s AND sc.reward - sr.reward >= %s AND sc.reward - sr.reward < %s"""
+    params = [model.pk, model.pk, dataset.pk, settings["margin_min"], settings["margin_max"]]
+    return pairs.filter(pk__in=RawSQL(sql, params))

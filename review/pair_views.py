@@ -1,0 +1,203 @@
+"""Browse and search pairs, a pair's own page with its admin actions, and the low-quality rules page."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
+from django.db.models.functions import Left
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation import jobs, pairing
+from annotation.forms import ScoreForm
+from annotation.models import Domain, Job, Judgement, Pair, Response, RewardScore, Role
+
+from . import pair_actions, quality_rules
+from .access import get_dataset_for
+from .models import Review, ReviewEvent
+from .selections import REGISTRY, PairFilter
+
+# Rows a page of the pair list shows. Keyset pagination (pk > after), so page 1,000 costs what page 1 does.
+PAGE_SIZE = 50
+# Characters of each text a list row shows (cut in SQL: responses run to 200,000 characters).
+EXCERPT = 140
+
+
+@login_required
+@require_GET
+def pair_list(request, pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    params = request.GET.copy()
+    after = _positive_int(params.pop("after", [""])[-1])
+    form = PairFilter(params)
+    rows, next_after = [], None
+    if form.is_valid():
+        pairs = form.pairs(dataset)
+        if after:
+            pairs = pairs.filter(pk__gt=after)
+        rows = list(
+            pairs.annotate(prompt_excerpt=Left("prompt__query", EXCERPT), chosen_excerpt=Left("chosen__text", EXCERPT),
+                           rejected_excerpt=Left("rejected__text", EXCERPT))
+            .values("pk", "domain", "status", "status_reason", "chosen_score", "rejected_score", "prompt_excerpt",
+                    "chosen_excerpt", "rejected_excerpt")[:PAGE_SIZE + 1]
+        )
+        if len(rows) > PAGE_SIZE:
+            rows = rows[:PAGE_SIZE]
+            next_after = rows[-1]["pk"]
+    labels, statuses = dict(Domain.choices), dict(Pair.Status.choices)
+    for row in rows:
+        row["domain_label"] = labels.get(row["domain"], row["domain"])
+        row["status_label"] = statuses.get(row["status"], row["status"])
+        gap = None
+        if row["chosen_score"] is not None and row["rejected_score"] is not None:
+            gap = row["chosen_score"] - row["rejected_score"]
+        row["gap"] = gap
+    ctx = {"dataset": dataset, "form": form, "rows": rows, "next_after": next_after, "after": after,
+           "query": form.query_string(), "view_settings": _view_settings(params)}
+    template = "review/pair_list.html#results" if request.htmx else "review/pair_list.html"
+    return render(request, template, ctx, status=200 if form.is_valid() else 400)
+
+
+def _view_settings(params):
+    """(name, value) of the chosen view's settings, for the filter form (the URL's value or the default)."""
+    view = REGISTRY.get(params.get("view") or "")
+    return [(key, params.get(key) or default) for key, default in view.settings.items()] if view else []
+
+
+def _positive_int(raw):
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+@login_required
+@require_GET
+def pair_detail(request, pk, pair_pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    pair = _get_pair(dataset, pair_pk)
+    return render(request, "review/pair_detail.html", _detail_context(request, dataset, pair))
+
+
+def _get_pair(dataset, pair_pk):
+    return get_object_or_404(
+        Pair.objects.select_related("prompt", "chosen", "rejected", "build_run", "dataset"), pk=pair_pk,
+        dataset=dataset,
+    )
+
+
+def _detail_context(request, dataset, pair):
+    is_admin = dataset.allows(request.user, Role.ADMIN)
+    judgements = Judgement.objects.select_related("judge", "rubric").order_by("judge__name", "-created_at", "-pk")
+    rewards = RewardScore.objects.select_related("reward_model").order_by("reward_model__name",
+                                                                           "-reward_model__version")
+    responses = {
+        r.pk: r for r in Response.objects.filter(pk__in=[pair.chosen_id, pair.rejected_id])
+        .prefetch_related(Prefetch("judgements", queryset=judgements), Prefetch("reward_scores", queryset=rewards))
+    }
+    chosen, rejected = responses[pair.chosen_id], responses[pair.rejected_id]
+    rejected_rewards = {s.reward_model_id: s.reward for s in rejected.reward_scores.all()}
+    margins = [
+        {"model": s.reward_model, "chosen": s.reward, "rejected": rejected_rewards[s.reward_model_id],
+         "margin": s.reward - rejected_rewards[s.reward_model_id]}
+        for s in chosen.reward_scores.all() if s.reward_model_id in rejected_rewards
+    ]
+    try:
+        can_rebuild = pair_actions.rebuild_params(pair) is not None
+    except ValueError:
+        can_rebuild = False
+    return {
+        "dataset": dataset,
+        "pair": pair,
+        "is_admin": is_admin,
+        "conversation": pair.prompt.messages,
+        "sides": [("chosen", _("Chosen"), chosen, pair.chosen_score),
+                  ("rejected", _("Rejected"), rejected, pair.rejected_score)],
+        "margins": margins,
+        "flags": quality_rules.flags_of(pair),
+        "reviews": Review.objects.filter(pair=pair).select_related("reviewer").order_by("-updated_at"),
+        "events": ReviewEvent.objects.filter(pair=pair).select_related("actor").order_by("-at", "-pk")[:100],
+        "score_form": ScoreForm(initial={"rescore": True}) if is_admin else None,
+        "can_rebuild": can_rebuild,
+    }
+
+
+@login_required
+@require_POST
+def pair_rescore(request, pk, pair_pk):
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    pair = _get_pair(dataset, pair_pk)
+    form = ScoreForm(request.POST)
+    if form.is_valid():
+        try:
+            job = pair_actions.rescore(pair, request.user, form.options())
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("job-detail", job.pk)
+    ctx = {**_detail_context(request, dataset, pair), "score_form": form}
+    return render(request, "review/pair_detail.html", ctx, status=400)
+
+
+@login_required
+@require_POST
+def pair_unfilter(request, pk, pair_pk):
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    pair = _get_pair(dataset, pair_pk)
+    try:
+        status = pair_actions.unfilter(pair)
+    except pair_actions.ActionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Pair %(pk)s is %(status)s again.") % {"pk": pair.pk, "status": status})
+    return redirect("pair-detail", dataset.pk, pair.pk)
+
+
+@login_required
+@require_POST
+def pair_rebuild(request, pk, pair_pk):
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    pair = _get_pair(dataset, pair_pk)
+    try:
+        job = pair_actions.rebuild(pair, request.user)
+    except pairing.BuildAlreadyRunning as exc:
+        messages.error(request, _("A pair build of this dataset is already under way."))
+        return redirect("job-detail", exc.job.pk)
+    except (pair_actions.ActionRefused, ValueError) as exc:
+        messages.error(request, str(exc))
+        return redirect("pair-detail", dataset.pk, pair.pk)
+    return redirect("job-detail", job.pk)
+
+
+@login_required
+@require_GET
+def quality_overview(request, pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    all_pairs = Pair.objects.filter(dataset=dataset)
+    total_pairs = all_pairs.count()
+    domains = [(d, label) for d, label in Domain.choices if all_pairs.filter(domain=d).exists()]
+    job = quality_rules.stored_counts(dataset)
+    if job is not None:
+        counts = job.counts
+    elif total_pairs <= quality_rules.LIVE_LIMIT:
+        counts = {rule.name: quality_rules.count_rule(rule, dataset) for rule in quality_rules.rules()}
+    else:
+        counts = {}
+    rows = []
+    for rule in quality_rules.rules():
+        by_domain = counts.get(rule.name)
+        rows.append({"rule": rule, "total": sum(by_domain.values()) if by_domain is not None else None,
+                     "cells": [(d, by_domain.get(d, 0) if by_domain is not None else None) for d, _ in domains]})
+    running = Job.objects.filter(dataset=dataset, kind="quality_counts").exclude(status__in=Job.FINISHED).first()
+    ctx = {"dataset": dataset, "rows": rows, "domains": domains, "total_pairs": total_pairs, "job": job,
+           "running": running, "is_admin": dataset.allows(request.user, Role.ADMIN)}
+    return render(request, "review/quality.html", ctx)
+
+
+@login_required
+@require_POST
+def quality_recount(request, pk):
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    job = jobs.create_job("quality_counts", dataset=dataset, user=request.user)
+    return redirect("job-detail", job.pk)

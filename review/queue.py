@@ -1,0 +1,337 @@
+"""The review queue: which pair a reviewer gets next, and what submitting, skipping and undoing do.
+
+A queue is a list of pairs (any `PairFilter` list of a dataset, or an audit's sample) and an overlap k:
+each pair goes to at most k different reviewers (k = 1: never to two). A pair handed out is held by a
+`ReviewAssignment` with a lease; while the lease runs it counts as taken, so a reviewer who closes the
+tab loses the pair only when the lease expires. Skipping gives the pair back to the others.
+
+Handing out is race-free without a lock on the whole queue: candidates are read without locks, then
+one candidate at a time is locked with `SELECT … FOR NO KEY UPDATE SKIP LOCKED` and its count of
+reviewers is read again under the lock, in a new statement (READ COMMITTED), so an assignment another
+reviewer committed a moment ago is seen. Two reviewers never hold the same pair's lock together, and
+the one who comes second sees the first one's assignment.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.core.cache import cache
+from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models.expressions import RawSQL
+from django.http import QueryDict
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from annotation.models import Judgement, Pair, RewardScore
+
+from .models import Audit, Review, ReviewAssignment, ReviewEvent, ReviewSettings
+from .selections import select_pairs
+
+# Candidates read per round before locking them one by one: more than the reviewers working at once,
+# so a round rarely ends with every candidate locked by someone else.
+CANDIDATE_BATCH = 16
+# Parameters of a queue's URL that are not part of its list.
+NOT_FILTERS = {"at", "audit", "page"}
+
+
+class QueueError(Exception):
+    """A submit the queue refuses (a pair not handed to this reviewer, a lease lost to another one)."""
+
+
+@dataclass
+class Queue:
+    dataset: object
+    pairs: object  # queryset of the pairs in the queue
+    k: int
+    key: str  # identifies the queue in assignments: its history, j/k and undo stay inside it
+    query: str  # URL query string that rebuilds the queue
+    blind: bool
+    audit: Audit | None = None
+
+    @classmethod
+    def from_params(cls, dataset, params):
+        """(queue, None) for GET-style params, or (None, filter form with errors)."""
+        review_settings = ReviewSettings.of(dataset)
+        audit_id = params.get("audit")
+        if audit_id:
+            audit = Audit.objects.filter(pk=audit_id if str(audit_id).isdigit() else 0, dataset=dataset).first()
+            if audit is None:
+                return None, None
+            return cls.for_audit(audit, review_settings), None
+        filters = QueryDict(mutable=True)
+        for name in sorted(params):
+            if name not in NOT_FILTERS:
+                filters.setlist(name, [v for v in params.getlist(name) if v != ""])
+        pairs, form = select_pairs(dataset, filters)
+        if pairs is None:
+            return None, form
+        query = filters.urlencode()
+        key = f"d{dataset.pk}?{query}"
+        if len(key) > 200:
+            key = f"d{dataset.pk}#{hashlib.sha1(query.encode()).hexdigest()}"
+        return cls(dataset, pairs, review_settings.reviews_per_pair, key, query, review_settings.blind_review), None
+
+    @classmethod
+    def for_audit(cls, audit, review_settings=None):
+        review_settings = review_settings or ReviewSettings.of(audit.dataset)
+        pairs = Pair.objects.filter(dataset=audit.dataset, pk__in=audit.pair_ids).order_by("pk")
+        return cls(audit.dataset, pairs, audit.reviews_per_pair, f"audit:{audit.pk}", urlencode({"audit": audit.pk}),
+                   review_settings.blind_review, audit)
+
+
+def lease():
+    return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+
+
+def _reviewers_of(pair_id, reviewer, now):
+    """How many reviewers have the pair: those who reviewed it and others who hold it under a live lease."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT count(*) FROM (
+                   SELECT reviewer_id FROM review_review WHERE pair_id = %(pair)s
+                   UNION
+                   SELECT reviewer_id FROM review_reviewassignment
+                   WHERE pair_id = %(pair)s AND reviewer_id <> %(me)s
+                     AND (status = 'done' OR (status = 'assigned' AND expires_at > %(now)s))) taken""",
+            {"pair": pair_id, "me": reviewer.pk, "now": now},
+        )
+        return cursor.fetchone()[0]
+
+
+def _candidates(queue, reviewer, now):
+    mine = ReviewAssignment.objects.filter(pair=OuterRef("pk"), reviewer=reviewer,
+                                           status__in=[ReviewAssignment.Status.DONE, ReviewAssignment.Status.SKIPPED])
+    reviewed_by_me = Review.objects.filter(pair=OuterRef("pk"), reviewer=reviewer)
+    pairs = queue.pairs.filter(~Exists(mine), ~Exists(reviewed_by_me))
+    held_by_others = ReviewAssignment.objects.filter(
+        Q(status=ReviewAssignment.Status.DONE) | Q(status=ReviewAssignment.Status.ASSIGNED, expires_at__gt=now),
+        pair=OuterRef("pk")).exclude(reviewer=reviewer)
+    if queue.k == 1:
+        # The common case as two anti-joins, which PostgreSQL runs as index probes in pair id order.
+        return pairs.filter(~Exists(Review.objects.filter(pair=OuterRef("pk"))), ~Exists(held_by_others))
+    taken = RawSQL(
+        """(SELECT count(*) FROM (SELECT r.reviewer_id FROM review_review r WHERE r.pair_id = annotation_pair.id
+               UNION SELECT a.reviewer_id FROM review_reviewassignment a WHERE a.pair_id = annotation_pair.id
+               AND a.reviewer_id <> %s AND (a.status = 'done' OR (a.status = 'assigned' AND a.expires_at > %s))) t)""",
+        [reviewer.pk, now],
+    )
+    return pairs.alias(taken=taken).filter(taken__lt=queue.k)
+
+
+def next_assignment(queue, reviewer):
+    """The assignment the reviewer works on now: the one they hold in this queue, else a new one; None when
+    the queue has nothing left for them."""
+    now = timezone.now()
+    held = (ReviewAssignment.objects.filter(reviewer=reviewer, queue_key=queue.key,
+                                            status=ReviewAssignment.Status.ASSIGNED, expires_at__gt=now)
+            .order_by("pk").first())
+    if held is not None:
+        if Review.objects.filter(pair_id=held.pair_id, reviewer=reviewer).exists():
+            held.status, held.done_at = ReviewAssignment.Status.DONE, now
+            held.save(update_fields=["status", "done_at"])
+        else:
+            if held.expires_at < now + lease() / 2:  # renewed only when half used: a reload is then a pure read
+                held.expires_at = now + lease()
+                held.save(update_fields=["expires_at"])
+            return held
+    after = 0
+    while True:
+        candidates = _candidates(queue, reviewer, now).filter(pk__gt=after)
+        ids = list(candidates.values_list("pk", flat=True)[:CANDIDATE_BATCH])
+        if not ids:
+            return None
+        for pair_id in ids:
+            assignment = _try_assign(queue, reviewer, pair_id, now)
+            if assignment is not None:
+                return assignment
+        after = ids[-1]
+
+
+def _try_assign(queue, reviewer, pair_id, now):
+    with transaction.atomic():
+        locked = Pair.objects.filter(pk=pair_id).select_for_update(skip_locked=True, no_key=True).values_list("pk")
+        if not list(locked) or _reviewers_of(pair_id, reviewer, now) >= queue.k:
+            return None
+        assignment, _ = ReviewAssignment.objects.update_or_create(
+            pair_id=pair_id, reviewer=reviewer,
+            defaults={"queue_key": queue.key, "status": ReviewAssignment.Status.ASSIGNED, "assigned_at": now,
+                      "expires_at": now + lease(), "done_at": None},
+        )
+        return assignment
+
+
+def submit(queue, reviewer, pair, values):
+    """Save the reviewer's verdict on `pair` (values in chosen/rejected terms) and record the change."""
+    now = timezone.now()
+    with transaction.atomic():
+        assignment = ReviewAssignment.objects.select_for_update().filter(pair=pair, reviewer=reviewer).first()
+        review = Review.objects.select_for_update().filter(pair=pair, reviewer=reviewer).first()
+        if assignment is None and review is None:
+            raise QueueError(_("This pair was not handed to you by the queue."))
+        if (review is None and assignment.status != ReviewAssignment.Status.DONE and assignment.expires_at <= now
+                and _reviewers_of(pair.pk, reviewer, now) >= queue.k):
+            raise QueueError(_("Your hold on this pair ran out and it went to another reviewer."))
+        before = review.snapshot() if review else None
+        if review is None:
+            review = Review(pair=pair, reviewer=reviewer, created_at=now)
+        for field, value in values.items():
+            setattr(review, field, value)
+        review.updated_at = now
+        review.save()
+        ReviewEvent.objects.create(review=review, pair=pair, actor=reviewer, at=now, before=before,
+                                   after=review.snapshot(), kind="submit")
+        if assignment is None:
+            assignment = ReviewAssignment(pair=pair, reviewer=reviewer, queue_key=queue.key, expires_at=now)
+        if assignment.status != ReviewAssignment.Status.DONE:
+            assignment.status, assignment.done_at = ReviewAssignment.Status.DONE, now
+            assignment.save()
+        return review
+
+
+def skip(queue, reviewer, pair):
+    """Give the pair back to the other reviewers; this reviewer is not offered it again."""
+    held = ReviewAssignment.objects.filter(pair=pair, reviewer=reviewer, status=ReviewAssignment.Status.ASSIGNED)
+    return held.update(status=ReviewAssignment.Status.SKIPPED, expires_at=timezone.now())
+
+
+def undo(queue, reviewer):
+    """Revert the reviewer's last submit in this queue that is not undone yet: the review gets its state before
+    that submit back, or is deleted when the submit created it (the pair is then held by the reviewer again).
+    Returns the pair, or None when there is nothing to undo."""
+    now = timezone.now()
+    with transaction.atomic():
+        event = (ReviewEvent.objects.select_for_update(of=("self",))
+                 .filter(actor=reviewer, kind="submit", undone=False,
+                         pair__assignments__reviewer=reviewer, pair__assignments__queue_key=queue.key)
+                 .select_related("pair").order_by("-at", "-pk").first())
+        if event is None:
+            return None
+        review = Review.objects.select_for_update().filter(pair=event.pair, reviewer=reviewer).first()
+        current = review.snapshot() if review else None
+        if event.before is None:
+            if review is not None:
+                review.delete()
+            ReviewAssignment.objects.filter(pair=event.pair, reviewer=reviewer).update(
+                status=ReviewAssignment.Status.ASSIGNED, expires_at=now + lease(), done_at=None, queue_key=queue.key)
+            review = None
+        else:
+            if review is None:
+                review = Review(pair=event.pair, reviewer=reviewer, created_at=now)
+            for field, value in event.before.items():
+                setattr(review, field, value)
+            review.updated_at = now
+            review.save()
+        ReviewEvent.objects.create(review=review, pair=event.pair, actor=reviewer, at=now, before=current,
+                                   after=event.before, kind="undo")
+        event.undone = True
+        event.save(update_fields=["undone"])
+        return event.pair
+
+
+def history(queue, reviewer):
+    """The reviewer's done assignments in this queue, in the order they were handed out."""
+    return ReviewAssignment.objects.filter(reviewer=reviewer, queue_key=queue.key,
+                                           status=ReviewAssignment.Status.DONE).order_by("pk")
+
+
+def neighbours(queue, reviewer, current):
+    """(previous, next) assignment ids in the reviewer's history around `current` (None: the fresh pair)."""
+    done = history(queue, reviewer)
+    if current is None or current.status != ReviewAssignment.Status.DONE:
+        previous = done.filter(pk__lt=current.pk) if current is not None else done
+        return previous.values_list("pk", flat=True).last(), None
+    previous = done.filter(pk__lt=current.pk).values_list("pk", flat=True).last()
+    following = done.filter(pk__gt=current.pk).values_list("pk", flat=True).first()
+    return previous, following
+
+
+def swapped_for(pair, reviewer):
+    """In blind review, whether A is the rejected response: seeded by pair and reviewer, stable across visits."""
+    digest = hashlib.blake2b(f"{pair.pk}:{reviewer.pk}".encode(), digest_size=8).digest()
+    return digest[0] & 1 == 1
+
+
+VERDICT_FROM_KEY = {"a": "chosen_better", "b": "rejected_better", "tie": "tie", "both_bad": "both_bad"}
+
+
+def verdict_from_ab(choice, swapped):
+    """A/B verdict → chosen/rejected verdict, given whether A shows the rejected response."""
+    verdict = VERDICT_FROM_KEY[choice]
+    if swapped and verdict in ("chosen_better", "rejected_better"):
+        verdict = "rejected_better" if verdict == "chosen_better" else "chosen_better"
+    return verdict
+
+
+def ab_from_verdict(verdict, swapped):
+    if verdict == "chosen_better":
+        return "b" if swapped else "a"
+    if verdict == "rejected_better":
+        return "a" if swapped else "b"
+    return verdict
+
+
+def item(queue, reviewer, assignment):
+    """Everything the page shows about one pair for this reviewer."""
+    pair = (Pair.objects.select_related("prompt", "chosen", "rejected").get(pk=assignment.pair_id))
+    swapped = queue.blind and swapped_for(pair, reviewer)
+    mine = Review.objects.filter(pair=pair, reviewer=reviewer).first()
+    sides = [("chosen", pair.chosen), ("rejected", pair.rejected)]
+    if swapped:
+        sides.reverse()
+    responses = [{"letter": letter, "side": side, "response": response}
+                 for letter, (side, response) in zip("AB", sides)]
+    context = {"pair": pair, "assignment": assignment, "responses": responses, "mine": mine,
+               "choice": ab_from_verdict(mine.verdict, swapped) if mine else "",
+               "better_correct": mine.better_correct is not False if mine else True,
+               "prompt_ok": mine.prompt_ok is not False if mine else True,
+               "blind": queue.blind, "history_item": assignment.status == ReviewAssignment.Status.DONE}
+    if not queue.blind or mine is not None:
+        context["others"] = (Review.objects.filter(pair=pair).exclude(reviewer=reviewer)
+                             .select_related("reviewer").order_by("created_at"))
+    if not queue.blind:
+        judgements = _judgements([pair.chosen_id, pair.rejected_id])
+        for entry in responses:
+            entry["judgements"] = judgements.get(entry["response"].pk, [])
+        context["reward"] = _reward_margin(pair)
+    return context
+
+
+def _judgements(response_ids):
+    """{response id: [each judge's newest ok judgement]}."""
+    newest = {}
+    for j in (Judgement.objects.filter(response_id__in=response_ids, status=Judgement.Status.OK)
+              .select_related("judge").order_by("judge__name", "-created_at")):
+        newest.setdefault((j.response_id, j.judge_id), j)
+    by_response = {}
+    for (response_id, _judge), judgement in newest.items():
+        by_response.setdefault(response_id, []).append(judgement)
+    return by_response
+
+
+def _reward_margin(pair):
+    """r(chosen) − r(rejected) by the newest reward model that scored both, or None."""
+    scores = {}
+    for s in (RewardScore.objects.filter(response_id__in=[pair.chosen_id, pair.rejected_id])
+              .select_related("reward_model").order_by("-reward_model__created_at", "-reward_model_id")):
+        scores.setdefault(s.reward_model, {})[s.response_id] = s.reward
+    for model, by_response in scores.items():
+        if len(by_response) == 2:
+            return {"model": model, "margin": by_response[pair.chosen_id] - by_response[pair.rejected_id]}
+    return None
+
+
+def progress(queue, reviewer):
+    """Counts for the queue's progress line: pairs in it, pairs reviewed, pairs with k reviews, this reviewer's
+    reviews in it. Counted from the reviews side (a dataset has far fewer reviews than pairs); the size of
+    the list is cached for a minute, since counting a million-pair list after every verdict would cost more
+    than the verdict."""
+    per_pair = dict(Review.objects.filter(pair__dataset=queue.dataset).values_list("pair").annotate(n=Count("pk")))
+    in_queue = set(queue.pairs.filter(pk__in=list(per_pair)).values_list("pk", flat=True)) if per_pair else set()
+    size_key = "review-queue-size:" + hashlib.sha1(queue.key.encode()).hexdigest()
+    total = cache.get_or_set(size_key, lambda: queue.pairs.count(), 60)
+    return {"total": total, "reviewed": len(in_queue), "complete": sum(per_pair[p] >= queue.k for p in in_queue),
+            "mine": history(queue, reviewer).count(), "k": queue.k}

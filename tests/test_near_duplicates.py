@@ -1,0 +1,152 @@
+"""Near-duplicate prompts and benchmark contamination, on real Chinese data."""
+
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotation.ingest import minhash
+from annotation.models import (
+    ContaminationMatch,
+    Dataset,
+    Job,
+    NearDuplicateGroup,
+    NearDuplicateMember,
+    Pair,
+    Prompt,
+    PromptSignature,
+)
+
+from .conftest import SHARED_DATA
+from .helpers import write_jsonl
+
+DPO = [json.loads(line) for line in (SHARED_DATA / "dpo_zh_demo_200.jsonl").read_text(encoding="utf-8").splitlines()]
+ALIGNBENCH = {
+    row["question_id"]: row["question"]
+    for row in map(json.loads, (SHARED_DATA / "alignbench_v1.1_questions.jsonl").read_text(encoding="utf-8").splitlines())
+}
+# A real query of 166 characters, and two edits of it: punctuation only, and one clause reworded.
+ORIGINAL = DPO[45]["conversations"][-1]["value"]
+PUNCTUATION = ORIGINAL.replace("，", ", ").replace("。", ". ")
+REWORDED = ORIGINAL.replace("在什么情况下一个比另一个更合适？", "哪一个在什么场合下更合适呢？")
+# AlignBench questions edited the way a copied benchmark item usually is.
+CONTAMINATED = {
+    141: ALIGNBENCH[141].replace(",", "，").replace("72", "80"),
+    341: ALIGNBENCH[341].replace("$10元", "10元钱"),
+    261: "请问" + ALIGNBENCH[261],
+}
+
+
+def pair_with_query(row, query):
+    return dict(row, conversations=row["conversations"][:-1] + [{"from": "human", "value": query}])
+
+
+def import_file(path, dataset, *args, **options):
+    call_command("import_pairs", str(path), *args, dataset=dataset, no_progress=True, **options)
+
+
+def import_alignbench(tmp_path, name="AlignBench"):
+    path = tmp_path / "alignbench.jsonl"
+    path.write_bytes((SHARED_DATA / "alignbench_v1.1_questions.jsonl").read_bytes())
+    import_file(path, name, "--benchmark", format="prompts")
+    return Dataset.objects.get(name=name)
+
+
+def test_minhash_agreement_estimates_the_jaccard_of_chinese_near_duplicates():
+    texts = [ORIGINAL, PUNCTUATION, REWORDED, DPO[53]["conversations"][-1]["value"]]
+    sigs = minhash.signatures(texts)
+    grams = [minhash.shingles(t) for t in texts]
+    for i, j in [(0, 1), (0, 2), (0, 3), (2, 3)]:
+        estimate = float(np.mean(sigs[i] == sigs[j]))
+        assert abs(estimate - minhash.jaccard(grams[i], grams[j])) < 0.15, (i, j)
+    assert minhash.jaccard(grams[0], grams[1]) == 1.0  # punctuation and spacing do not count
+    assert minhash.jaccard(grams[0], grams[3]) < 0.1
+
+
+def test_lsh_proposes_near_duplicates_and_not_unrelated_real_prompts():
+    queries = [row["conversations"][-1]["value"] for row in DPO[:100]]
+    sigs = minhash.signatures(queries + [REWORDED])
+    candidates = minhash.candidate_pairs(sigs, 0.8)
+    assert (45, 100) in candidates
+    grams = [minhash.shingles(q) for q in queries + [REWORDED]]
+    assert all(minhash.jaccard(grams[i], grams[j]) > 0.3 for i, j in candidates)
+
+
+def test_an_import_groups_near_duplicate_prompts_and_deletes_nothing(db, tmp_path):
+    rows = DPO[:46] + [pair_with_query(DPO[45], PUNCTUATION), pair_with_query(DPO[45], REWORDED)]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    dataset = Dataset.objects.get(name="train")
+    job = Job.objects.get(kind="near_duplicates", dataset=dataset)
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    group = NearDuplicateGroup.objects.get(dataset=dataset)
+    queries = sorted(m.prompt.query for m in group.members.select_related("prompt"))
+    assert queries == sorted([ORIGINAL, PUNCTUATION, REWORDED])
+    assert group.size == 3 and job.counts["near_duplicate_groups"] == 1
+    assert all(0.8 <= m.similarity <= 1 for m in group.members.all())
+    unique_rows = len({json.dumps(r, ensure_ascii=False) for r in rows})
+    assert Pair.objects.filter(dataset=dataset).count() == unique_rows  # nothing deleted
+    assert Prompt.objects.filter(dataset=dataset).count() == PromptSignature.objects.filter(dataset=dataset).count()
+
+
+def test_a_second_import_signs_only_its_new_prompts(db, tmp_path):
+    import_file(write_jsonl(tmp_path / "a.jsonl", DPO[:20]), "train")
+    import_file(write_jsonl(tmp_path / "b.jsonl", DPO[20:30] + [pair_with_query(DPO[3], REWORDED)]), "train")
+    second = Job.objects.filter(kind="near_duplicates").order_by("-pk").first()
+    assert second.counts["prompts_signed"] == 11
+    assert PromptSignature.objects.count() == Prompt.objects.count() == 31
+
+
+def test_training_prompts_matching_alignbench_questions_are_flagged_with_the_item(db, tmp_path):
+    bench = import_alignbench(tmp_path)
+    assert bench.is_benchmark and bench.prompts.count() == len(ALIGNBENCH) and not bench.pairs.exists()
+    rows = DPO[:30] + [pair_with_query(DPO[0], q) for q in CONTAMINATED.values()]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    train = Dataset.objects.get(name="train")
+    matches = {m.prompt.query: m for m in ContaminationMatch.objects.filter(dataset=train).select_related("prompt", "benchmark_prompt")}
+    assert set(matches) == set(CONTAMINATED.values())
+    for qid, query in CONTAMINATED.items():
+        assert matches[query].benchmark_prompt.query == ALIGNBENCH[qid]
+        assert matches[query].benchmark_prompt.dataset == bench
+        assert matches[query].similarity >= 0.8
+
+
+def test_importing_the_benchmark_after_the_training_data_flags_the_training_data(db, tmp_path):
+    rows = DPO[:10] + [pair_with_query(DPO[0], CONTAMINATED[341])]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    assert not ContaminationMatch.objects.exists()
+    import_alignbench(tmp_path)
+    match = ContaminationMatch.objects.get()
+    assert match.prompt.query == CONTAMINATED[341] and match.benchmark_prompt.query == ALIGNBENCH[341]
+
+
+def test_the_command_takes_a_threshold_and_one_benchmark(db, tmp_path, capsys):
+    import_alignbench(tmp_path)
+    rows = DPO[:10] + [pair_with_query(DPO[0], CONTAMINATED[141])]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train", no_near_duplicates=True)
+    assert not Job.objects.filter(kind="near_duplicates", dataset__name="train").exists()
+    call_command("find_near_duplicates", dataset="train", against="AlignBench", threshold=0.99, no_progress=True)
+    assert not ContaminationMatch.objects.exists()  # 0.85 similar: under a 0.99 threshold
+    call_command("find_near_duplicates", dataset="train", against="AlignBench", no_progress=True)
+    assert ContaminationMatch.objects.get().benchmark_prompt.query == ALIGNBENCH[141]
+    assert "1 prompts match 1 benchmark items" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no dataset is called 'nope'"):
+        call_command("find_near_duplicates", dataset="train", against="nope", no_progress=True)
+    with pytest.raises(CommandError, match="threshold"):
+        call_command("find_near_duplicates", dataset="train", threshold=1.5, no_progress=True)
+
+
+def test_rerunning_gives_the_same_groups_not_more(db, tmp_path):
+    rows = DPO[:10] + [pair_with_query(DPO[45], PUNCTUATION), DPO[45]]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    call_command("find_near_duplicates", dataset="train", no_progress=True)
+    assert NearDuplicateGroup.objects.count() == 1 and NearDuplicateMember.objects.count() == 2
+
+
+def test_a_prompts_row_without_a_question_is_rejected_with_the_reason(db, tmp_path):
+    path = write_jsonl(tmp_path / "bench.jsonl", [{"question": "什么是大语言模型？", "category": "基本任务"}, {"answer": "x"}])
+    report = tmp_path / "r.json"
+    call_command("import_pairs", str(path), dataset="b", format="prompts", report_json=str(report), no_progress=True)
+    rejected = json.loads(report.read_text(encoding="utf-8"))["rejected_rows"]
+    assert rejected == [{"line": 2, "reason": "a prompts row needs one of the fields prompt, question, instruction"}]
+    assert Prompt.objects.get().query == "什么是大语言模型？"
