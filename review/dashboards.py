@@ -12,15 +12,14 @@ with its age. A snapshot is *stale* when a job of the dataset finished, or a rev
 after it was computed; the page then says so (the numbers may differ from the lists behind them).
 
 The judge-based disagreement views are as costly to list as to count, so the refresh also stores
-their members (SelectionMember); the pair list reads those while no job of the dataset has run
-since the refresh (review/disagreements.py `materialised`), and the live query otherwise.
+their members (SelectionMember); the pair list reads those while no job of the dataset has changed
+its data since the refresh, and the live query otherwise (review/members.py).
 """
 
 import time
 
-from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from annotation.jobs import job_runner
@@ -28,7 +27,8 @@ from annotation.models import Domain, Job, Pair
 
 from .disagreements import LATEST_SCORES, reward_model_for
 from .judge_analysis import judges_data
-from .models import DashboardSnapshot, Review, SelectionMember
+from . import members
+from .models import DashboardSnapshot, Review
 from .selections import selections_in
 
 REFRESH_KIND = "dashboard_refresh"
@@ -237,36 +237,17 @@ def acceptance_by_domain(dataset):
 
 def disagreement_data(dataset):
     """Per disagreement view (default settings) and domain, how many pairs it selects. The costly
-    views' members are stored too (SelectionMember), so the list behind a count is as fast as the count."""
+    views' members are stored too (review/members.py), so the list behind a count is as fast as the count."""
     views = []
-    SelectionMember.objects.filter(dataset=dataset).delete()
     for view in selections_in("disagreement"):
         live = getattr(view.narrow, "live", None)
         pairs = (live or view.narrow)(Pair.objects.filter(dataset=dataset), dataset, dict(view.settings))
         if live is not None:
-            try:
-                sql, params = pairs.values("pk").query.sql_with_params()
-            except EmptyResultSet:  # pairs.none(), e.g. no reward model scored the dataset
-                sql, params = "SELECT NULL::bigint WHERE false", []
-            with connection.cursor() as cursor:
-                cursor.execute(f"INSERT INTO review_selectionmember (dataset_id, view, pair_id) "
-                               f"SELECT %s, %s, t.id FROM ({sql}) AS t(id)", [dataset.pk, view.name, *params])
-            pairs = Pair.objects.filter(pk__in=SelectionMember.objects.filter(dataset=dataset, view=view.name)
-                                        .values("pair_id"))
+            members.store(dataset, view, pairs)
+            pairs = members.stored(dataset, view)
         counts = dict(pairs.order_by().values_list("domain").annotate(n=Count("*")))
         views.append({"name": view.name, "counts": counts, "total": sum(counts.values())})
     return {"views": views, "materialised": True}
-
-
-def members_are_current(dataset):
-    """Whether the stored members of the costly views still hold: a refresh stored them and no job of the
-    dataset (import, scoring, build, reward filter, …) has finished or is under way since."""
-    snap = (DashboardSnapshot.objects.filter(dataset=dataset, name="disagreements")
-            .values_list("computed_at", "data__materialised").first())
-    if snap is None or not snap[1]:
-        return False
-    changed = Q(finished_at__gt=snap[0]) | Q(finished_at__isnull=True)
-    return not Job.objects.filter(dataset=dataset).exclude(kind=REFRESH_KIND).filter(changed).exists()
 
 
 COMPUTE = {"overview": overview_data, "disagreements": disagreement_data, "judges": judges_data}

@@ -21,16 +21,15 @@ Two helper selections serve the overview's charts (a click on a bar opens its pa
 building and exports count it (a rescore under a new rubric version replaces the old score).
 """
 
-import functools
-
 from django.db.models import Exists, F, OuterRef
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
 
 from annotation.models import RewardModel
 
-from .models import Review, SelectionMember
-from .selections import REGISTRY, selection
+from .members import materialised
+from .models import DashboardSnapshot, Review
+from .selections import selection
 
 LATEST_SCORES = """
     SELECT DISTINCT ON (j.response_id, j.judge_id) j.response_id, j.judge_id, j.score
@@ -49,30 +48,17 @@ def reward_model_for(dataset, model_id=0):
     return current_reward_model(dataset)
 
 
-def materialised(name):
-    """Serve the view at its default settings from the rows the last dashboard refresh stored
-    (SelectionMember) while they are current; the live query otherwise. `narrow.live` is the live query."""
-
-    def wrap(fn):
-        @functools.wraps(fn)
-        def narrow(pairs, dataset, settings):
-            from .dashboards import members_are_current
-
-            if settings == REGISTRY[name].settings and members_are_current(dataset):
-                return pairs.filter(pk__in=SelectionMember.objects.filter(dataset=dataset, view=name)
-                                    .values("pair_id"))
-            return fn(pairs, dataset, settings)
-
-        narrow.live = fn
-        return narrow
-
-    return wrap
+def refreshed_at(dataset, view_name):
+    """When the dashboard refresh that stored the disagreement views' members began, or None."""
+    snap = (DashboardSnapshot.objects.filter(dataset=dataset, name="disagreements")
+            .values_list("computed_at", "data__materialised").first())
+    return snap[0] if snap is not None and snap[1] else None
 
 
 @selection("judge-spread", _("Judge panel spread"), "disagreement",
            _("A response of the pair on which the judges' scores spread by more than the setting "
              "(max − min, or the standard deviation when sd is set)."), spread=3.0, sd=0.0)
-@materialised("judge-spread")
+@materialised("judge-spread", refreshed_at)
 def judge_spread(pairs, dataset, settings):
     sql = f"""
         WITH latest AS ({LATEST_SCORES}),
@@ -90,7 +76,7 @@ def judge_spread(pairs, dataset, settings):
 @selection("judge-order", _("Judges disagree on the order"), "disagreement",
            _("One judge scores the chosen response higher, another the rejected one (by more than the margin)."),
            margin=0.0)
-@materialised("judge-order")
+@materialised("judge-order", refreshed_at)
 def judge_order(pairs, dataset, settings):
     sql = f"""
         WITH latest AS ({LATEST_SCORES})
@@ -105,7 +91,7 @@ def judge_order(pairs, dataset, settings):
 
 @selection("reward-vs-panel", _("Reward model against the judge panel"), "disagreement",
            _("The sign of the reward margin differs from the sign of the panel's score gap."), model=0)
-@materialised("reward-vs-panel")
+@materialised("reward-vs-panel", refreshed_at)
 def reward_vs_panel(pairs, dataset, settings):
     model = reward_model_for(dataset, settings["model"])
     if model is None:

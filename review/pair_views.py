@@ -12,7 +12,7 @@ from annotation import jobs, pairing
 from annotation.forms import ScoreForm
 from annotation.models import Domain, Job, Judgement, Pair, Response, RewardScore, Role
 
-from . import pair_actions, quality_rules
+from . import members, pair_actions, quality_rules
 from .access import get_dataset_for
 from .models import Review, ReviewEvent
 from .selections import REGISTRY, PairFilter
@@ -30,8 +30,11 @@ def pair_list(request, pk):
     params = request.GET.copy()
     after = _positive_int(params.pop("after", [""])[-1])
     form = PairFilter(params)
-    rows, next_after = [], None
+    rows, next_after, listing = [], None, None
     if form.is_valid():
+        view = REGISTRY.get(form.cleaned_data.get("view") or "")
+        if view is not None and hasattr(view.narrow, "stored_at"):
+            listing = {"stored_at": members.served_from(view, dataset, form.view_settings)}
         pairs = form.pairs(dataset)
         if after:
             pairs = pairs.filter(pk__gt=after)
@@ -53,7 +56,7 @@ def pair_list(request, pk):
             gap = row["chosen_score"] - row["rejected_score"]
         row["gap"] = gap
     ctx = {"dataset": dataset, "form": form, "rows": rows, "next_after": next_after, "after": after,
-           "query": form.query_string(), "view_settings": _view_settings(params)}
+           "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing}
     template = "review/pair_list.html#results" if request.htmx else "review/pair_list.html"
     return render(request, template, ctx, status=200 if form.is_valid() else 400)
 
@@ -190,8 +193,9 @@ def quality_overview(request, pk):
         rows.append({"rule": rule, "total": sum(by_domain.values()) if by_domain is not None else None,
                      "cells": [(d, by_domain.get(d, 0) if by_domain is not None else None) for d, _ in domains]})
     running = Job.objects.filter(dataset=dataset, kind="quality_counts").exclude(status__in=Job.FINISHED).first()
+    stale = job is not None and not members.unchanged_since(dataset, job.started_at)
     ctx = {"dataset": dataset, "rows": rows, "domains": domains, "total_pairs": total_pairs, "job": job,
-           "running": running, "is_admin": dataset.allows(request.user, Role.ADMIN)}
+           "stale": stale, "running": running, "is_admin": dataset.allows(request.user, Role.ADMIN)}
     return render(request, "review/quality.html", ctx)
 
 

@@ -5,6 +5,10 @@ Each rule is a function `(pairs, dataset, settings) -> pairs` registered with `@
 on the quality page, lists them (`pairs/?view=<name>`), feeds the review queue, and flags a single pair
 on its page. To add a rule, write one more function here; review/apps.py imports this module.
 Settings are numbers with defaults, overridable in the list's URL (`view=small-gap&gap=1.5`).
+
+The rules that read texts, scores, judgements or duplicates take seconds per list on a large dataset,
+so the `quality_counts` job stores their members as it counts them (`@materialised`, review/members.py):
+their lists, at the default settings, read the stored pairs until a job of the dataset changes its data.
 """
 
 from django.db import transaction
@@ -16,6 +20,8 @@ from annotation.jobs import JobContext, job_runner
 from annotation.models import ContaminationMatch, Dataset, Job, Judgement, NearDuplicateMember, Pair
 from annotation.reward.features import REFUSAL_PHRASES
 
+from . import members
+from .members import materialised
 from .search import StrPos
 from .selections import selection
 
@@ -46,6 +52,18 @@ def _on_either_response(pairs, condition):
     return pairs.filter(condition("chosen") | condition("rejected"))
 
 
+def stored_counts(dataset):
+    """The newest finished quality_counts job of the dataset, or None."""
+    return (Job.objects.filter(dataset=dataset, kind="quality_counts", status=Job.Status.SUCCEEDED)
+            .order_by("-finished_at", "-pk").first())
+
+
+def counted_at(dataset, name):
+    """When the newest finished quality_counts job that stored the rule's members began, or None."""
+    job = stored_counts(dataset)
+    return job.started_at if job is not None and name in job.cursor.get("stored", ()) else None
+
+
 @selection("reward-filtered", _("Filtered by the reward model"), "quality",
            _("Pairs a reward model filtered: margin r(chosen) − r(rejected) at or below its threshold."))
 def reward_filtered(pairs, dataset, settings):
@@ -55,6 +73,7 @@ def reward_filtered(pairs, dataset, settings):
 @selection("small-gap", _("Score gap below a setting"), "quality",
            _("Pairs whose panel score gap (chosen − rejected) is below `gap`; pairs without panel scores "
              "(imported ones) are not counted."), gap=3.0)
+@materialised("small-gap", counted_at)
 def small_gap(pairs, dataset, settings):
     return pairs.alias(quality_gap=F("chosen_score") - F("rejected_score")).filter(quality_gap__lt=settings["gap"])
 
@@ -62,6 +81,7 @@ def small_gap(pairs, dataset, settings):
 @selection("judge-failures", _("Judge parse failures or refusals"), "quality",
            _("A judge's answer about the chosen or the rejected response could not be parsed, or the judge "
              "refused."))
+@materialised("judge-failures", counted_at)
 def judge_failures(pairs, dataset, settings):
     failed = Judgement.objects.filter(status__in=[Judgement.Status.PARSE_ERROR, Judgement.Status.REFUSED])
     return _on_either_response(pairs, lambda side: Q(Exists(failed.filter(response_id=OuterRef(f"{side}_id")))))
@@ -69,12 +89,14 @@ def judge_failures(pairs, dataset, settings):
 
 @selection("near-duplicate-prompt", _("Near-duplicate prompts"), "quality",
            _("The prompt is in a group of near-duplicate prompts of this dataset (MinHash check after import)."))
+@materialised("near-duplicate-prompt", counted_at)
 def near_duplicate_prompt(pairs, dataset, settings):
     return pairs.filter(Exists(NearDuplicateMember.objects.filter(prompt_id=OuterRef("prompt_id"))))
 
 
 @selection("contaminated", _("Prompt found in a benchmark"), "quality",
            _("The prompt near-duplicates a prompt of a dataset marked as a benchmark."))
+@materialised("contaminated", counted_at)
 def contaminated(pairs, dataset, settings):
     return pairs.filter(Exists(ContaminationMatch.objects.filter(prompt_id=OuterRef("prompt_id"))))
 
@@ -82,6 +104,7 @@ def contaminated(pairs, dataset, settings):
 @selection("identical-responses", _("Chosen and rejected (nearly) identical"), "quality",
            _("The same text once case, spaces and punctuation are ignored, or one contains the other and "
              "the shorter is at least `similarity` of the longer's length."), similarity=0.9)
+@materialised("identical-responses", counted_at)
 def identical_responses(pairs, dataset, settings):
     pairs = pairs.alias(quality_nc=_normalised("chosen__text"), quality_nr=_normalised("rejected__text"))
     pairs = pairs.alias(quality_lc=Length("quality_nc"), quality_lr=Length("quality_nr"))
@@ -98,6 +121,7 @@ def _fences(column):
 @selection("empty-or-truncated", _("Empty or truncated responses"), "quality",
            _("A response with fewer than `min_chars` characters besides spaces, an unclosed code fence, or "
              "ending in mid-sentence (a comma, colon or opening bracket)."), min_chars=2)
+@materialised("empty-or-truncated", counted_at)
 def empty_or_truncated(pairs, dataset, settings):
     condition = Q()
     for side in ("chosen", "rejected"):
@@ -117,6 +141,7 @@ _REFUSAL_REGEX = "|".join(
 @selection("refusal-chosen", _("Refusal in the chosen response"), "quality",
            _("The chosen response opens (first 400 characters) with a refusal phrase, as the reward model's "
              "refusal feature reads it (抱歉, 我无法, I cannot, …)."))
+@materialised("refusal-chosen", counted_at)
 def refusal_chosen(pairs, dataset, settings):
     return pairs.alias(quality_opening=Left("chosen__text", 400)).filter(quality_opening__iregex=_REFUSAL_REGEX)
 
@@ -133,6 +158,7 @@ def _letters(expression, kind):
 @selection("non-chinese-answer", _("Non-Chinese answer to a Chinese prompt"), "quality",
            _("The prompt's query has Chinese characters but among the letters of the chosen response, outside "
              "code and formulas, Chinese characters are fewer than `min_share`."), min_share=0.2)
+@materialised("non-chinese-answer", counted_at)
 def non_chinese_answer(pairs, dataset, settings):
     prose = "chosen__text"
     for pattern in _NOT_PROSE:
@@ -145,6 +171,7 @@ def non_chinese_answer(pairs, dataset, settings):
 
 @selection("length-ratio", _("Extreme length ratio"), "quality",
            _("One response is at least `ratio` times as long as the other (in characters)."), ratio=10.0)
+@materialised("length-ratio", counted_at)
 def length_ratio(pairs, dataset, settings):
     pairs = pairs.alias(quality_lc=Length("chosen__text"), quality_lr=Length("rejected__text"))
     pairs = pairs.alias(quality_ratio=_float(Greatest("quality_lc", "quality_lr"))
@@ -171,22 +198,23 @@ def count_rule(rule, dataset):
 
 @job_runner("quality_counts", unit="rules")
 def run_quality_counts(ctx: JobContext):
-    """Count every rule by domain, one rule a transaction; a resumed job skips the rules it committed."""
+    """Count every rule by domain, storing the members of the materialised ones, one rule a transaction;
+    a resumed job skips the rules it committed."""
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
     ctx.set_total(len(rules()))
     for rule in rules():
-        done = ctx.cursor.get("done", [])
+        done, stored = ctx.cursor.get("done", []), ctx.cursor.get("stored", [])
         if rule.name in done:
             continue
-        by_domain = count_rule(rule, dataset)
+        live = getattr(rule.narrow, "live", None)
         with transaction.atomic():
-            ctx.commit(done=1, counts={rule.name: by_domain}, cursor={"done": [*done, rule.name]})
-
-
-def stored_counts(dataset):
-    """The newest finished quality_counts job of the dataset, or None."""
-    return (Job.objects.filter(dataset=dataset, kind="quality_counts", status=Job.Status.SUCCEEDED)
-            .order_by("-finished_at", "-pk").first())
+            if live is None:
+                by_domain = count_rule(rule, dataset)
+            else:
+                members.store(dataset, rule, live(Pair.objects.filter(dataset=dataset), dataset, dict(rule.settings)))
+                by_domain = dict(members.stored(dataset, rule).order_by().values_list("domain").annotate(n=Count("pk")))
+                stored = [*stored, rule.name]
+            ctx.commit(done=1, counts={rule.name: by_domain}, cursor={"done": [*done, rule.name], "stored": stored})
 
 
 def flags_of(pair):

@@ -178,3 +178,84 @@ def test_only_admins_start_a_count(client, team, role, status, django_capture_on
     with django_capture_on_commit_callbacks(execute=False):
         assert client.post(reverse("quality-recount", args=[team.dataset.pk])).status_code == status
     assert client.get(reverse("quality-recount", args=[team.dataset.pk])).status_code == 405
+
+
+def _listed(client, dataset, query):
+    html = client.get(reverse("pair-list", args=[dataset.pk]) + "?" + query).content.decode()
+    stored = html[html.index('id="list-freshness" data-stored="') + len('id="list-freshness" data-stored="'):]
+    return {int(pk) for pk in __import__("re").findall(r'<tr data-pair="(\d+)"', html)}, stored[:stored.index('"')]
+
+
+def test_the_counting_job_stores_each_costly_rules_pairs_and_its_list_reads_them(client, crafted):
+    from annotation import jobs
+    from annotation.jobs import create_job
+    from review.models import SelectionMember
+
+    team, pairs = crafted
+    client.force_login(team.viewer)
+    ds = team.dataset
+    stored_rules = [r for r in quality_rules.rules() if hasattr(r.narrow, "stored_at")]
+    assert {r.name for r in stored_rules} == set(EXPECTED) - {"reward-filtered"}  # status changes outside jobs
+    for rule in stored_rules:  # before any count: live, and the list says so
+        assert _listed(client, ds, f"view={rule.name}")[1] == "false"
+    assert jobs.execute(create_job("quality_counts", dataset=ds).pk) == "succeeded"
+    for rule in stored_rules:
+        live = set(rule.narrow.live(Pair.objects.filter(dataset=ds), ds, dict(rule.settings)).values_list("pk", flat=True))
+        members = set(SelectionMember.objects.filter(dataset=ds, view=rule.name).values_list("pair_id", flat=True))
+        assert members == live == {pairs[name].pk for name in EXPECTED[rule.name]}
+        assert _listed(client, ds, f"view={rule.name}") == (live, "true")
+    # A pair that breaks a rule, added outside any job: the stored list does not have it yet ...
+    late = make_pair(ds, "2+2=?", "答案是 4。", "答案是4", domain="math", chosen_score=8.0, rejected_score=3.0)
+    assert late.pk not in _listed(client, ds, "view=identical-responses")[0]
+    # ... other settings are always listed live ...
+    assert _listed(client, ds, "view=identical-responses&similarity=0.8") == (
+        {pairs["identical"].pk, pairs["nearly_identical"].pk, late.pk}, "false")
+    # ... while a URL that spells out the default setting reads the stored list.
+    assert _listed(client, ds, "view=identical-responses&similarity=0.9")[1] == "true"
+
+
+def test_a_job_that_changes_the_dataset_sends_the_rule_lists_live_until_the_next_count(client, crafted):
+    from django.utils import timezone
+
+    from annotation import jobs
+    from annotation.jobs import create_job
+    from annotation.models import Job
+
+    team, pairs = crafted
+    ds = team.dataset
+    client.force_login(team.viewer)
+    assert jobs.execute(create_job("quality_counts", dataset=ds).pk) == "succeeded"
+    late = make_pair(ds, "2+2=?", "答案是 4。", "答案是4", domain="math", chosen_score=8.0, rejected_score=3.0)
+    quality_page = reverse("quality-rules", args=[ds.pk])
+    assert 'data-stale="false"' in client.get(quality_page).content.decode()
+    # Jobs that only read the data (a dashboard refresh under way, another count) keep the stored lists.
+    Job.objects.create(kind="dashboard_refresh", dataset=ds, status="running")
+    assert _listed(client, ds, "view=identical-responses")[1] == "true"
+    # A scoring job of another dataset changes nothing here; one of this dataset does.
+    other = Dataset.objects.create(name="另一个")
+    Job.objects.create(kind="score", dataset=other, status="succeeded", finished_at=timezone.now())
+    assert _listed(client, ds, "view=identical-responses")[1] == "true"
+    Job.objects.create(kind="score", dataset=ds, status="succeeded", finished_at=timezone.now())
+    assert _listed(client, ds, "view=identical-responses") == (
+        {pairs["identical"].pk, pairs["nearly_identical"].pk, late.pk}, "false")
+    html = client.get(quality_page).content.decode()
+    assert 'data-stale="true"' in html and "listed live" in html
+    assert quality_rules.flags_of(late) == [REGISTRY["identical-responses"]]
+    # The next count stores the lists again, the new pair included.
+    assert jobs.execute(create_job("quality_counts", dataset=ds).pk) == "succeeded"
+    assert _listed(client, ds, "view=identical-responses") == (
+        {pairs["identical"].pk, pairs["nearly_identical"].pk, late.pk}, "true")
+    assert 'data-stale="false"' in client.get(quality_page).content.decode()
+
+
+def test_a_count_made_before_members_were_stored_leaves_the_lists_live(client, crafted):
+    from django.utils import timezone
+
+    from annotation.models import Job
+
+    team, pairs = crafted
+    client.force_login(team.viewer)
+    now = timezone.now()
+    Job.objects.create(kind="quality_counts", dataset=team.dataset, status="succeeded", started_at=now,
+                       finished_at=now, counts={"refusal-chosen": {"chat": 1}}, cursor={"done": ["refusal-chosen"]})
+    assert _listed(client, team.dataset, "view=refusal-chosen") == ({pairs["refusal"].pk}, "false")
