@@ -247,7 +247,8 @@ class Pair(models.Model):
         # A constructed pair that a later build run no longer forms; kept because reviews may point to it.
         WITHDRAWN = "withdrawn", _("Withdrawn")
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pairs")
+    # Indexed with the id below (pair_dataset_id): the pair list pages a dataset's pairs in id order.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pairs", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs")
     # Copied from the prompt: the dashboards group 1M pairs by domain without a join.
     domain = models.CharField(max_length=8, choices=Domain.choices)
@@ -267,9 +268,12 @@ class Pair(models.Model):
             models.UniqueConstraint(fields=["prompt", "chosen", "rejected"], name="pair_unique"),
             models.CheckConstraint(condition=~Q(chosen=models.F("rejected")), name="pair_distinct_responses"),
         ]
+        # Each ends in the id so that the pair list's first page under a domain and status filter is the
+        # first 50 entries of one index, not a sort of every pair that matches (keyset pagination, pk > after).
         indexes = [
-            models.Index(fields=["dataset", "domain", "status"], name="pair_dataset_domain_status"),
-            models.Index(fields=["dataset", "status"], name="pair_dataset_status"),
+            models.Index(fields=["dataset", "id"], name="pair_dataset_id"),
+            models.Index(fields=["dataset", "domain", "status", "id"], name="pair_dataset_domain_status_id"),
+            models.Index(fields=["dataset", "status", "id"], name="pair_dataset_status_id"),
         ]
 
     def __str__(self):
