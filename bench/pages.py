@@ -8,10 +8,11 @@ dashboards read: generator models on the responses, four judges scoring every re
 failures), panel scores on the pairs, a reward model's scores, filtered pairs, and reviews on 2 %
 of the pairs (a quarter of them reviewed twice). With --dataset it uses that dataset as it is.
 
-It then requests each page in PAGES through Django's test client, logged in as a superuser, and
-reports the server time (the whole request in this process, no network): the first request of a
-dashboard (which computes its snapshot when there is none), the refresh job's time per dashboard,
-and p50 / p95 over --repeat requests. Later requests read the snapshot.
+It then runs the jobs that precompute what the pages read (the dashboard refresh and the quality
+count, timed per step), requests each page of `pages()` through Django's test client, logged in as a
+superuser, and reports the server time (the whole request in this process, no network): the first
+request and p50 / p95 over --repeat more. A list of a materialised view (review/members.py) is marked
+"stored" when it read the members the jobs stored, "live" when it ran the live query.
 """
 
 import argparse
@@ -159,6 +160,31 @@ def enrich(dataset):
     return judge_ids
 
 
+def run_jobs(dataset, kinds):
+    """Run the jobs that precompute what the pages read, as a worker would once a job of the dataset
+    finished: the dashboard refresh (snapshots and the disagreement views' members) and the quality
+    count (counts and the low-quality rules' members). Prints the time of each step."""
+    from annotation import jobs
+    from annotation.models import Job
+    from review import dashboards, quality_rules
+
+    for kind, steps, title in [(dashboards.REFRESH_KIND, list(dashboards.COMPUTE), "dashboard refresh job"),
+                               ("quality_counts", [r.name for r in quality_rules.rules()], "quality count job")]:
+        if kind not in kinds:
+            continue
+        print(f"\n{title}, per step:")
+        job = Job.objects.create(kind=kind, dataset=dataset, unit=jobs.RUNNERS[kind][1])
+        clock = [time.perf_counter(), time.perf_counter()]
+
+        def step_done(job, counts, clock=clock, steps=steps):
+            now = time.perf_counter()
+            print(f"  {steps[job.done - 1]:<24} {(now - clock[0]) * 1000:9.0f} ms", flush=True)
+            clock[0] = now
+
+        status = jobs.execute(job.pk, on_progress=step_done)
+        print(f"  {'(whole job)':<24} {(time.perf_counter() - clock[1]) * 1000:9.0f} ms  {status}")
+
+
 def percentile(values, p):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -173,6 +199,8 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the generated dataset afterwards")
     parser.add_argument("--enrich", action="store_true",
                         help="with --dataset: first add judges, rewards, filters and reviews to it, as for a new one")
+    parser.add_argument("--jobs", default="dashboard_refresh,quality_counts",
+                        help="the precomputing jobs to run before timing (comma-separated kinds; '' for none)")
     args = parser.parse_args()
 
     import django
@@ -183,8 +211,6 @@ def main():
     from django.test import Client
 
     from annotation.models import Dataset, Judge
-    from review import dashboards
-    from review.models import DashboardSnapshot
 
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL "
           f"{connection.cursor().connection.info.server_version}, load average {os.getloadavg()[0]:.1f} "
@@ -200,12 +226,7 @@ def main():
     judge_ids = list(Judge.objects.filter(judgements__response__dataset=dataset).distinct()
                      .values_list("pk", flat=True))
 
-    DashboardSnapshot.objects.filter(dataset=dataset).delete()
-    print("\nrefresh job, per dashboard (what a dashboard_refresh job spends):")
-    for name in dashboards.COMPUTE:
-        snap = dashboards.refresh_one(dataset, name)
-        print(f"  {name:<14} {snap.seconds * 1000:9.0f} ms")
-    DashboardSnapshot.objects.filter(dataset=dataset).delete()
+    run_jobs(dataset, args.jobs.split(","))
 
     print(f"\n{'page':<42} {'first':>9} {'p50':>8} {'p95':>8}   (ms, {args.repeat} requests after the first)")
     failures = 0
@@ -213,10 +234,14 @@ def main():
         started = time.perf_counter()
         response = client.get(url)
         first = (time.perf_counter() - started) * 1000
-        if response.status_code != 200:
-            print(f"{name:<42} HTTP {response.status_code}")
+        html = response.content.decode()
+        if response.status_code != 200 or 'id="dashboard-pending"' in html:
+            print(f"{name:<42} HTTP {response.status_code}{' (still being computed)' if response.status_code == 200 else ''}")
             failures += 1
             continue
+        # A list of a materialised view says whether it read the stored members or ran the live query.
+        source = {'data-stored="true"': "stored", 'data-stored="false"': "live"}
+        source = next((v for k, v in source.items() if k in html), "")
         times = []
         for _ in range(args.repeat):
             started = time.perf_counter()
@@ -224,7 +249,7 @@ def main():
             times.append((time.perf_counter() - started) * 1000)
         p95 = percentile(times, 95)
         flag = "" if p95 <= 300 else "  over 300 ms"
-        print(f"{name:<42} {first:9.0f} {statistics.median(times):8.0f} {p95:8.0f}{flag}")
+        print(f"{name:<42} {first:9.0f} {statistics.median(times):8.0f} {p95:8.0f}  {source:<6}{flag}")
     print("\nlive queries of the disagreement views (what the list costs when a job ran since the refresh):")
     from annotation.models import Pair
     from review.selections import selections_in
