@@ -19,7 +19,7 @@ its data since the refresh, and the live query otherwise (review/members.py).
 import time
 
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from annotation.jobs import job_runner
@@ -70,13 +70,14 @@ def refresh_one(dataset, name):
 
 def freshness(dataset, snap):
     """What the page says about a snapshot's age: when, how long it took, and whether data changed since."""
-    last_job = (Job.objects.filter(dataset=dataset, finished_at__isnull=False).exclude(kind=REFRESH_KIND)
-                .aggregate(at=Max("finished_at"))["at"])
-    last_review = Review.objects.filter(pair__dataset=dataset).aggregate(at=Max("updated_at"))["at"]
-    changed = [at for at in (last_job, last_review) if at is not None and at > snap.computed_at]
+    # Only what changed after the snapshot is looked at (review_updated: the reviews saved since), never
+    # all of a large dataset's reviews.
+    since = snap.computed_at
+    changed = (Job.objects.filter(dataset=dataset, finished_at__gt=since).exclude(kind__in=members.READ_ONLY_KINDS)
+               .exists() or Review.objects.filter(updated_at__gt=since, pair__dataset=dataset).exists())
     running = Job.objects.filter(dataset=dataset, kind=REFRESH_KIND).exclude(status__in=Job.FINISHED).first()
     return {"computed_at": snap.computed_at, "age": timezone.now() - snap.computed_at, "seconds": snap.seconds,
-            "stale": bool(changed), "refresh_job": running}
+            "stale": changed, "refresh_job": running}
 
 
 @job_runner(REFRESH_KIND, unit="dashboards")
@@ -96,7 +97,7 @@ def needs_refresh(dataset):
     jobs = Job.objects.filter(dataset=dataset)
     if oldest is None or jobs.exclude(status__in=Job.FINISHED).exists():
         return False
-    return jobs.exclude(kind=REFRESH_KIND).filter(finished_at__gt=oldest).exists()
+    return jobs.exclude(kind__in=members.READ_ONLY_KINDS).filter(finished_at__gt=oldest).exists()
 
 
 def start_refresh(dataset, user=None):

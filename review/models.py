@@ -29,7 +29,9 @@ class Review(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["pair", "reviewer"], name="review_unique")]
-        indexes = [models.Index(fields=["reviewer", "updated_at"], name="review_reviewer_updated")]
+        indexes = [models.Index(fields=["reviewer", "updated_at"], name="review_reviewer_updated"),
+                   # The dashboards' freshness: reviews saved since a snapshot.
+                   models.Index(fields=["updated_at"], name="review_updated")]
 
     def snapshot(self):
         return {

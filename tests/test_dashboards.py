@@ -206,6 +206,26 @@ def test_a_snapshot_is_reused_until_refreshed_and_says_when_data_changed(client,
     assert 'data-stale="false"' in page and 'data-count="reviewed">4<' in page
 
 
+def test_only_jobs_that_change_the_data_and_reviews_of_the_dataset_make_a_snapshot_stale(client, world):
+    from django.utils import timezone
+
+    from annotation.models import Dataset
+
+    from .pair_data import make_pair
+
+    team, data = world
+    client.force_login(team.admin)
+    url = reverse("dataset-overview", args=[team.dataset.pk])
+    assert 'data-stale="false"' in client.get(url).content.decode()
+    # A quality count only reads the data; a review of another dataset is not this one's.
+    Job.objects.create(kind="quality_counts", dataset=team.dataset, status="succeeded", finished_at=timezone.now())
+    other = make_pair(Dataset.objects.create(name="另一个"), "问", "答一", "答二")
+    Review.objects.create(pair=other, reviewer=team.viewer, verdict="tie")
+    assert 'data-stale="false"' in client.get(url).content.decode()
+    Job.objects.create(kind="build_pairs", dataset=team.dataset, status="failed", finished_at=timezone.now())
+    assert 'data-stale="true"' in client.get(url).content.decode()
+
+
 def test_costly_views_list_their_stored_members_until_a_job_of_the_dataset_runs(world):
     from django.http import QueryDict
     from django.utils import timezone
