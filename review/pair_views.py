@@ -177,10 +177,14 @@ def pair_rebuild(request, pk, pair_pk):
 @require_GET
 def quality_overview(request, pk):
     dataset = get_dataset_for(request, pk, Role.VIEWER)
-    all_pairs = Pair.objects.filter(dataset=dataset)
-    total_pairs = all_pairs.count()
-    domains = [(d, label) for d, label in Domain.choices if all_pairs.filter(domain=d).exists()]
     job = quality_rules.stored_counts(dataset)
+    all_pairs = Pair.objects.filter(dataset=dataset)
+    if job is not None and "pairs" in job.counts:  # the pairs the job counted out of (a count of 1M takes 0.2 s)
+        total_pairs = sum(job.counts["pairs"].values())
+        domains = [(d, label) for d, label in Domain.choices if job.counts["pairs"].get(d)]
+    else:
+        total_pairs = all_pairs.count()
+        domains = [(d, label) for d, label in Domain.choices if all_pairs.filter(domain=d).exists()]
     if job is not None:
         counts = job.counts
     elif total_pairs <= quality_rules.LIVE_LIMIT:

@@ -202,6 +202,10 @@ def run_quality_counts(ctx: JobContext):
     a resumed job skips the rules it committed."""
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
     ctx.set_total(len(rules()))
+    if "pairs" not in ctx.cursor:  # what the counts are out of, so the page need not count a million pairs
+        by_domain = dict(Pair.objects.filter(dataset=dataset).order_by().values_list("domain").annotate(n=Count("pk")))
+        with transaction.atomic():
+            ctx.commit(counts={"pairs": by_domain}, cursor={**ctx.cursor, "pairs": True})
     for rule in rules():
         done, stored = ctx.cursor.get("done", []), ctx.cursor.get("stored", [])
         if rule.name in done:
@@ -214,7 +218,8 @@ def run_quality_counts(ctx: JobContext):
                 members.store(dataset, rule, live(Pair.objects.filter(dataset=dataset), dataset, dict(rule.settings)))
                 by_domain = dict(members.stored(dataset, rule).order_by().values_list("domain").annotate(n=Count("pk")))
                 stored = [*stored, rule.name]
-            ctx.commit(done=1, counts={rule.name: by_domain}, cursor={"done": [*done, rule.name], "stored": stored})
+            ctx.commit(done=1, counts={rule.name: by_domain},
+                       cursor={**ctx.cursor, "done": [*done, rule.name], "stored": stored})
 
 
 def flags_of(pair):

@@ -162,6 +162,9 @@ def test_a_counting_job_stores_the_counts_and_the_page_shows_them_with_their_tim
     assert 'id="quality-freshness"' in html and "Counted at" in html
     row = html[html.index('data-rule="identical-responses"'):]
     assert ">2</a>" in row[row.index("data-total"):row.index("</tr>")]
+    # ... nor in the number of pairs they are out of, nor its domain among the columns.
+    assert job.counts["pairs"] == {"chat": len(pairs)} and f"out of {len(pairs)} pairs" in html
+    assert 'data-domain="math"' not in html
 
 
 def test_a_large_dataset_without_a_count_is_not_counted_live(client, crafted, settings, monkeypatch):
