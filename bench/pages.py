@@ -18,6 +18,7 @@ request and p50 / p95 over --repeat more. A list of a materialised view (review/
 import argparse
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -199,6 +200,7 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the generated dataset afterwards")
     parser.add_argument("--enrich", action="store_true",
                         help="with --dataset: first add judges, rewards, filters and reviews to it, as for a new one")
+    parser.add_argument("--pages", help="time only the pages whose name matches this regular expression")
     parser.add_argument("--jobs", default="dashboard_refresh,quality_counts",
                         help="the precomputing jobs to run before timing (comma-separated kinds; '' for none)")
     args = parser.parse_args()
@@ -231,6 +233,8 @@ def main():
     print(f"\n{'page':<42} {'first':>9} {'p50':>8} {'p95':>8}   (ms, {args.repeat} requests after the first)")
     failures = 0
     for name, url in pages(dataset, judge_ids):
+        if args.pages and not re.search(args.pages, name):
+            continue
         started = time.perf_counter()
         response = client.get(url)
         first = (time.perf_counter() - started) * 1000
