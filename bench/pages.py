@@ -177,9 +177,11 @@ def run_jobs(dataset, kinds):
         job = Job.objects.create(kind=kind, dataset=dataset, unit=jobs.RUNNERS[kind][1])
         clock = [time.perf_counter(), time.perf_counter()]
 
-        def step_done(job, counts, clock=clock, steps=steps):
+        def step_done(job, counts, clock=clock, steps=steps, seen=[0]):
             now = time.perf_counter()
-            print(f"  {steps[job.done - 1]:<24} {(now - clock[0]) * 1000:9.0f} ms", flush=True)
+            step = steps[job.done - 1] if job.done > seen[0] else "(preparation)"  # a commit that counts no step
+            seen[0] = job.done
+            print(f"  {step:<24} {(now - clock[0]) * 1000:9.0f} ms", flush=True)
             clock[0] = now
 
         status = jobs.execute(job.pk, on_progress=step_done)

@@ -227,8 +227,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-jobs": {"task": "annotation.tasks.requeue_stale_jobs", "schedule": 30.0},
-    # Dashboards made stale by a finished job are recomputed by a dashboard_refresh job (review/dashboards.py).
+    # Dashboards and stored rule lists made stale by a finished job are recomputed by a dashboard_refresh
+    # job (review/dashboards.py) and a quality_counts job (review/quality_rules.py).
     "refresh-stale-dashboards": {"task": "review.tasks.refresh_stale_dashboards", "schedule": 60.0},
+    "recount-stale-quality": {"task": "review.tasks.recount_stale_quality", "schedule": 60.0},
 }
 
 # A running job renews its lease at every chunk; one silent for longer is taken over.

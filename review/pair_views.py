@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation import jobs, pairing
+from annotation import pairing
 from annotation.forms import ScoreForm
 from annotation.models import Domain, Job, Judgement, Pair, Response, RewardScore, Role
 
@@ -207,5 +207,5 @@ def quality_overview(request, pk):
 @require_POST
 def quality_recount(request, pk):
     dataset = get_dataset_for(request, pk, Role.ADMIN)
-    job = jobs.create_job("quality_counts", dataset=dataset, user=request.user)
+    job = quality_rules.start_count(dataset, user=request.user)
     return redirect("job-detail", job.pk)

@@ -222,6 +222,23 @@ def run_quality_counts(ctx: JobContext):
                        cursor={**ctx.cursor, "done": [*done, rule.name], "stored": stored})
 
 
+def needs_recount(dataset):
+    """A count stored the rules' lists, a job that may change the data finished since it began, and no
+    job of the dataset is under way (beat then starts the next count)."""
+    job = stored_counts(dataset)
+    if job is None or Job.objects.filter(dataset=dataset).exclude(status__in=Job.FINISHED).exists():
+        return False
+    return not members.unchanged_since(dataset, job.started_at)
+
+
+def start_count(dataset, user=None):
+    """A quality_counts job for the dataset, unless one is already waiting or running."""
+    from annotation.jobs import create_job
+
+    running = Job.objects.filter(dataset=dataset, kind="quality_counts").exclude(status__in=Job.FINISHED).first()
+    return running or create_job("quality_counts", dataset=dataset, user=user)
+
+
 def flags_of(pair):
     """The quality rules that select `pair` (one small query each, on a one-pair queryset)."""
     one = Pair.objects.filter(pk=pair.pk)

@@ -15,3 +15,20 @@ def refresh_stale_dashboards():
         if dashboards.needs_refresh(dataset):
             started.append(dashboards.start_refresh(dataset).pk)
     return started
+
+
+@shared_task
+def recount_stale_quality():
+    """Beat: start a quality count for each dataset whose stored rule lists a job made stale, once no job
+    of the dataset is under way (until then its rule lists are live, and slow on a large dataset).
+    Datasets never counted are left to the admins' button. Returns the job ids."""
+    from annotation.models import Dataset, Job
+
+    from . import quality_rules
+
+    started = []
+    counted = Job.objects.filter(kind="quality_counts", status=Job.Status.SUCCEEDED).values("dataset_id")
+    for dataset in Dataset.objects.filter(pk__in=counted):
+        if quality_rules.needs_recount(dataset):
+            started.append(quality_rules.start_count(dataset).pk)
+    return started

@@ -262,3 +262,26 @@ def test_a_count_made_before_members_were_stored_leaves_the_lists_live(client, c
     Job.objects.create(kind="quality_counts", dataset=team.dataset, status="succeeded", started_at=now,
                        finished_at=now, counts={"refusal-chosen": {"chat": 1}}, cursor={"done": ["refusal-chosen"]})
     assert _listed(client, team.dataset, "view=refusal-chosen") == ({pairs["refusal"].pk}, "false")
+
+
+def test_beat_recounts_a_dataset_whose_stored_rule_lists_a_job_made_stale(crafted):
+    from django.utils import timezone
+
+    from annotation import jobs
+    from annotation.models import Job
+    from review.tasks import recount_stale_quality
+
+    team, _ = crafted
+    ds = team.dataset
+    assert recount_stale_quality() == []  # never counted: left to the admins' button
+    assert jobs.execute(quality_rules.start_count(ds).pk) == "succeeded"
+    assert recount_stale_quality() == []  # nothing changed
+    Job.objects.create(kind="dashboard_refresh", dataset=ds, status="succeeded", finished_at=timezone.now())
+    assert recount_stale_quality() == []  # a refresh only reads the data
+    build = Job.objects.create(kind="build_pairs", dataset=ds, status="running")
+    assert recount_stale_quality() == []  # not while a job of the dataset is under way
+    Job.objects.filter(pk=build.pk).update(status="succeeded", finished_at=timezone.now())
+    started = recount_stale_quality()
+    assert started == list(Job.objects.filter(kind="quality_counts", status="pending").values_list("pk", flat=True))
+    assert len(started) == 1 and recount_stale_quality() == []  # waiting: not twice
+    assert quality_rules.start_count(ds).pk == started[0]
