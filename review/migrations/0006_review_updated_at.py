@@ -7,7 +7,6 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0006_pair_list_order'),
         ('review', '0005_pair_search'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
