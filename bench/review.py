@@ -8,7 +8,8 @@ domains, five responses of ~0.7 KB each per prompt, the ten pairs between them),
 minute per million pairs instead of the import's several. Then --reviewers processes (one database
 connection each, as gunicorn workers would have) each log in as a reviewer of their own and review
 --items pairs from the queue exactly as the browser does with htmx: GET the queue fragment (next item),
-POST the verdict (which saves it and returns the next pair's fragment). Times are server time: the
+POST the verdict (which saves it and returns the next pair's fragment). Each process's first request (a
+warm-up: imports, template compilation, a new connection) is not timed. Times are server time: the
 request through Django's whole middleware stack, views, SQL and templates, in-process (no network). It
 prints p50/p95/max per request kind, and the load average (others share the CPU).
 The dataset, its reviews and the benchmark users are removed afterwards unless --keep.
@@ -90,9 +91,9 @@ def reviewer_process(args):
     import re
 
     next_times, submit_times = [], []
-    started = time.perf_counter()
+    # Not timed: a process's first request imports modules, compiles templates and opens its connection,
+    # which a running gunicorn worker did long ago.
     response = client.get(queue_url, HTTP_HX_REQUEST="true")
-    next_times.append(time.perf_counter() - started)
     for i in range(items):
         time.sleep(think)  # a reviewer reads the pair before deciding
         pair = re.search(rb'data-pair="(\d*)"', response.content).group(1).decode()

@@ -9,7 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 
-from annotation.models import Dataset, Job, RewardModel, Role
+from annotation.models import ROLE_RANK, Dataset, Job, RewardModel, Role
 
 
 def get_dataset_for(request, pk, role):
@@ -43,9 +43,10 @@ def visible_datasets(user):
 
 
 def _require(dataset, user, role):
-    if dataset.role_of(user) is None:
+    have = dataset.role_of(user)  # once: every page of a dataset pays for this check
+    if have is None:
         raise Http404("No such dataset.")
-    if not dataset.allows(user, Role(role)):
+    if ROLE_RANK[have] < ROLE_RANK[Role(role)]:
         # Shown on the 403 page, in the user's language.
         raise PermissionDenied(_("This needs the %(role)s role in %(dataset)s.")
                                % {"role": Role(role).label, "dataset": dataset.name})

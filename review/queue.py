@@ -20,11 +20,12 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.db import connection, transaction
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from psycopg.types.json import Jsonb
 
 from annotation.models import Judgement, Pair, RewardScore
 
@@ -128,9 +129,10 @@ def next_assignment(queue, reviewer):
     now = timezone.now()
     held = (ReviewAssignment.objects.filter(reviewer=reviewer, queue_key=queue.key,
                                             status=ReviewAssignment.Status.ASSIGNED, expires_at__gt=now)
+            .annotate(reviewed=Exists(Review.objects.filter(pair=OuterRef("pair"), reviewer=reviewer)))
             .order_by("pk").first())
     if held is not None:
-        if Review.objects.filter(pair_id=held.pair_id, reviewer=reviewer).exists():
+        if held.reviewed:
             held.status, held.done_at = ReviewAssignment.Status.DONE, now
             held.save(update_fields=["status", "done_at"])
         else:
@@ -151,45 +153,95 @@ def next_assignment(queue, reviewer):
         after = ids[-1]
 
 
+# Counted again after the pair's lock is taken, in a statement of its own so that it sees assignments
+# committed meanwhile; the assignment is written only if the pair is still free (k not reached).
+_ASSIGN_IF_FREE = """
+    INSERT INTO review_reviewassignment (pair_id, reviewer_id, queue_key, status, assigned_at, expires_at, done_at)
+    SELECT %(pair)s, %(me)s, %(key)s, 'assigned', %(now)s, %(expires)s, NULL
+    WHERE (SELECT count(*) FROM (
+               SELECT reviewer_id FROM review_review WHERE pair_id = %(pair)s
+               UNION
+               SELECT reviewer_id FROM review_reviewassignment
+               WHERE pair_id = %(pair)s AND reviewer_id <> %(me)s
+                 AND (status = 'done' OR (status = 'assigned' AND expires_at > %(now)s))) taken) < %(k)s
+    ON CONFLICT (pair_id, reviewer_id) DO UPDATE
+    SET queue_key = EXCLUDED.queue_key, status = EXCLUDED.status, assigned_at = EXCLUDED.assigned_at,
+        expires_at = EXCLUDED.expires_at, done_at = NULL
+    RETURNING id"""
+
+
 def _try_assign(queue, reviewer, pair_id, now):
-    with transaction.atomic():
-        locked = Pair.objects.filter(pk=pair_id).select_for_update(skip_locked=True, no_key=True).values_list("pk")
-        if not list(locked) or _reviewers_of(pair_id, reviewer, now) >= queue.k:
+    params = {"pair": pair_id, "me": reviewer.pk, "key": queue.key, "now": now, "expires": now + lease(), "k": queue.k}
+    # No savepoint: nothing here fails half-way, and inside a submit's transaction a savepoint is two more round trips.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM annotation_pair WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED", [pair_id])
+        if cursor.fetchone() is None:
             return None
-        assignment, _ = ReviewAssignment.objects.update_or_create(
-            pair_id=pair_id, reviewer=reviewer,
-            defaults={"queue_key": queue.key, "status": ReviewAssignment.Status.ASSIGNED, "assigned_at": now,
-                      "expires_at": now + lease(), "done_at": None},
-        )
-        return assignment
+        cursor.execute(_ASSIGN_IF_FREE, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _loaded(ReviewAssignment(pk=row[0], pair_id=pair_id, reviewer=reviewer, queue_key=queue.key,
+                                    status=ReviewAssignment.Status.ASSIGNED, assigned_at=now,
+                                    expires_at=params["expires"], done_at=None))
+
+
+def _loaded(instance):
+    """Mark an instance built from a row just written as one that exists in the database."""
+    instance._state.adding, instance._state.db = False, "default"
+    return instance
+
+
+# The reviewer's assignment and review of one pair, both locked (a locking sub-select on each side, since a
+# locking clause cannot apply to the nullable side of an outer join).
+_LOCK_MINE = """
+    SELECT a.status, a.expires_at, r.id, r.verdict, r.better_correct, r.prompt_ok, r.note
+    FROM (SELECT 1) one
+    LEFT JOIN (SELECT status, expires_at FROM review_reviewassignment
+               WHERE pair_id = %(pair)s AND reviewer_id = %(me)s FOR UPDATE) a ON true
+    LEFT JOIN (SELECT id, verdict, better_correct, prompt_ok, note FROM review_review
+               WHERE pair_id = %(pair)s AND reviewer_id = %(me)s FOR UPDATE) r ON true"""
+
+# Save the review, record the change and mark the assignment done (creating it for a review reached
+# outside the queue) in one statement.
+_SAVE_REVIEW = """
+    WITH saved AS (
+        INSERT INTO review_review (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at, updated_at)
+        VALUES (%(pair)s, %(me)s, %(verdict)s, %(better_correct)s, %(prompt_ok)s, %(note)s, %(now)s, %(now)s)
+        ON CONFLICT (pair_id, reviewer_id) DO UPDATE
+        SET verdict = EXCLUDED.verdict, better_correct = EXCLUDED.better_correct, prompt_ok = EXCLUDED.prompt_ok,
+            note = EXCLUDED.note, updated_at = EXCLUDED.updated_at
+        RETURNING id, created_at),
+    event AS (
+        INSERT INTO review_reviewevent (review_id, pair_id, actor_id, at, before, after, kind, undone)
+        SELECT id, %(pair)s, %(me)s, %(now)s, %(before)s, %(after)s, 'submit', false FROM saved),
+    done AS (
+        INSERT INTO review_reviewassignment (pair_id, reviewer_id, queue_key, status, assigned_at, expires_at, done_at)
+        VALUES (%(pair)s, %(me)s, %(key)s, 'done', %(now)s, %(now)s, %(now)s)
+        ON CONFLICT (pair_id, reviewer_id) DO UPDATE SET status = 'done', done_at = EXCLUDED.done_at
+        WHERE review_reviewassignment.status <> 'done')
+    SELECT id, created_at FROM saved"""
 
 
 def submit(queue, reviewer, pair, values):
     """Save the reviewer's verdict on `pair` (values in chosen/rejected terms) and record the change."""
     now = timezone.now()
-    with transaction.atomic():
-        assignment = ReviewAssignment.objects.select_for_update().filter(pair=pair, reviewer=reviewer).first()
-        review = Review.objects.select_for_update().filter(pair=pair, reviewer=reviewer).first()
-        if assignment is None and review is None:
+    mine = {"pair": pair.pk, "me": reviewer.pk}
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_LOCK_MINE, mine)
+        status, expires_at, review_id, *old = cursor.fetchone()
+        if status is None and review_id is None:
             raise QueueError(_("This pair was not handed to you by the queue."))
-        if (review is None and assignment.status != ReviewAssignment.Status.DONE and assignment.expires_at <= now
+        if (review_id is None and status != ReviewAssignment.Status.DONE and expires_at <= now
                 and _reviewers_of(pair.pk, reviewer, now) >= queue.k):
             raise QueueError(_("Your hold on this pair ran out and it went to another reviewer."))
-        before = review.snapshot() if review else None
-        if review is None:
-            review = Review(pair=pair, reviewer=reviewer, created_at=now)
-        for field, value in values.items():
-            setattr(review, field, value)
+        review = Review(pair=pair, reviewer=reviewer, **values)
+        before = dict(zip(["verdict", "better_correct", "prompt_ok", "note"], old)) if review_id else None
+        cursor.execute(_SAVE_REVIEW, {**mine, **review.snapshot(), "now": now, "key": queue.key,
+                                      "before": Jsonb(before) if before else None, "after": Jsonb(review.snapshot())})
+        review.pk, review.created_at = cursor.fetchone()
         review.updated_at = now
-        review.save()
-        ReviewEvent.objects.create(review=review, pair=pair, actor=reviewer, at=now, before=before,
-                                   after=review.snapshot(), kind="submit")
-        if assignment is None:
-            assignment = ReviewAssignment(pair=pair, reviewer=reviewer, queue_key=queue.key, expires_at=now)
-        if assignment.status != ReviewAssignment.Status.DONE:
-            assignment.status, assignment.done_at = ReviewAssignment.Status.DONE, now
-            assignment.save()
-        return review
+        return _loaded(review)
 
 
 def skip(queue, reviewer, pair):
@@ -238,15 +290,16 @@ def history(queue, reviewer):
                                            status=ReviewAssignment.Status.DONE).order_by("pk")
 
 
-def neighbours(queue, reviewer, current):
-    """(previous, next) assignment ids in the reviewer's history around `current` (None: the fresh pair)."""
-    done = history(queue, reviewer)
-    if current is None or current.status != ReviewAssignment.Status.DONE:
-        previous = done.filter(pk__lt=current.pk) if current is not None else done
-        return previous.values_list("pk", flat=True).last(), None
-    previous = done.filter(pk__lt=current.pk).values_list("pk", flat=True).last()
-    following = done.filter(pk__gt=current.pk).values_list("pk", flat=True).first()
-    return previous, following
+def position(queue, reviewer, current):
+    """(previous, next, done) around `current` in the reviewer's history: the assignment ids before and after
+    it (next is None for a fresh pair) and how many pairs the reviewer has done in this queue; one query."""
+    at = current.pk if current is not None else None
+    in_history = current is not None and current.status == ReviewAssignment.Status.DONE
+    wanted = {"done": Count("pk"), "previous": Max("pk", filter=Q(pk__lt=at)) if at else Max("pk")}
+    if in_history:
+        wanted["following"] = Min("pk", filter=Q(pk__gt=at))
+    found = history(queue, reviewer).order_by().aggregate(**wanted)
+    return found["previous"], found.get("following"), found["done"]
 
 
 def swapped_for(pair, reviewer):
@@ -278,7 +331,8 @@ def item(queue, reviewer, assignment):
     """Everything the page shows about one pair for this reviewer."""
     pair = (Pair.objects.select_related("prompt", "chosen", "rejected").get(pk=assignment.pair_id))
     swapped = queue.blind and swapped_for(pair, reviewer)
-    mine = Review.objects.filter(pair=pair, reviewer=reviewer).first()
+    reviews = list(Review.objects.filter(pair=pair).select_related("reviewer").order_by("created_at", "pk"))
+    mine = next((r for r in reviews if r.reviewer_id == reviewer.pk), None)
     sides = [("chosen", pair.chosen), ("rejected", pair.rejected)]
     if swapped:
         sides.reverse()
@@ -289,9 +343,8 @@ def item(queue, reviewer, assignment):
                "better_correct": mine.better_correct is not False if mine else True,
                "prompt_ok": mine.prompt_ok is not False if mine else True,
                "blind": queue.blind, "history_item": assignment.status == ReviewAssignment.Status.DONE}
-    if not queue.blind or mine is not None:
-        context["others"] = (Review.objects.filter(pair=pair).exclude(reviewer=reviewer)
-                             .select_related("reviewer").order_by("created_at"))
+    if not queue.blind or mine is not None:  # blind: no one else's verdict before one's own is in
+        context["others"] = [r for r in reviews if r.reviewer_id != reviewer.pk]
     if not queue.blind:
         judgements = _judgements([pair.chosen_id, pair.rejected_id])
         for entry in responses:

@@ -4,6 +4,7 @@ redirect back to the queue, so the page works without JavaScript."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -40,8 +41,8 @@ def _item_context(request, queue, assignment, form=None, notice=""):
     ctx = {"dataset": queue.dataset, "queue": queue, "notice": notice, "form": form}
     if assignment is not None:
         ctx.update(queues.item(queue, request.user, assignment))
-    previous, following = queues.neighbours(queue, request.user, assignment)
-    ctx.update(previous=previous, following=following, done=queues.history(queue, request.user).count())
+    previous, following, done = queues.position(queue, request.user, assignment)
+    ctx.update(previous=previous, following=following, done=done)
     return ctx
 
 
@@ -106,13 +107,16 @@ def review_submit(request, pk):
     values = {"verdict": verdict, "better_correct": None if both_bad else data["better_correct"],
               "prompt_ok": data["prompt_ok"], "note": data["note"]}
     try:
-        queues.submit(queue, request.user, pair, values)
+        # The verdict and the hold on the next pair commit together: one commit (one WAL flush) per submit.
+        with transaction.atomic():
+            queues.submit(queue, request.user, pair, values)
+            following = queues.next_assignment(queue, request.user) if request.htmx else None
     except queues.QueueError as exc:
         return _render_item(request, queue, queues.next_assignment(queue, request.user), notice=str(exc),
                             status=409)
     if not request.htmx:
         return redirect(_queue_url(queue))
-    return _render_item(request, queue, queues.next_assignment(queue, request.user))
+    return _render_item(request, queue, following)
 
 
 @login_required
