@@ -12,8 +12,9 @@ from django.utils.translation import gettext as _
 from annotation.models import ROLE_RANK, Dataset, Job, RewardModel, Role
 
 
-def get_dataset_for(request, pk, role):
-    dataset = get_object_or_404(Dataset, pk=pk)
+def get_dataset_for(request, pk, role, related=()):
+    """The dataset, with the one-to-one rows named in `related` read in the same query."""
+    dataset = get_object_or_404(Dataset.objects.select_related(*related), pk=pk)
     _require(dataset, request.user, role)
     return dataset
 

@@ -68,11 +68,13 @@ def refresh_one(dataset, name):
     return snap
 
 
-def freshness(dataset, snap):
-    """What the page says about a snapshot's age: when, how long it took, and whether data changed since."""
+def freshness(dataset, snap, reviews_live=False):
+    """What the page says about a snapshot's age: when, how long it took, and whether data changed since
+    (reviews do not count for a page that counts them live)."""
     last_job = (Job.objects.filter(dataset=dataset, finished_at__isnull=False).exclude(kind=REFRESH_KIND)
                 .aggregate(at=Max("finished_at"))["at"])
-    last_review = Review.objects.filter(pair__dataset=dataset).aggregate(at=Max("updated_at"))["at"]
+    last_review = None if reviews_live else (
+        Review.objects.filter(pair__dataset=dataset).aggregate(at=Max("updated_at"))["at"])
     changed = [at for at in (last_job, last_review) if at is not None and at > snap.computed_at]
     running = Job.objects.filter(dataset=dataset, kind=REFRESH_KIND).exclude(status__in=Job.FINISHED).first()
     return {"computed_at": snap.computed_at, "age": timezone.now() - snap.computed_at, "seconds": snap.seconds,
@@ -120,9 +122,7 @@ def overview_data(dataset):
     ds = dataset.pk
     by_domain_status = _rows(
         "SELECT domain, status, count(*) FROM annotation_pair WHERE dataset_id = %s GROUP BY 1, 2", [ds])
-    reviewed = dict(_rows(
-        """SELECT q.domain, count(*) FROM annotation_pair q WHERE q.dataset_id = %s
-             AND EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = q.id) GROUP BY 1""", [ds]))
+    reviewed = review_progress(dataset)
     # The reason a pair was filtered, without the per-pair details ("margin=…", "was=…").
     reasons = _rows(
         r"""SELECT regexp_replace(status_reason, '\s+(margin|was)=.*$', ''), count(*) FROM annotation_pair
@@ -148,6 +148,25 @@ def overview_data(dataset):
         **reward_overview(dataset),
         "acceptance": acceptance_by_domain(dataset),
     }
+
+
+def review_progress(dataset):
+    """{domain: pairs with at least one review}. Counted from the reviews side (a dataset has far fewer
+    reviews than pairs: milliseconds at a million pairs), so the overview shows it live, not from its snapshot."""
+    return dict(_rows(
+        """SELECT q.domain, count(DISTINCT v.pair_id) FROM review_review v JOIN annotation_pair q ON q.id = v.pair_id
+           WHERE q.dataset_id = %s GROUP BY 1""", [dataset.pk]))
+
+
+def with_live_reviews(dataset, data):
+    """The overview's snapshot with its review numbers (progress, acceptance) counted now: reviewers see
+    their work on it at once, and a review no longer makes the overview stale."""
+    reviewed = review_progress(dataset)
+    for row in data["domains"]:
+        row["reviewed"] = reviewed.get(row["domain"], 0)
+    data["total"]["reviewed"] = sum(row["reviewed"] for row in data["domains"])
+    data["acceptance"] = acceptance_by_domain(dataset)
+    return data
 
 
 def judge_coverage(dataset):

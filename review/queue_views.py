@@ -23,6 +23,8 @@ from .models import Audit, Review, ReviewAssignment, ReviewSettings
 from .selections import PairFilter
 
 TEMPLATE = "review/queue.html"
+# Every queue request needs the review settings (overlap k, blind): read with the dataset.
+QUEUE_RELATED = ("review_settings",)
 
 
 def _queue(dataset, params):
@@ -58,7 +60,7 @@ def _render_item(request, queue, assignment, form=None, notice="", status=200):
 @login_required
 @require_GET
 def queue_page(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     queue, filter_form = _queue(dataset, request.GET)
     if queue is None:
         return render(request, TEMPLATE, {"dataset": dataset, "filter_form": filter_form}, status=400)
@@ -77,7 +79,7 @@ def queue_page(request, pk):
 @login_required
 @require_GET
 def queue_progress(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     queue, _form = _queue(dataset, request.GET)
     if queue is None:
         raise Http404("No such pair list.")
@@ -88,7 +90,7 @@ def queue_progress(request, pk):
 @login_required
 @require_POST
 def review_submit(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     form = VerdictForm(request.POST)
     queue, _filters = _queue(dataset, QueryDict(request.POST.get("queue", "")))
     if queue is None:
@@ -122,7 +124,7 @@ def review_submit(request, pk):
 @login_required
 @require_POST
 def review_skip(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     form = QueueActionForm(request.POST)
     queue, _filters = _queue(dataset, QueryDict(form.data.get("queue", "")))
     if queue is None or not form.is_valid() or not form.cleaned_data["pair"]:
@@ -137,7 +139,7 @@ def review_skip(request, pk):
 @login_required
 @require_POST
 def review_undo(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     queue, _filters = _queue(dataset, QueryDict(request.POST.get("queue", "")))
     if queue is None:
         raise Http404("No such pair list.")
