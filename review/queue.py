@@ -104,23 +104,25 @@ def _reviewers_of(pair_id, reviewer, now):
 
 
 def _candidates(queue, reviewer, now):
-    mine = ReviewAssignment.objects.filter(pair=OuterRef("pk"), reviewer=reviewer,
-                                           status__in=[ReviewAssignment.Status.DONE, ReviewAssignment.Status.SKIPPED])
-    reviewed_by_me = Review.objects.filter(pair=OuterRef("pk"), reviewer=reviewer)
-    pairs = queue.pairs.filter(~Exists(mine), ~Exists(reviewed_by_me))
-    held_by_others = ReviewAssignment.objects.filter(
-        Q(status=ReviewAssignment.Status.DONE) | Q(status=ReviewAssignment.Status.ASSIGNED, expires_at__gt=now),
-        pair=OuterRef("pk")).exclude(reviewer=reviewer)
+    done_or_skipped = Q(status__in=[ReviewAssignment.Status.DONE, ReviewAssignment.Status.SKIPPED])
     if queue.k == 1:
-        # The common case as two anti-joins, which PostgreSQL runs as index probes in pair id order.
-        return pairs.filter(~Exists(Review.objects.filter(pair=OuterRef("pk"))), ~Exists(held_by_others))
+        # The common case as two anti-joins (no review; no assignment that takes the pair: mine done or
+        # skipped, another reviewer's done or live), which PostgreSQL runs as index probes in pair id order.
+        taken = ReviewAssignment.objects.filter(
+            (Q(reviewer=reviewer) & done_or_skipped)
+            | (~Q(reviewer=reviewer) & (Q(status=ReviewAssignment.Status.DONE)
+                                        | Q(status=ReviewAssignment.Status.ASSIGNED, expires_at__gt=now))),
+            pair=OuterRef("pk"))
+        return queue.pairs.filter(~Exists(Review.objects.filter(pair=OuterRef("pk"))), ~Exists(taken))
+    mine = ReviewAssignment.objects.filter(done_or_skipped, pair=OuterRef("pk"), reviewer=reviewer)
+    reviewed_by_me = Review.objects.filter(pair=OuterRef("pk"), reviewer=reviewer)
     taken = RawSQL(
         """(SELECT count(*) FROM (SELECT r.reviewer_id FROM review_review r WHERE r.pair_id = annotation_pair.id
                UNION SELECT a.reviewer_id FROM review_reviewassignment a WHERE a.pair_id = annotation_pair.id
                AND a.reviewer_id <> %s AND (a.status = 'done' OR (a.status = 'assigned' AND a.expires_at > %s))) t)""",
         [reviewer.pk, now],
     )
-    return pairs.alias(taken=taken).filter(taken__lt=queue.k)
+    return queue.pairs.filter(~Exists(mine), ~Exists(reviewed_by_me)).alias(taken=taken).filter(taken__lt=queue.k)
 
 
 def next_assignment(queue, reviewer):
