@@ -8,8 +8,11 @@ domains, five responses of ~0.7 KB each per prompt, the ten pairs between them),
 minute per million pairs instead of the import's several. Then --reviewers processes (one database
 connection each, as gunicorn workers would have) each log in as a reviewer of their own and review
 --items pairs from the queue exactly as the browser does with htmx: GET the queue fragment (next item),
-POST the verdict (which saves it and returns the next pair's fragment). Each process's first request (a
-warm-up: imports, template compilation, a new connection) is not timed. Times are server time: the
+POST the verdict (which saves it and returns the next pair's fragment); after every fifth verdict also a
+reload (the next-item request alone) and the progress line the page fetches after verdicts (its list
+size is cached for a minute: one request a minute per queue pays for counting the list). Each
+process's first request (a warm-up: imports, template compilation, a new connection) is not timed.
+Times are server time: the
 request through Django's whole middleware stack, views, SQL and templates, in-process (no network). It
 prints p50/p95/max per request kind, and the load average (others share the CPU).
 The dataset, its reviews and the benchmark users are removed afterwards unless --keep.
@@ -88,9 +91,10 @@ def reviewer_process(args):
     client.force_login(user)
     queue_url = reverse("review-queue", args=[dataset_pk]) + (f"?{query}" if query else "")
     submit_url = reverse("review-submit", args=[dataset_pk])
+    progress_url = reverse("review-progress", args=[dataset_pk]) + (f"?{query}" if query else "")
     import re
 
-    next_times, submit_times = [], []
+    next_times, submit_times, progress_times = [], [], []
     # Not timed: a process's first request imports modules, compiles templates and opens its connection,
     # which a running gunicorn worker did long ago.
     response = client.get(queue_url, HTTP_HX_REQUEST="true")
@@ -105,11 +109,14 @@ def reviewer_process(args):
         submit_times.append(time.perf_counter() - t0)
         if response.status_code != 200:
             raise SystemExit(f"submit answered {response.status_code}")
-        if i % 5 == 4:  # a reload now and then: the next-item request alone
+        if i % 5 == 4:  # a reload now and then: the next-item request alone, and the progress line
             t0 = time.perf_counter()
             response = client.get(queue_url, HTTP_HX_REQUEST="true")
             next_times.append(time.perf_counter() - t0)
-    results.put((index, next_times, submit_times))
+            t0 = time.perf_counter()
+            client.get(progress_url, HTTP_HX_REQUEST="true")
+            progress_times.append(time.perf_counter() - t0)
+    results.put((index, next_times, submit_times, progress_times))
 
 
 def percentile(values, q):
@@ -174,12 +181,14 @@ def main():
     for p in processes:
         p.join()
     elapsed = time.perf_counter() - started
-    next_times = [t for _i, n, _s in collected for t in n]
-    submit_times = [t for _i, _n, s in collected for t in s]
+    next_times = [t for _i, n, _s, _p in collected for t in n]
+    submit_times = [t for _i, _n, s, _p in collected for t in s]
+    progress_times = [t for _i, _n, _s, p in collected for t in p]
     print(f"{args.reviewers} reviewers at once, think time {args.think} s, overlap {args.overlap}, "
           f"list {args.query or 'all pairs'}: "
           f"{len(submit_times)} verdicts in {elapsed:.1f} s ({len(submit_times) / elapsed:.1f} verdicts/s)")
-    for name, values in (("next item", next_times), ("submit (+ next item)", submit_times)):
+    for name, values in (("next item", next_times), ("submit (+ next item)", submit_times),
+                         ("progress line", progress_times)):
         ms = [v * 1000 for v in values]
         print(f"  {name:22s} n={len(ms):5d}  p50 {statistics.median(ms):6.1f} ms  p95 {percentile(ms, 0.95):6.1f} ms"
               f"  max {max(ms):6.1f} ms")
