@@ -125,14 +125,20 @@ def _candidates(queue, reviewer, now):
     return queue.pairs.filter(~Exists(mine), ~Exists(reviewed_by_me)).alias(taken=taken).filter(taken__lt=queue.k)
 
 
+# The reviewer's live hold in this queue, and whether they reviewed that pair meanwhile (in another tab).
+_HELD = """
+    SELECT a.*, EXISTS (SELECT 1 FROM review_review r WHERE r.pair_id = a.pair_id AND r.reviewer_id = a.reviewer_id)
+                AS reviewed
+    FROM review_reviewassignment a
+    WHERE a.reviewer_id = %(me)s AND a.queue_key = %(key)s AND a.status = 'assigned' AND a.expires_at > %(now)s
+    ORDER BY a.id LIMIT 1"""
+
+
 def next_assignment(queue, reviewer):
     """The assignment the reviewer works on now: the one they hold in this queue, else a new one; None when
     the queue has nothing left for them."""
     now = timezone.now()
-    held = (ReviewAssignment.objects.filter(reviewer=reviewer, queue_key=queue.key,
-                                            status=ReviewAssignment.Status.ASSIGNED, expires_at__gt=now)
-            .annotate(reviewed=Exists(Review.objects.filter(pair=OuterRef("pair"), reviewer=reviewer)))
-            .order_by("pk").first())
+    held = next(iter(ReviewAssignment.objects.raw(_HELD, {"me": reviewer.pk, "key": queue.key, "now": now})), None)
     if held is not None:
         if held.reviewed:
             held.status, held.done_at = ReviewAssignment.Status.DONE, now
