@@ -7,9 +7,15 @@ tab loses the pair only when the lease expires. Skipping gives the pair back to 
 
 Handing out is race-free without a lock on the whole queue: candidates are read without locks, then
 one candidate at a time is locked with `SELECT … FOR NO KEY UPDATE SKIP LOCKED` and its count of
-reviewers is read again under the lock, in a new statement (READ COMMITTED), so an assignment another
-reviewer committed a moment ago is seen. Two reviewers never hold the same pair's lock together, and
-the one who comes second sees the first one's assignment.
+reviewers is read again under the lock, in a new statement (READ COMMITTED: the `INSERT … SELECT … WHERE
+count < k` that writes the assignment), so an assignment another reviewer committed a moment ago is seen.
+Two reviewers never hold the same pair's lock together, and the one who comes second sees the first
+one's assignment.
+
+Speed (the queue's budget is 150 ms p95 per request with four reviewers at once, BENCHMARKS.md): the
+hot paths are a few hand-written statements rather than ORM round trips: a submit locks the reviewer's
+assignment and review in one statement and writes review, change record and assignment in one more, and
+the view commits it together with the hold on the next pair (one commit per verdict).
 """
 
 import hashlib
@@ -214,7 +220,8 @@ _LOCK_MINE = """
 # outside the queue) in one statement.
 _SAVE_REVIEW = """
     WITH saved AS (
-        INSERT INTO review_review (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at, updated_at)
+        INSERT INTO review_review
+            (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at, updated_at)
         VALUES (%(pair)s, %(me)s, %(verdict)s, %(better_correct)s, %(prompt_ok)s, %(note)s, %(now)s, %(now)s)
         ON CONFLICT (pair_id, reviewer_id) DO UPDATE
         SET verdict = EXCLUDED.verdict, better_correct = EXCLUDED.better_correct, prompt_ok = EXCLUDED.prompt_ok,
