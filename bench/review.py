@@ -1,7 +1,7 @@
 """Review-queue benchmark: next-item and submit server time with reviewers working at once.
 
     python bench/review.py [--pairs 1000000] [--reviewers 4] [--items 150] [--overlap 1] [--query QS]
-                           [--dataset NAME] [--keep]
+                           [--reviewed-share 0.02] [--dataset NAME] [--keep]
 
 Without --dataset it creates a dataset of --pairs COIG-P-shaped pairs directly in SQL (prompts in the six
 domains, five responses of ~0.7 KB each per prompt, the ten pairs between them), which takes about a
@@ -133,6 +133,9 @@ def main():
     parser.add_argument("--query", default="", help="pair list parameters, e.g. domain=math")
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds each reviewer waits before a verdict (0: back to back, the worst case)")
+    parser.add_argument("--reviewed-share", type=float, default=0.0,
+                        help="first add reviews by a background reviewer on this share of the pairs "
+                             "(bench/pages.py uses 0.02): what the progress line counts")
     parser.add_argument("--dataset", help="use this existing dataset instead of creating one")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -161,6 +164,8 @@ def main():
         user, _ = get_user_model().objects.get_or_create(username=f"bench-reviewer-{i}")
         Membership.objects.get_or_create(dataset=dataset, user=user, defaults={"role": Role.REVIEWER})
         users.append(user)
+    if args.reviewed_share > 0:
+        users.append(add_background_reviews(dataset, args.reviewed_share))
     connection.close()
 
     results = multiprocessing.Queue()
@@ -194,6 +199,24 @@ def main():
               f"  max {max(ms):6.1f} ms")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     cleanup(dataset, users, drop=created and not args.keep)
+
+
+def add_background_reviews(dataset, share):
+    """Reviews by one more user on every (1/share)-th pair, as the queue finds them in a dataset under review."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-background-reviewer")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO review_review (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at,
+                                          updated_at)
+               SELECT id, %s, 'chosen_better', true, true, '', now(), now() FROM annotation_pair
+               WHERE dataset_id = %s AND id %% %s = 0 ON CONFLICT DO NOTHING""",
+            [user.pk, dataset.pk, max(1, round(1 / share))])
+        print(f"background reviews on {cursor.rowcount:,} pairs")
+        cursor.execute("ANALYZE review_review")
+    return user
 
 
 def cleanup(dataset, users, drop):

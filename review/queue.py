@@ -392,12 +392,28 @@ def _reward_margin(pair):
     return None
 
 
+# How long a queue's counts (list size, pairs reviewed) are reused. Counting them at a million pairs joins
+# the reviews to the dataset's pairs: ~250 ms with 20,000 reviews (BENCHMARKS.md), too much to pay after
+# every verdict of every reviewer; the reviewer's own count stays live.
+PROGRESS_CACHE_SECONDS = 60
+
+
 def progress(queue, reviewer):
-    """Counts for the queue's progress line: pairs in it, pairs reviewed, pairs with k reviews, this reviewer's
-    reviews in it. Counted from the reviews side (a dataset has far fewer reviews than pairs) in one query:
-    an audit's reviews by its pair ids, a whole dataset's through its pairs, a filtered list's through the
-    list as a subquery. The size of the list is cached for a minute, since counting a million-pair list
-    after every verdict would cost more than the verdict."""
+    """Counts for the queue's progress line: pairs in it, pairs reviewed, pairs with k reviews (counted at
+    most once a minute per queue and process, with the time they were counted), and this reviewer's reviews
+    in it (live)."""
+    key = "review-queue-progress:" + hashlib.sha1(queue.key.encode()).hexdigest()
+    counted = cache.get(key)
+    if counted is None:
+        counted = {"total": queue.pairs.count(), **_reviewed(queue), "at": timezone.now()}
+        cache.set(key, counted, PROGRESS_CACHE_SECONDS)
+    return {**counted, "mine": history(queue, reviewer).count(), "k": queue.k}
+
+
+def _reviewed(queue):
+    """Pairs of the queue with a review and with k: counted from the reviews side (a dataset has far fewer
+    reviews than pairs) in one query: an audit's reviews by its pair ids, a whole dataset's through its
+    pairs, a filtered list's through the list as a subquery."""
     if queue.audit is not None:
         reviews = Review.objects.filter(pair_id__in=queue.audit.pair_ids)
     elif queue.query:
@@ -405,7 +421,4 @@ def progress(queue, reviewer):
     else:
         reviews = Review.objects.filter(pair__dataset=queue.dataset)
     per_pair = list(reviews.order_by().values("pair").annotate(n=Count("pk")).values_list("n", flat=True))
-    size_key = "review-queue-size:" + hashlib.sha1(queue.key.encode()).hexdigest()
-    total = cache.get_or_set(size_key, lambda: queue.pairs.count(), 60)
-    return {"total": total, "reviewed": len(per_pair), "complete": sum(n >= queue.k for n in per_pair),
-            "mine": history(queue, reviewer).count(), "k": queue.k}
+    return {"reviewed": len(per_pair), "complete": sum(n >= queue.k for n in per_pair)}

@@ -73,7 +73,7 @@ def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_th
     first = press_and_wait_for_another_pair(page, "1", "Enter")
     second = press_and_wait_for_another_pair(page, "2", "c", "Enter")
     third = press_and_wait_for_another_pair(page, "4", "p", "Enter")
-    page.wait_for_selector("#queue-progress-counts[data-reviewed='3']")
+    page.wait_for_selector("#queue-progress-counts[data-mine='3']")  # the queue-wide counts are renewed each minute
     reviews = {r.pair_id: (r.verdict, r.better_correct, r.prompt_ok)
                for r in Review.objects.filter(reviewer=team.reviewer)}
     assert reviews[first] == ("chosen_better", True, True)
@@ -82,7 +82,7 @@ def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_th
 
     page.keyboard.press("u")
     page.wait_for_selector(f"#review-item[data-pair='{third}'][data-state=fresh]")
-    page.wait_for_selector("#queue-progress-counts[data-reviewed='2']")
+    page.wait_for_selector("#queue-progress-counts[data-mine='2']")
     assert not Review.objects.filter(pair_id=third).exists()
     page.screenshot(path=str(TEST_OUTPUT / "review-queue-after-undo.png"), full_page=True)
 
