@@ -1,7 +1,7 @@
 """Review-queue benchmark: next-item and submit server time with reviewers working at once.
 
     python bench/review.py [--pairs 1000000] [--reviewers 4] [--items 150] [--overlap 1] [--query QS]
-                           [--reviewed-share 0.02] [--dataset NAME] [--keep]
+                           [--reviewed-share 0.02] [--overview 20] [--dataset NAME] [--keep]
 
 Without --dataset it creates a dataset of --pairs COIG-P-shaped pairs directly in SQL (prompts in the six
 domains, five responses of ~0.7 KB each per prompt, the ten pairs between them), which takes about a
@@ -15,6 +15,7 @@ process's first request (a warm-up: imports, template compilation, a new connect
 Times are server time: the
 request through Django's whole middleware stack, views, SQL and templates, in-process (no network). It
 prints p50/p95/max per request kind, and the load average (others share the CPU).
+Then it times the dataset's overview page (review numbers counted live, the rest from its snapshot).
 The dataset, its reviews and the benchmark users are removed afterwards unless --keep.
 """
 
@@ -136,6 +137,8 @@ def main():
     parser.add_argument("--reviewed-share", type=float, default=0.0,
                         help="first add reviews by a background reviewer on this share of the pairs "
                              "(bench/pages.py uses 0.02): what the progress line counts")
+    parser.add_argument("--overview", type=int, default=20, metavar="N",
+                        help="afterwards, time the overview page N times (its review numbers are live; 0: skip)")
     parser.add_argument("--dataset", help="use this existing dataset instead of creating one")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -198,7 +201,33 @@ def main():
         print(f"  {name:22s} n={len(ms):5d}  p50 {statistics.median(ms):6.1f} ms  p95 {percentile(ms, 0.95):6.1f} ms"
               f"  max {max(ms):6.1f} ms")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    if args.overview:
+        time_overview(dataset, users[0], args.overview)
     cleanup(dataset, users, drop=created and not args.keep)
+
+
+def time_overview(dataset, user, repeat):
+    """The overview page with its review numbers counted live (the rest from its snapshot, computed first)."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from review.dashboards import refresh_one
+
+    started = time.perf_counter()
+    refresh_one(dataset, "overview")
+    print(f"overview snapshot computed in {time.perf_counter() - started:.1f} s")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    url = reverse("dataset-overview", args=[dataset.pk])
+    client.get(url)  # warm-up, not timed
+    ms = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        if client.get(url).status_code != 200:
+            raise SystemExit("the overview did not answer 200")
+        ms.append((time.perf_counter() - t0) * 1000)
+    print(f"  {'overview page':22s} n={len(ms):5d}  p50 {statistics.median(ms):6.1f} ms  "
+          f"p95 {percentile(ms, 0.95):6.1f} ms  max {max(ms):6.1f} ms  (load average {os.getloadavg()[0]:.1f})")
 
 
 def add_background_reviews(dataset, share):
