@@ -259,6 +259,8 @@ def cleanup(dataset, users, drop):
         cursor.execute("DELETE FROM review_reviewsettings WHERE dataset_id = %s", [dataset.pk])
         cursor.execute("DELETE FROM annotation_membership WHERE user_id = ANY(%s)", [ids])
         cursor.execute("DELETE FROM auth_user WHERE id = ANY(%s)", [ids])
+        if drop:  # the overview's snapshot (time_overview)
+            cursor.execute("DELETE FROM review_dashboardsnapshot WHERE dataset_id = %s", [dataset.pk])
     if drop:
         from ingest import drop_dataset
 
