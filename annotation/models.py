@@ -55,8 +55,9 @@ class Dataset(models.Model):
             return None
         if user.is_superuser:
             return Role.ADMIN
-        membership = self.memberships.filter(user=user).only("role").first()
-        return Role(membership.role) if membership else None
+        # values_list, not .only("role"): a related-manager row would load its deferred dataset_id again.
+        role = Membership.objects.filter(dataset_id=self.pk, user_id=user.pk).values_list("role", flat=True).first()
+        return Role(role) if role else None
 
     def allows(self, user, role):
         have = self.role_of(user)

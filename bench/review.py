@@ -1,16 +1,21 @@
 """Review-queue benchmark: next-item and submit server time with reviewers working at once.
 
     python bench/review.py [--pairs 1000000] [--reviewers 4] [--items 150] [--overlap 1] [--query QS]
-                           [--dataset NAME] [--keep]
+                           [--reviewed-share 0.02] [--overview 20] [--dataset NAME] [--keep]
 
 Without --dataset it creates a dataset of --pairs COIG-P-shaped pairs directly in SQL (prompts in the six
 domains, five responses of ~0.7 KB each per prompt, the ten pairs between them), which takes about a
 minute per million pairs instead of the import's several. Then --reviewers processes (one database
 connection each, as gunicorn workers would have) each log in as a reviewer of their own and review
 --items pairs from the queue exactly as the browser does with htmx: GET the queue fragment (next item),
-POST the verdict (which saves it and returns the next pair's fragment). Times are server time: the
+POST the verdict (which saves it and returns the next pair's fragment); after every fifth verdict also a
+reload (the next-item request alone) and the progress line the page fetches after verdicts (its list
+size is cached for a minute: one request a minute per queue pays for counting the list). Each
+process's first request (a warm-up: imports, template compilation, a new connection) is not timed.
+Times are server time: the
 request through Django's whole middleware stack, views, SQL and templates, in-process (no network). It
 prints p50/p95/max per request kind, and the load average (others share the CPU).
+Then it times the dataset's overview page (review numbers counted live, the rest from its snapshot).
 The dataset, its reviews and the benchmark users are removed afterwards unless --keep.
 """
 
@@ -69,7 +74,10 @@ def create_dataset(n_pairs):
                WHERE a.dataset_id = %(ds)s ORDER BY a.prompt_id, a.id, b.id""",
             {"ds": dataset.pk},
         )
-        cursor.execute("ANALYZE annotation_prompt; ANALYZE annotation_response; ANALYZE annotation_pair")
+    # As autovacuum would leave them before anyone reviews: otherwise the run competes with autovacuum
+    # working through the fresh million rows, and its reads set their hint bits.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) annotation_prompt, annotation_response, annotation_pair")
     return dataset
 
 
@@ -87,12 +95,13 @@ def reviewer_process(args):
     client.force_login(user)
     queue_url = reverse("review-queue", args=[dataset_pk]) + (f"?{query}" if query else "")
     submit_url = reverse("review-submit", args=[dataset_pk])
+    progress_url = reverse("review-progress", args=[dataset_pk]) + (f"?{query}" if query else "")
     import re
 
-    next_times, submit_times = [], []
-    started = time.perf_counter()
+    next_times, submit_times, progress_times = [], [], []
+    # Not timed: a process's first request imports modules, compiles templates and opens its connection,
+    # which a running gunicorn worker did long ago.
     response = client.get(queue_url, HTTP_HX_REQUEST="true")
-    next_times.append(time.perf_counter() - started)
     for i in range(items):
         time.sleep(think)  # a reviewer reads the pair before deciding
         pair = re.search(rb'data-pair="(\d*)"', response.content).group(1).decode()
@@ -104,11 +113,14 @@ def reviewer_process(args):
         submit_times.append(time.perf_counter() - t0)
         if response.status_code != 200:
             raise SystemExit(f"submit answered {response.status_code}")
-        if i % 5 == 4:  # a reload now and then: the next-item request alone
+        if i % 5 == 4:  # a reload now and then: the next-item request alone, and the progress line
             t0 = time.perf_counter()
             response = client.get(queue_url, HTTP_HX_REQUEST="true")
             next_times.append(time.perf_counter() - t0)
-    results.put((index, next_times, submit_times))
+            t0 = time.perf_counter()
+            client.get(progress_url, HTTP_HX_REQUEST="true")
+            progress_times.append(time.perf_counter() - t0)
+    results.put((index, next_times, submit_times, progress_times))
 
 
 def percentile(values, q):
@@ -125,6 +137,11 @@ def main():
     parser.add_argument("--query", default="", help="pair list parameters, e.g. domain=math")
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds each reviewer waits before a verdict (0: back to back, the worst case)")
+    parser.add_argument("--reviewed-share", type=float, default=0.0,
+                        help="first add reviews by a background reviewer on this share of the pairs "
+                             "(bench/pages.py uses 0.02): what the progress line counts")
+    parser.add_argument("--overview", type=int, default=20, metavar="N",
+                        help="afterwards, time the overview page N times (its review numbers are live; 0: skip)")
     parser.add_argument("--dataset", help="use this existing dataset instead of creating one")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -153,6 +170,8 @@ def main():
         user, _ = get_user_model().objects.get_or_create(username=f"bench-reviewer-{i}")
         Membership.objects.get_or_create(dataset=dataset, user=user, defaults={"role": Role.REVIEWER})
         users.append(user)
+    if args.reviewed_share > 0:
+        users.append(add_background_reviews(dataset, args.reviewed_share))
     connection.close()
 
     results = multiprocessing.Queue()
@@ -173,17 +192,63 @@ def main():
     for p in processes:
         p.join()
     elapsed = time.perf_counter() - started
-    next_times = [t for _i, n, _s in collected for t in n]
-    submit_times = [t for _i, _n, s in collected for t in s]
+    next_times = [t for _i, n, _s, _p in collected for t in n]
+    submit_times = [t for _i, _n, s, _p in collected for t in s]
+    progress_times = [t for _i, _n, _s, p in collected for t in p]
     print(f"{args.reviewers} reviewers at once, think time {args.think} s, overlap {args.overlap}, "
           f"list {args.query or 'all pairs'}: "
           f"{len(submit_times)} verdicts in {elapsed:.1f} s ({len(submit_times) / elapsed:.1f} verdicts/s)")
-    for name, values in (("next item", next_times), ("submit (+ next item)", submit_times)):
+    for name, values in (("next item", next_times), ("submit (+ next item)", submit_times),
+                         ("progress line", progress_times)):
         ms = [v * 1000 for v in values]
         print(f"  {name:22s} n={len(ms):5d}  p50 {statistics.median(ms):6.1f} ms  p95 {percentile(ms, 0.95):6.1f} ms"
               f"  max {max(ms):6.1f} ms")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    if args.overview:
+        time_overview(dataset, users[0], args.overview)
     cleanup(dataset, users, drop=created and not args.keep)
+
+
+def time_overview(dataset, user, repeat):
+    """The overview page with its review numbers counted live (the rest from its snapshot, computed first)."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from review.dashboards import refresh_one
+
+    started = time.perf_counter()
+    refresh_one(dataset, "overview")
+    print(f"overview snapshot computed in {time.perf_counter() - started:.1f} s")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    url = reverse("dataset-overview", args=[dataset.pk])
+    client.get(url)  # warm-up, not timed
+    ms = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        if client.get(url).status_code != 200:
+            raise SystemExit("the overview did not answer 200")
+        ms.append((time.perf_counter() - t0) * 1000)
+    print(f"  {'overview page':22s} n={len(ms):5d}  p50 {statistics.median(ms):6.1f} ms  "
+          f"p95 {percentile(ms, 0.95):6.1f} ms  max {max(ms):6.1f} ms  (load average {os.getloadavg()[0]:.1f})")
+
+
+def add_background_reviews(dataset, share):
+    """Reviews by one more user on every (1/share)-th pair, as the queue finds them in a dataset under review."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-background-reviewer")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO review_review (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at,
+                                          updated_at)
+               SELECT id, %s, 'chosen_better', true, true, '', now(), now() FROM annotation_pair
+               WHERE dataset_id = %s AND id %% %s = 0 ON CONFLICT DO NOTHING""",
+            [user.pk, dataset.pk, max(1, round(1 / share))])
+        print(f"background reviews on {cursor.rowcount:,} pairs")
+        cursor.execute("ANALYZE review_review")
+    return user
 
 
 def cleanup(dataset, users, drop):
@@ -197,6 +262,8 @@ def cleanup(dataset, users, drop):
         cursor.execute("DELETE FROM review_reviewsettings WHERE dataset_id = %s", [dataset.pk])
         cursor.execute("DELETE FROM annotation_membership WHERE user_id = ANY(%s)", [ids])
         cursor.execute("DELETE FROM auth_user WHERE id = ANY(%s)", [ids])
+        if drop:  # the overview's snapshot (time_overview)
+            cursor.execute("DELETE FROM review_dashboardsnapshot WHERE dataset_id = %s", [dataset.pk])
     if drop:
         from ingest import drop_dataset
 

@@ -24,13 +24,13 @@ class _Pending(Exception):
     """A large dataset's dashboard has never been computed: a refresh job is computing it."""
 
 
-def _page(request, dataset, name):
+def _page(request, dataset, name, reviews_live=False):
     snap = dashboards.snapshot(dataset, name)
     if snap is None:
         # Filling a cache, not changing data: any member's first visit may start the (single) refresh job.
         raise _Pending(dashboards.start_refresh(dataset, user=request.user))
     return snap.data, {"dataset": dataset, "is_admin": dataset.allows(request.user, Role.ADMIN),
-                       "fresh": dashboards.freshness(dataset, snap)}
+                       "fresh": dashboards.freshness(dataset, snap, reviews_live=reviews_live)}
 
 
 def _pending(request, dataset, job):
@@ -73,7 +73,8 @@ def _finish(charts):
 @dashboard_page
 def overview(request, pk):
     dataset = get_dataset_for(request, pk, Role.VIEWER)
-    data, ctx = _page(request, dataset, "overview")
+    data, ctx = _page(request, dataset, "overview", reviews_live=True)
+    data = dashboards.with_live_reviews(dataset, data)
     for row in [*data["domains"], data["total"]]:
         domain = row.get("domain")
         row["label"] = str(Domain(domain).label) if domain else _("Total")

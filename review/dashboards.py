@@ -68,13 +68,15 @@ def refresh_one(dataset, name):
     return snap
 
 
-def freshness(dataset, snap):
-    """What the page says about a snapshot's age: when, how long it took, and whether data changed since."""
+def freshness(dataset, snap, reviews_live=False):
+    """What the page says about a snapshot's age: when, how long it took, and whether data changed since
+    (reviews do not count for a page that counts them live)."""
     # Only what changed after the snapshot is looked at (review_updated: the reviews saved since), never
     # all of a large dataset's reviews.
     since = snap.computed_at
     changed = (Job.objects.filter(dataset=dataset, finished_at__gt=since).exclude(kind__in=members.READ_ONLY_KINDS)
-               .exists() or Review.objects.filter(updated_at__gt=since, pair__dataset=dataset).exists())
+               .exists() or (not reviews_live and
+                             Review.objects.filter(updated_at__gt=since, pair__dataset=dataset).exists()))
     running = Job.objects.filter(dataset=dataset, kind=REFRESH_KIND).exclude(status__in=Job.FINISHED).first()
     return {"computed_at": snap.computed_at, "age": timezone.now() - snap.computed_at, "seconds": snap.seconds,
             "stale": changed, "refresh_job": running}
@@ -121,9 +123,8 @@ def overview_data(dataset):
     ds = dataset.pk
     by_domain_status = _rows(
         "SELECT domain, status, count(*) FROM annotation_pair WHERE dataset_id = %s GROUP BY 1, 2", [ds])
-    reviewed = dict(_rows(
-        """SELECT q.domain, count(*) FROM annotation_pair q WHERE q.dataset_id = %s
-             AND EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = q.id) GROUP BY 1""", [ds]))
+    counts = review_counts(dataset)
+    reviewed = {domain: pairs for domain, (pairs, _reviews, _accepted) in counts.items()}
     # The reason a pair was filtered, without the per-pair details ("margin=…", "was=…").
     reasons = _rows(
         r"""SELECT regexp_replace(status_reason, '\s+(margin|was)=.*$', ''), count(*) FROM annotation_pair
@@ -147,8 +148,31 @@ def overview_data(dataset):
             """SELECT chosen_score - rejected_score FROM annotation_pair WHERE dataset_id = %s
                AND chosen_score IS NOT NULL AND rejected_score IS NOT NULL""", [ds])),
         **reward_overview(dataset),
-        "acceptance": acceptance_by_domain(dataset),
+        "acceptance": acceptance_by_domain(dataset, counts),
     }
+
+
+def review_counts(dataset):
+    """{domain: (pairs with a review, reviews, reviews that accept the pair)} in one pass over the reviews.
+    The overview reads this live on every visit (one query where the snapshot-freshness check on reviews
+    used to be), and the snapshot computes its review numbers from it too."""
+    rows = _rows(
+        """SELECT q.domain, count(DISTINCT v.pair_id), count(*),
+                  count(*) FILTER (WHERE v.verdict = 'chosen_better' AND v.better_correct IS NOT FALSE)
+           FROM review_review v JOIN annotation_pair q ON q.id = v.pair_id
+           WHERE q.dataset_id = %s GROUP BY 1""", [dataset.pk])
+    return {domain: (pairs, reviews, accepted) for domain, pairs, reviews, accepted in rows}
+
+
+def with_live_reviews(dataset, data):
+    """The overview's snapshot with its review numbers (progress, acceptance) counted now: reviewers see
+    their work on it at once, and a review no longer makes the overview stale."""
+    counts = review_counts(dataset)
+    for row in data["domains"]:
+        row["reviewed"] = counts.get(row["domain"], (0,))[0]
+    data["total"]["reviewed"] = sum(row["reviewed"] for row in data["domains"])
+    data["acceptance"] = acceptance_by_domain(dataset, counts)
+    return data
 
 
 def judge_coverage(dataset):
@@ -220,17 +244,12 @@ def reward_overview(dataset):
     }
 
 
-def acceptance_by_domain(dataset):
+def acceptance_by_domain(dataset, counts=None):
     """The paper's human check from our reviews: per domain, the share of reviews that find the chosen
     response better and do not mark it incorrect."""
-    rows = _rows(
-        """SELECT q.domain, count(*),
-                  count(*) FILTER (WHERE v.verdict = 'chosen_better' AND v.better_correct IS NOT FALSE)
-           FROM review_review v JOIN annotation_pair q ON q.id = v.pair_id
-           WHERE q.dataset_id = %s GROUP BY 1""", [dataset.pk])
-    found = {d: (n, ok) for d, n, ok in rows}
-    return [{"domain": d, "reviews": found[d][0], "accepted": found[d][1],
-             "rate": found[d][1] / found[d][0]} for d in Domain.values if d in found]
+    counts = review_counts(dataset) if counts is None else counts
+    return [{"domain": d, "reviews": counts[d][1], "accepted": counts[d][2], "rate": counts[d][2] / counts[d][1]}
+            for d in Domain.values if d in counts]
 
 
 # --- disagreements -------------------------------------------------------------------------------

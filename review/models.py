@@ -136,6 +136,9 @@ class ReviewSettings(models.Model):
 
     @classmethod
     def of(cls, dataset):
+        descriptor = type(dataset).review_settings
+        if descriptor.is_cached(dataset):  # read with the dataset (select_related): no query
+            return descriptor.related.get_cached_value(dataset) or cls(dataset=dataset)
         return cls.objects.filter(dataset=dataset).first() or cls(dataset=dataset)
 
 

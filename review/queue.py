@@ -7,9 +7,15 @@ tab loses the pair only when the lease expires. Skipping gives the pair back to 
 
 Handing out is race-free without a lock on the whole queue: candidates are read without locks, then
 one candidate at a time is locked with `SELECT … FOR NO KEY UPDATE SKIP LOCKED` and its count of
-reviewers is read again under the lock, in a new statement (READ COMMITTED), so an assignment another
-reviewer committed a moment ago is seen. Two reviewers never hold the same pair's lock together, and
-the one who comes second sees the first one's assignment.
+reviewers is read again under the lock, in a new statement (READ COMMITTED: the `INSERT … SELECT … WHERE
+count < k` that writes the assignment), so an assignment another reviewer committed a moment ago is seen.
+Two reviewers never hold the same pair's lock together, and the one who comes second sees the first
+one's assignment.
+
+Speed (the queue's budget is 150 ms p95 per request with four reviewers at once, BENCHMARKS.md): the
+hot paths are a few hand-written statements rather than ORM round trips: a submit locks the reviewer's
+assignment and review in one statement and writes review, change record and assignment in one more, and
+the view commits it together with the hold on the next pair (one commit per verdict).
 """
 
 import hashlib
@@ -20,11 +26,12 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.db import connection, transaction
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from psycopg.types.json import Jsonb
 
 from annotation.models import Judgement, Pair, RewardScore
 
@@ -103,34 +110,43 @@ def _reviewers_of(pair_id, reviewer, now):
 
 
 def _candidates(queue, reviewer, now):
-    mine = ReviewAssignment.objects.filter(pair=OuterRef("pk"), reviewer=reviewer,
-                                           status__in=[ReviewAssignment.Status.DONE, ReviewAssignment.Status.SKIPPED])
-    reviewed_by_me = Review.objects.filter(pair=OuterRef("pk"), reviewer=reviewer)
-    pairs = queue.pairs.filter(~Exists(mine), ~Exists(reviewed_by_me))
-    held_by_others = ReviewAssignment.objects.filter(
-        Q(status=ReviewAssignment.Status.DONE) | Q(status=ReviewAssignment.Status.ASSIGNED, expires_at__gt=now),
-        pair=OuterRef("pk")).exclude(reviewer=reviewer)
+    done_or_skipped = Q(status__in=[ReviewAssignment.Status.DONE, ReviewAssignment.Status.SKIPPED])
     if queue.k == 1:
-        # The common case as two anti-joins, which PostgreSQL runs as index probes in pair id order.
-        return pairs.filter(~Exists(Review.objects.filter(pair=OuterRef("pk"))), ~Exists(held_by_others))
+        # The common case as two anti-joins (no review; no assignment that takes the pair: mine done or
+        # skipped, another reviewer's done or live), which PostgreSQL runs as index probes in pair id order.
+        taken = ReviewAssignment.objects.filter(
+            (Q(reviewer=reviewer) & done_or_skipped)
+            | (~Q(reviewer=reviewer) & (Q(status=ReviewAssignment.Status.DONE)
+                                        | Q(status=ReviewAssignment.Status.ASSIGNED, expires_at__gt=now))),
+            pair=OuterRef("pk"))
+        return queue.pairs.filter(~Exists(Review.objects.filter(pair=OuterRef("pk"))), ~Exists(taken))
+    mine = ReviewAssignment.objects.filter(done_or_skipped, pair=OuterRef("pk"), reviewer=reviewer)
+    reviewed_by_me = Review.objects.filter(pair=OuterRef("pk"), reviewer=reviewer)
     taken = RawSQL(
         """(SELECT count(*) FROM (SELECT r.reviewer_id FROM review_review r WHERE r.pair_id = annotation_pair.id
                UNION SELECT a.reviewer_id FROM review_reviewassignment a WHERE a.pair_id = annotation_pair.id
                AND a.reviewer_id <> %s AND (a.status = 'done' OR (a.status = 'assigned' AND a.expires_at > %s))) t)""",
         [reviewer.pk, now],
     )
-    return pairs.alias(taken=taken).filter(taken__lt=queue.k)
+    return queue.pairs.filter(~Exists(mine), ~Exists(reviewed_by_me)).alias(taken=taken).filter(taken__lt=queue.k)
+
+
+# The reviewer's live hold in this queue, and whether they reviewed that pair meanwhile (in another tab).
+_HELD = """
+    SELECT a.*, EXISTS (SELECT 1 FROM review_review r WHERE r.pair_id = a.pair_id AND r.reviewer_id = a.reviewer_id)
+                AS reviewed
+    FROM review_reviewassignment a
+    WHERE a.reviewer_id = %(me)s AND a.queue_key = %(key)s AND a.status = 'assigned' AND a.expires_at > %(now)s
+    ORDER BY a.id LIMIT 1"""
 
 
 def next_assignment(queue, reviewer):
     """The assignment the reviewer works on now: the one they hold in this queue, else a new one; None when
     the queue has nothing left for them."""
     now = timezone.now()
-    held = (ReviewAssignment.objects.filter(reviewer=reviewer, queue_key=queue.key,
-                                            status=ReviewAssignment.Status.ASSIGNED, expires_at__gt=now)
-            .order_by("pk").first())
+    held = next(iter(ReviewAssignment.objects.raw(_HELD, {"me": reviewer.pk, "key": queue.key, "now": now})), None)
     if held is not None:
-        if Review.objects.filter(pair_id=held.pair_id, reviewer=reviewer).exists():
+        if held.reviewed:
             held.status, held.done_at = ReviewAssignment.Status.DONE, now
             held.save(update_fields=["status", "done_at"])
         else:
@@ -151,45 +167,96 @@ def next_assignment(queue, reviewer):
         after = ids[-1]
 
 
+# Counted again after the pair's lock is taken, in a statement of its own so that it sees assignments
+# committed meanwhile; the assignment is written only if the pair is still free (k not reached).
+_ASSIGN_IF_FREE = """
+    INSERT INTO review_reviewassignment (pair_id, reviewer_id, queue_key, status, assigned_at, expires_at, done_at)
+    SELECT %(pair)s, %(me)s, %(key)s, 'assigned', %(now)s, %(expires)s, NULL
+    WHERE (SELECT count(*) FROM (
+               SELECT reviewer_id FROM review_review WHERE pair_id = %(pair)s
+               UNION
+               SELECT reviewer_id FROM review_reviewassignment
+               WHERE pair_id = %(pair)s AND reviewer_id <> %(me)s
+                 AND (status = 'done' OR (status = 'assigned' AND expires_at > %(now)s))) taken) < %(k)s
+    ON CONFLICT (pair_id, reviewer_id) DO UPDATE
+    SET queue_key = EXCLUDED.queue_key, status = EXCLUDED.status, assigned_at = EXCLUDED.assigned_at,
+        expires_at = EXCLUDED.expires_at, done_at = NULL
+    RETURNING id"""
+
+
 def _try_assign(queue, reviewer, pair_id, now):
-    with transaction.atomic():
-        locked = Pair.objects.filter(pk=pair_id).select_for_update(skip_locked=True, no_key=True).values_list("pk")
-        if not list(locked) or _reviewers_of(pair_id, reviewer, now) >= queue.k:
+    params = {"pair": pair_id, "me": reviewer.pk, "key": queue.key, "now": now, "expires": now + lease(), "k": queue.k}
+    # No savepoint: nothing here fails half-way, and inside a submit's transaction a savepoint is two more round trips.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM annotation_pair WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED", [pair_id])
+        if cursor.fetchone() is None:
             return None
-        assignment, _ = ReviewAssignment.objects.update_or_create(
-            pair_id=pair_id, reviewer=reviewer,
-            defaults={"queue_key": queue.key, "status": ReviewAssignment.Status.ASSIGNED, "assigned_at": now,
-                      "expires_at": now + lease(), "done_at": None},
-        )
-        return assignment
+        cursor.execute(_ASSIGN_IF_FREE, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _loaded(ReviewAssignment(pk=row[0], pair_id=pair_id, reviewer=reviewer, queue_key=queue.key,
+                                    status=ReviewAssignment.Status.ASSIGNED, assigned_at=now,
+                                    expires_at=params["expires"], done_at=None))
+
+
+def _loaded(instance):
+    """Mark an instance built from a row just written as one that exists in the database."""
+    instance._state.adding, instance._state.db = False, "default"
+    return instance
+
+
+# The reviewer's assignment and review of one pair, both locked (a locking sub-select on each side, since a
+# locking clause cannot apply to the nullable side of an outer join).
+_LOCK_MINE = """
+    SELECT a.status, a.expires_at, r.id, r.verdict, r.better_correct, r.prompt_ok, r.note
+    FROM (SELECT 1) one
+    LEFT JOIN (SELECT status, expires_at FROM review_reviewassignment
+               WHERE pair_id = %(pair)s AND reviewer_id = %(me)s FOR UPDATE) a ON true
+    LEFT JOIN (SELECT id, verdict, better_correct, prompt_ok, note FROM review_review
+               WHERE pair_id = %(pair)s AND reviewer_id = %(me)s FOR UPDATE) r ON true"""
+
+# Save the review, record the change and mark the assignment done (creating it for a review reached
+# outside the queue) in one statement.
+_SAVE_REVIEW = """
+    WITH saved AS (
+        INSERT INTO review_review
+            (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at, updated_at)
+        VALUES (%(pair)s, %(me)s, %(verdict)s, %(better_correct)s, %(prompt_ok)s, %(note)s, %(now)s, %(now)s)
+        ON CONFLICT (pair_id, reviewer_id) DO UPDATE
+        SET verdict = EXCLUDED.verdict, better_correct = EXCLUDED.better_correct, prompt_ok = EXCLUDED.prompt_ok,
+            note = EXCLUDED.note, updated_at = EXCLUDED.updated_at
+        RETURNING id, created_at),
+    event AS (
+        INSERT INTO review_reviewevent (review_id, pair_id, actor_id, at, before, after, kind, undone)
+        SELECT id, %(pair)s, %(me)s, %(now)s, %(before)s, %(after)s, 'submit', false FROM saved),
+    done AS (
+        INSERT INTO review_reviewassignment (pair_id, reviewer_id, queue_key, status, assigned_at, expires_at, done_at)
+        VALUES (%(pair)s, %(me)s, %(key)s, 'done', %(now)s, %(now)s, %(now)s)
+        ON CONFLICT (pair_id, reviewer_id) DO UPDATE SET status = 'done', done_at = EXCLUDED.done_at
+        WHERE review_reviewassignment.status <> 'done')
+    SELECT id, created_at FROM saved"""
 
 
 def submit(queue, reviewer, pair, values):
     """Save the reviewer's verdict on `pair` (values in chosen/rejected terms) and record the change."""
     now = timezone.now()
-    with transaction.atomic():
-        assignment = ReviewAssignment.objects.select_for_update().filter(pair=pair, reviewer=reviewer).first()
-        review = Review.objects.select_for_update().filter(pair=pair, reviewer=reviewer).first()
-        if assignment is None and review is None:
+    mine = {"pair": pair.pk, "me": reviewer.pk}
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_LOCK_MINE, mine)
+        status, expires_at, review_id, *old = cursor.fetchone()
+        if status is None and review_id is None:
             raise QueueError(_("This pair was not handed to you by the queue."))
-        if (review is None and assignment.status != ReviewAssignment.Status.DONE and assignment.expires_at <= now
+        if (review_id is None and status != ReviewAssignment.Status.DONE and expires_at <= now
                 and _reviewers_of(pair.pk, reviewer, now) >= queue.k):
             raise QueueError(_("Your hold on this pair ran out and it went to another reviewer."))
-        before = review.snapshot() if review else None
-        if review is None:
-            review = Review(pair=pair, reviewer=reviewer, created_at=now)
-        for field, value in values.items():
-            setattr(review, field, value)
+        review = Review(pair=pair, reviewer=reviewer, **values)
+        before = dict(zip(["verdict", "better_correct", "prompt_ok", "note"], old)) if review_id else None
+        cursor.execute(_SAVE_REVIEW, {**mine, **review.snapshot(), "now": now, "key": queue.key,
+                                      "before": Jsonb(before) if before else None, "after": Jsonb(review.snapshot())})
+        review.pk, review.created_at = cursor.fetchone()
         review.updated_at = now
-        review.save()
-        ReviewEvent.objects.create(review=review, pair=pair, actor=reviewer, at=now, before=before,
-                                   after=review.snapshot(), kind="submit")
-        if assignment is None:
-            assignment = ReviewAssignment(pair=pair, reviewer=reviewer, queue_key=queue.key, expires_at=now)
-        if assignment.status != ReviewAssignment.Status.DONE:
-            assignment.status, assignment.done_at = ReviewAssignment.Status.DONE, now
-            assignment.save()
-        return review
+        return _loaded(review)
 
 
 def skip(queue, reviewer, pair):
@@ -238,15 +305,16 @@ def history(queue, reviewer):
                                            status=ReviewAssignment.Status.DONE).order_by("pk")
 
 
-def neighbours(queue, reviewer, current):
-    """(previous, next) assignment ids in the reviewer's history around `current` (None: the fresh pair)."""
-    done = history(queue, reviewer)
-    if current is None or current.status != ReviewAssignment.Status.DONE:
-        previous = done.filter(pk__lt=current.pk) if current is not None else done
-        return previous.values_list("pk", flat=True).last(), None
-    previous = done.filter(pk__lt=current.pk).values_list("pk", flat=True).last()
-    following = done.filter(pk__gt=current.pk).values_list("pk", flat=True).first()
-    return previous, following
+def position(queue, reviewer, current):
+    """(previous, next, done) around `current` in the reviewer's history: the assignment ids before and after
+    it (next is None for a fresh pair) and how many pairs the reviewer has done in this queue; one query."""
+    at = current.pk if current is not None else None
+    in_history = current is not None and current.status == ReviewAssignment.Status.DONE
+    wanted = {"done": Count("pk"), "previous": Max("pk", filter=Q(pk__lt=at)) if at else Max("pk")}
+    if in_history:
+        wanted["following"] = Min("pk", filter=Q(pk__gt=at))
+    found = history(queue, reviewer).order_by().aggregate(**wanted)
+    return found["previous"], found.get("following"), found["done"]
 
 
 def swapped_for(pair, reviewer):
@@ -278,7 +346,8 @@ def item(queue, reviewer, assignment):
     """Everything the page shows about one pair for this reviewer."""
     pair = (Pair.objects.select_related("prompt", "chosen", "rejected").get(pk=assignment.pair_id))
     swapped = queue.blind and swapped_for(pair, reviewer)
-    mine = Review.objects.filter(pair=pair, reviewer=reviewer).first()
+    reviews = list(Review.objects.filter(pair=pair).select_related("reviewer").order_by("created_at", "pk"))
+    mine = next((r for r in reviews if r.reviewer_id == reviewer.pk), None)
     sides = [("chosen", pair.chosen), ("rejected", pair.rejected)]
     if swapped:
         sides.reverse()
@@ -289,9 +358,8 @@ def item(queue, reviewer, assignment):
                "better_correct": mine.better_correct is not False if mine else True,
                "prompt_ok": mine.prompt_ok is not False if mine else True,
                "blind": queue.blind, "history_item": assignment.status == ReviewAssignment.Status.DONE}
-    if not queue.blind or mine is not None:
-        context["others"] = (Review.objects.filter(pair=pair).exclude(reviewer=reviewer)
-                             .select_related("reviewer").order_by("created_at"))
+    if not queue.blind or mine is not None:  # blind: no one else's verdict before one's own is in
+        context["others"] = [r for r in reviews if r.reviewer_id != reviewer.pk]
     if not queue.blind:
         judgements = _judgements([pair.chosen_id, pair.rejected_id])
         for entry in responses:
@@ -324,14 +392,33 @@ def _reward_margin(pair):
     return None
 
 
+# How long a queue's counts (list size, pairs reviewed) are reused. Counting them at a million pairs joins
+# the reviews to the dataset's pairs: ~250 ms with 20,000 reviews (BENCHMARKS.md), too much to pay after
+# every verdict of every reviewer; the reviewer's own count stays live.
+PROGRESS_CACHE_SECONDS = 60
+
+
 def progress(queue, reviewer):
-    """Counts for the queue's progress line: pairs in it, pairs reviewed, pairs with k reviews, this reviewer's
-    reviews in it. Counted from the reviews side (a dataset has far fewer reviews than pairs); the size of
-    the list is cached for a minute, since counting a million-pair list after every verdict would cost more
-    than the verdict."""
-    per_pair = dict(Review.objects.filter(pair__dataset=queue.dataset).values_list("pair").annotate(n=Count("pk")))
-    in_queue = set(queue.pairs.filter(pk__in=list(per_pair)).values_list("pk", flat=True)) if per_pair else set()
-    size_key = "review-queue-size:" + hashlib.sha1(queue.key.encode()).hexdigest()
-    total = cache.get_or_set(size_key, lambda: queue.pairs.count(), 60)
-    return {"total": total, "reviewed": len(in_queue), "complete": sum(per_pair[p] >= queue.k for p in in_queue),
-            "mine": history(queue, reviewer).count(), "k": queue.k}
+    """Counts for the queue's progress line: pairs in it, pairs reviewed, pairs with k reviews (counted at
+    most once a minute per queue and process, with the time they were counted), and this reviewer's reviews
+    in it (live)."""
+    key = "review-queue-progress:" + hashlib.sha1(queue.key.encode()).hexdigest()
+    counted = cache.get(key)
+    if counted is None:
+        counted = {"total": queue.pairs.count(), **_reviewed(queue), "at": timezone.now()}
+        cache.set(key, counted, PROGRESS_CACHE_SECONDS)
+    return {**counted, "mine": history(queue, reviewer).count(), "k": queue.k}
+
+
+def _reviewed(queue):
+    """Pairs of the queue with a review and with k: counted from the reviews side (a dataset has far fewer
+    reviews than pairs) in one query: an audit's reviews by its pair ids, a whole dataset's through its
+    pairs, a filtered list's through the list as a subquery."""
+    if queue.audit is not None:
+        reviews = Review.objects.filter(pair_id__in=queue.audit.pair_ids)
+    elif queue.query:
+        reviews = Review.objects.filter(pair__in=queue.pairs.order_by().values("pk"))
+    else:
+        reviews = Review.objects.filter(pair__dataset=queue.dataset)
+    per_pair = list(reviews.order_by().values("pair").annotate(n=Count("pk")).values_list("n", flat=True))
+    return {"reviewed": len(per_pair), "complete": sum(n >= queue.k for n in per_pair)}

@@ -4,6 +4,7 @@ redirect back to the queue, so the page works without JavaScript."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,6 +23,8 @@ from .models import Audit, Review, ReviewAssignment, ReviewSettings
 from .selections import PairFilter
 
 TEMPLATE = "review/queue.html"
+# Every queue request needs the review settings (overlap k, blind): read with the dataset.
+QUEUE_RELATED = ("review_settings",)
 
 
 def _queue(dataset, params):
@@ -40,8 +43,8 @@ def _item_context(request, queue, assignment, form=None, notice=""):
     ctx = {"dataset": queue.dataset, "queue": queue, "notice": notice, "form": form}
     if assignment is not None:
         ctx.update(queues.item(queue, request.user, assignment))
-    previous, following = queues.neighbours(queue, request.user, assignment)
-    ctx.update(previous=previous, following=following, done=queues.history(queue, request.user).count())
+    previous, following, done = queues.position(queue, request.user, assignment)
+    ctx.update(previous=previous, following=following, done=done)
     return ctx
 
 
@@ -57,7 +60,7 @@ def _render_item(request, queue, assignment, form=None, notice="", status=200):
 @login_required
 @require_GET
 def queue_page(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     queue, filter_form = _queue(dataset, request.GET)
     if queue is None:
         return render(request, TEMPLATE, {"dataset": dataset, "filter_form": filter_form}, status=400)
@@ -76,7 +79,7 @@ def queue_page(request, pk):
 @login_required
 @require_GET
 def queue_progress(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     queue, _form = _queue(dataset, request.GET)
     if queue is None:
         raise Http404("No such pair list.")
@@ -87,7 +90,7 @@ def queue_progress(request, pk):
 @login_required
 @require_POST
 def review_submit(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     form = VerdictForm(request.POST)
     queue, _filters = _queue(dataset, QueryDict(request.POST.get("queue", "")))
     if queue is None:
@@ -106,19 +109,22 @@ def review_submit(request, pk):
     values = {"verdict": verdict, "better_correct": None if both_bad else data["better_correct"],
               "prompt_ok": data["prompt_ok"], "note": data["note"]}
     try:
-        queues.submit(queue, request.user, pair, values)
+        # The verdict and the hold on the next pair commit together: one commit (one WAL flush) per submit.
+        with transaction.atomic():
+            queues.submit(queue, request.user, pair, values)
+            following = queues.next_assignment(queue, request.user) if request.htmx else None
     except queues.QueueError as exc:
         return _render_item(request, queue, queues.next_assignment(queue, request.user), notice=str(exc),
                             status=409)
     if not request.htmx:
         return redirect(_queue_url(queue))
-    return _render_item(request, queue, queues.next_assignment(queue, request.user))
+    return _render_item(request, queue, following)
 
 
 @login_required
 @require_POST
 def review_skip(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     form = QueueActionForm(request.POST)
     queue, _filters = _queue(dataset, QueryDict(form.data.get("queue", "")))
     if queue is None or not form.is_valid() or not form.cleaned_data["pair"]:
@@ -133,7 +139,7 @@ def review_skip(request, pk):
 @login_required
 @require_POST
 def review_undo(request, pk):
-    dataset = get_dataset_for(request, pk, Role.REVIEWER)
+    dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     queue, _filters = _queue(dataset, QueryDict(request.POST.get("queue", "")))
     if queue is None:
         raise Http404("No such pair list.")

@@ -78,6 +78,25 @@ def test_the_report_gives_the_share_its_wilson_interval_and_kappa_per_domain(tea
     assert row["agreement"]["value"] == pytest.approx((0.75 - 0.5) / (1 - 0.5))
 
 
+def test_a_pair_counts_as_good_when_more_than_half_of_its_reviews_say_so(team):
+    audit = audits.draw(team.dataset, n_per_domain=4, query="domain=math")
+    p1, p2, p3, p4 = sorted(audit.pair_ids)
+    # p1: three reviews, two say good → good. p2: two reviews that disagree → not good (one of two is not
+    # more than half). p3: a single review that says good → good. p4: not reviewed → left out of the share.
+    for pair_id, verdicts in [(p1, {team.reviewer: True, team.admin: True, team.viewer: "incorrect"}),
+                              (p2, {team.reviewer: True, team.admin: False}), (p3, {team.reviewer: True})]:
+        for user, good in verdicts.items():
+            review(pair_id, user, good)
+    row = {r["domain"]: r for r in audits.report(audit)}["math"]
+    assert (row["drawn"], row["reviewed"], row["complete"], row["reviews"], row["good"]) == (4, 3, 2, 6, 2)
+    assert row["share"] == pytest.approx(2 / 3)
+    assert row["interval"] == pytest.approx(wilson_by_hand(2, 3))
+    # α by hand over the pairs rated twice or more (p1: yes yes no, p2: yes no), coincidences o(yes,yes) = 2·1/2,
+    # o(yes,no) = o(no,yes) = 2·1/2 + 1: n = 5, n_yes = 3, n_no = 2; α = 1 − (n − 1)·4 / (2·3·2) = −1/3.
+    assert row["agreement"]["method"] == "alpha" and row["agreement"]["pairs"] == 2
+    assert row["agreement"]["value"] == pytest.approx(-1 / 3)
+
+
 def test_the_report_shows_the_figures_on_its_page(client, team):
     audit = audits.draw(team.dataset, n_per_domain=4, query="domain=logic", label="v1")
     for pair_id in audit.pair_ids[:3]:

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from annotation.models import Pair
-from review.models import Review
+from review.models import Review, ReviewSettings
 
 from .conftest import TEST_OUTPUT
 from .helpers import PASSWORD, Team, generated_pairs, write_jsonl
@@ -47,12 +47,19 @@ def press_and_wait_for_another_pair(page, *keys):
     return before
 
 
+def overview_reviewed(page, live_server, team):
+    """The overview's count of reviewed pairs (its table's total row), read from a fresh load of the page."""
+    page.goto(f"{live_server.url}/datasets/{team.dataset.pk}/overview/")
+    return int(page.locator("#overview-counts tfoot [data-count=reviewed]").inner_text().replace(",", ""))
+
+
 def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_the_progress(
         live_server, browser_page, tmp_path):
     team = Team.create("键盘评审")
     load(team, tmp_path)
     page = browser_page
     log_in(page, live_server, team.reviewer)
+    assert overview_reviewed(page, live_server, team) == 0
     page.get_by_role("link", name=team.dataset.name, exact=True).click()
     assert page.locator("#review-progress").get_attribute("data-reviewed-pairs") == "0"
     page.click("#start-review")
@@ -66,7 +73,7 @@ def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_th
     first = press_and_wait_for_another_pair(page, "1", "Enter")
     second = press_and_wait_for_another_pair(page, "2", "c", "Enter")
     third = press_and_wait_for_another_pair(page, "4", "p", "Enter")
-    page.wait_for_selector("#queue-progress-counts[data-reviewed='3']")
+    page.wait_for_selector("#queue-progress-counts[data-mine='3']")  # the queue-wide counts are renewed each minute
     reviews = {r.pair_id: (r.verdict, r.better_correct, r.prompt_ok)
                for r in Review.objects.filter(reviewer=team.reviewer)}
     assert reviews[first] == ("chosen_better", True, True)
@@ -75,7 +82,7 @@ def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_th
 
     page.keyboard.press("u")
     page.wait_for_selector(f"#review-item[data-pair='{third}'][data-state=fresh]")
-    page.wait_for_selector("#queue-progress-counts[data-reviewed='2']")
+    page.wait_for_selector("#queue-progress-counts[data-mine='2']")
     assert not Review.objects.filter(pair_id=third).exists()
     page.screenshot(path=str(TEST_OUTPUT / "review-queue-after-undo.png"), full_page=True)
 
@@ -87,6 +94,8 @@ def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_th
 
     page.get_by_role("link", name=team.dataset.name, exact=True).click()
     assert page.locator("#review-progress").get_attribute("data-reviewed-pairs") == "2"
+    assert overview_reviewed(page, live_server, team) == 2  # three reviewed, one undone
+    page.screenshot(path=str(TEST_OUTPUT / "overview-after-review.png"), full_page=True)
 
 
 def test_two_reviewers_in_two_browsers_never_receive_the_same_pair(live_server, browser_page, tmp_path):
@@ -114,6 +123,33 @@ def test_two_reviewers_in_two_browsers_never_receive_the_same_pair(live_server, 
     second.screenshot(path=str(TEST_OUTPUT / "review-second-reviewer.png"), full_page=True)
     assert sorted(received) == sorted(Pair.objects.filter(dataset=team.dataset).values_list("pk", flat=True))
     assert Counter(Review.objects.values_list("pair_id", flat=True)) == Counter(received)
+
+
+def test_two_reviewers_in_two_browsers_with_overlap_2_receive_each_pair_exactly_twice(
+        live_server, browser_page, tmp_path):
+    team = Team.create("重叠评审")
+    load(team, tmp_path, n=6)
+    ReviewSettings.objects.create(dataset=team.dataset, reviews_per_pair=2)
+    first = browser_page
+    second = first.context.browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    queue = f"{live_server.url}/datasets/{team.dataset.pk}/review/"
+    received = {first: [], second: []}
+    for page, user in ((first, team.reviewer), (second, team.admin)):
+        log_in(page, live_server, user)
+        page.goto(queue)
+        page.wait_for_selector("#review-item")
+        wait_for_keys(page)
+    while True:
+        busy = [p for p in (first, second) if p.locator("#review-item").get_attribute("data-state") != "empty"]
+        if not busy:
+            break
+        for page in busy:
+            received[page].append(current_pair(page))
+            press_and_wait_for_another_pair(page, "1", "Enter")
+    pairs = Pair.objects.filter(dataset=team.dataset).values_list("pk", flat=True)
+    assert Counter(received[first] + received[second]) == {pk: 2 for pk in pairs}
+    assert all(len(set(got)) == len(got) for got in received.values())  # never twice to one reviewer
+    assert Counter(Review.objects.values_list("pair_id", flat=True)) == {pk: 2 for pk in pairs}
 
 
 def kappa_by_hand(a, b):

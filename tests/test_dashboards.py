@@ -8,9 +8,10 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation import jobs
-from annotation.models import Job, Judge, Judgement
+from annotation.models import Job, Judge, Judgement, Pair
 from review.dashboards import REFRESH_KIND
 from review.models import DashboardSnapshot, Review
 
@@ -184,15 +185,26 @@ def test_hostile_text_in_prompts_responses_judges_and_analyses_stays_escaped(cli
     assert "回答 &lt;script&gt;alert(1)&lt;/script&gt;" in detail and "分析 &lt;script&gt;" in detail
 
 
+def total_cell(page, key):
+    return int(re.search(rf'<tfoot>.*?data-count="{key}">([\d,]+)<', page, re.S).group(1).replace(",", ""))
+
+
 def test_a_snapshot_is_reused_until_refreshed_and_says_when_data_changed(client, world):
     team, data = world
     client.force_login(team.admin)
     url = reverse("dataset-overview", args=[team.dataset.pk])
-    assert 'data-stale="false"' in client.get(url).content.decode()
+    page = client.get(url).content.decode()
+    assert 'data-stale="false"' in page and total_cell(page, "filtered") == 1 and total_cell(page, "reviewed") == 3
     first = DashboardSnapshot.objects.get(dataset=team.dataset, name="overview")
     Review.objects.create(pair=data.pairs["P4"], reviewer=team.viewer, verdict="tie")
     page = client.get(url).content.decode()
-    assert 'data-stale="true"' in page and 'data-count="reviewed">3<' in page  # the old numbers, marked stale
+    # Review progress is counted live: the new review shows at once and does not make the snapshot stale.
+    assert 'data-stale="false"' in page and total_cell(page, "reviewed") == 4
+    Pair.objects.filter(pk=data.pairs["P3"].pk).update(status="filtered")
+    Job.objects.create(kind="reward_filter", dataset=team.dataset, status=Job.Status.SUCCEEDED,
+                       finished_at=timezone.now())
+    page = client.get(url).content.decode()
+    assert 'data-stale="true"' in page and total_cell(page, "filtered") == 1  # the old numbers, marked stale
 
     response = client.post(reverse("dashboard-refresh", args=[team.dataset.pk]))
     job = Job.objects.get(kind=REFRESH_KIND, dataset=team.dataset)
@@ -203,7 +215,7 @@ def test_a_snapshot_is_reused_until_refreshed_and_says_when_data_changed(client,
     assert job.done == job.total == 3
     assert DashboardSnapshot.objects.get(pk=first.pk).computed_at > first.computed_at
     page = client.get(url).content.decode()
-    assert 'data-stale="false"' in page and 'data-count="reviewed">4<' in page
+    assert 'data-stale="false"' in page and total_cell(page, "filtered") == 2 and total_cell(page, "reviewed") == 4
 
 
 def test_only_jobs_that_change_the_data_and_reviews_of_the_dataset_make_a_snapshot_stale(client, world):

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
@@ -233,6 +234,19 @@ def test_the_progress_fragment_counts_reviews(client, team):
     submit(client, team, first, query="domain=chat")
     response = client.get(reverse("review-progress", args=[team.dataset.pk]) + "?domain=chat", **HX)
     assert b'data-total="4" data-reviewed="1" data-complete="1" data-mine="1"' in response.content
+
+
+def test_the_queue_counts_are_reused_for_a_minute_and_the_reviewers_own_count_is_live(client, team):
+    client.force_login(team.reviewer)
+    url = reverse("review-progress", args=[team.dataset.pk]) + "?domain=math"
+    submit(client, team, next_pair(client, team, "domain=math"), query="domain=math")
+    assert b'data-reviewed="1" data-complete="1" data-mine="1"' in client.get(url, **HX).content
+    submit(client, team, next_pair(client, team, "domain=math"), query="domain=math")
+    response = client.get(url, **HX).content.decode()
+    assert 'data-reviewed="1" data-complete="1" data-mine="2"' in response
+    assert 'id="queue-progress-at"' in response
+    cache.clear()  # the minute is over
+    assert b'data-reviewed="2" data-complete="2" data-mine="2"' in client.get(url, **HX).content
 
 
 def test_blind_review_hides_scores_and_verdicts_and_maps_a_and_b_back(client, team):
