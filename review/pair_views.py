@@ -35,8 +35,8 @@ def pair_list(request, pk):
         text = form.cleaned_data.get("q")
         pairs = form.pairs(dataset, search_text=False)
         if text:
-            found = search.page(pairs, dataset, text, after)
-            pairs = found.pairs
+            found = search.page(pairs, dataset, text, after, limit=PAGE_SIZE + 1)
+            pairs = Pair.objects.filter(pk__in=found.ids).order_by("pk")
         elif after:
             pairs = pairs.filter(pk__gt=after)
         rows = list(

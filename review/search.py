@@ -21,6 +21,7 @@ audits); it uses the same indexes where it can. Without pg_trgm (the embedded Po
 `make demo`) search walks, and the job only sets the flags.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -32,7 +33,8 @@ from annotation.models import Job, Prompt, Response
 KIND = "search_index"
 # Below this many characters a query has no trigram for the index to use.
 TRIGRAM = 3
-# Pairs one request walks at most. An absent word costs a full walk: WALK_PAIRS × three texts.
+# Pairs one request walks at most (half as many for a query with cased letters, matched with ILIKE).
+# An absent word costs a full walk: WALK_PAIRS × three texts, ~100 ms at 1M pairs (BENCHMARKS.md).
 WALK_PAIRS = 10_000
 # More matching texts than this and the index plan is the slow one (it must recheck every match
 # before the first page), so the walk, which stops at the first page, serves the query instead.
@@ -60,8 +62,12 @@ def _contains(column, text):
     # A query without cased letters (Chinese, digits, punctuation) matches the same texts with LIKE as
     # with ILIKE, and LIKE reads a text three times faster (1.3 against 4 µs for a 130-character
     # response, measured): most of a walk's cost.
-    like = _Like if text.lower() == text.upper() else _ILike
+    like = _Like if _is_caseless(text) else _ILike
     return Q(like(F(column), Value(like_pattern(text))))
+
+
+def _is_caseless(text):
+    return text.lower() == text.upper()
 
 
 class StrPos(Func):
@@ -74,14 +80,14 @@ class StrPos(Func):
 
 @dataclass
 class SearchPage:
-    pairs: object  # the matching pairs from `after` on, id order (a queryset; the caller slices a page)
+    ids: list  # ids of the matching pairs from `after` on, in order, at most `limit`
     walked_to: int | None = None  # the walk stopped at this pair id: pairs after it are not searched yet
-    walked: int = 0  # pairs the walk read
+    walked: int = 0  # pairs the walk read at most
     indexed: bool = False  # answered from the trigram indexes
 
 
-def page(pairs, dataset, text, after=None):
-    """Matching pairs of `pairs` (already filtered by everything but the search) after pair `after`."""
+def page(pairs, dataset, text, after=None, limit=51):
+    """The first `limit` matching pairs of `pairs` (filtered by everything but the search) after `after`."""
     if after:
         pairs = pairs.filter(pk__gt=after)
     if len(text) >= TRIGRAM and trigram_indexes_exist() and is_indexed(dataset):
@@ -90,19 +96,39 @@ def page(pairs, dataset, text, after=None):
         if prompt_ids is not None and response_ids is not None:
             found = pairs.filter(Q(prompt_id__in=prompt_ids) | Q(chosen_id__in=response_ids)
                                  | Q(rejected_id__in=response_ids))
-            return SearchPage(found.order_by("pk"), indexed=True)
-    window = list(pairs.order_by("pk").values_list("pk", flat=True)[WALK_PAIRS - 1:WALK_PAIRS])
+            return SearchPage(_first_ids(found, limit), indexed=True)
+    bound = WALK_PAIRS if _is_caseless(text) else WALK_PAIRS // 2  # ILIKE reads a text 3× slower
+    window = list(pairs.order_by("pk").values_list("pk", flat=True)[bound - 1:bound])
     walked_to = window[0] if window else None
     if walked_to is not None:
         pairs = pairs.filter(pk__lte=walked_to)
-    return SearchPage(_walk_filter(pairs, text).order_by("pk"), walked_to=walked_to,
-                      walked=WALK_PAIRS if walked_to else 0)
+    return SearchPage(_first_ids(_walk_filter(pairs, text), limit), walked_to=walked_to,
+                      walked=bound if walked_to else 0)
+
+
+def _first_ids(pairs, limit):
+    with _nested_loops():
+        return list(pairs.order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+@contextmanager
+def _nested_loops():
+    # The walk is a nested loop by design: pairs in id order, each pair's texts fetched by key, stopping
+    # at `limit` matches. Under a filter (domain=code) the planner preferred hashing the whole prompt
+    # table (a sequential scan) in parallel workers and JIT-compiled the plan: 280-410 ms at 1M pairs
+    # where the nested loop takes tens (measured). None of that pays for a LIMIT that usually stops early.
+    with transaction.atomic(), connection.cursor() as cursor:
+        for setting in ("enable_hashjoin", "enable_mergejoin", "jit"):
+            cursor.execute(f"SET LOCAL {setting} = off")
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        yield
 
 
 def _matching_ids(model, column, dataset, text):
     """Ids of the indexed rows whose `column` contains `text`, or None when there are too many."""
     rows = model.objects.filter(dataset=dataset, search_indexed=True).filter(_contains(column, text))
-    ids = list(rows.values_list("pk", flat=True)[:MAX_INDEXED_MATCHES + 1])
+    with _nested_loops():
+        ids = list(rows.values_list("pk", flat=True)[:MAX_INDEXED_MATCHES + 1])
     return None if len(ids) > MAX_INDEXED_MATCHES else ids
 
 
@@ -183,7 +209,7 @@ def run_search_index(ctx: JobContext):
                 if not flagged:
                     break
                 ctx.commit(done=flagged, counts={key: flagged})
-    _analyze()
+    _vacuum()
 
 
 def _analyze():
@@ -193,3 +219,15 @@ def _analyze():
     # 30,000 rows a table: about a second.
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE annotation_prompt, annotation_response, annotation_pair")
+
+
+def _vacuum():
+    # Flagging a row writes a new version of it (no HOT update: the flag is in the partial indexes), so
+    # the job leaves as many dead rows as it indexed. Until they are vacuumed every walk reads past
+    # them: at 1M pairs (620k texts) search pages took 3-4 times as long after the job as before it
+    # (measured with autovacuum off). VACUUM cannot run inside a transaction (a test's), so there
+    # the statistics are only refreshed.
+    if connection.in_atomic_block:
+        return _analyze()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) annotation_prompt, annotation_response")

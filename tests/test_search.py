@@ -110,12 +110,12 @@ def test_search_never_finds_another_datasets_pairs(client, corpus, plan):
     assert page(client, team.dataset, q="光合作用")[0] == [p["prompt"], p["chosen"], p["rejected"]]
 
 
-@pytest.mark.parametrize("q, indexed", [("光合", False), ("光合作用", False), ("光合作用", True)])
+@pytest.mark.parametrize("q, indexed", [("光合", False), ("光合作用", False), ("光合作用", True), ("PHOTOSYN", False)])
 def test_pages_of_a_search_cover_every_match_once_in_order(client, team, monkeypatch, q, indexed):
     monkeypatch.setattr(pair_views, "PAGE_SIZE", 4)
     monkeypatch.setattr(search, "WALK_PAIRS", 7)
     for i in range(60):
-        text = "光合作用" if i % 3 == 0 else "呼吸作用"
+        text = "光合作用 photosynthesis" if i % 3 == 0 else "呼吸作用"
         where = i % 4  # in the prompt (0), the chosen (1) or the rejected response (2, 3)
         make_pair(team.dataset, f"问题{i}" + (text if where == 0 else ""), f"回答{i}" + (text if where == 1 else ""),
                   f"坏回答{i}" + (text if where in (2, 3) else ""), domain="math" if i % 2 else "chat")
@@ -149,7 +149,7 @@ def test_a_query_too_common_for_the_index_is_walked_instead(team, monkeypatch):
     assert search.page(pairs, team.dataset, "光合作用").indexed
     monkeypatch.setattr(search, "MAX_INDEXED_MATCHES", 5)
     found = search.page(pairs, team.dataset, "光合作用")
-    assert not found.indexed and len(found.pairs) == 10
+    assert not found.indexed and len(found.ids) == 10
 
 
 def test_hostile_text_in_search_results_stays_inert(client, team):
