@@ -231,3 +231,39 @@ def test_an_import_on_the_worker_is_followed_by_search_indexing(thread_worker, t
     texts = Prompt.objects.filter(dataset=dataset).count() + Response.objects.filter(dataset=dataset).count()
     assert indexing.done == texts > 30 and search.is_indexed(dataset)
     assert not Prompt.objects.filter(dataset=dataset, search_indexed=False).exists()
+
+
+@pytest.mark.worker
+def test_an_admin_starts_indexing_and_the_worker_resolves_the_not_indexed_state(thread_worker, client):
+    team = Team.create("indexed by a worker")
+    for i in range(12):
+        make_pair(team.dataset, f"问题{i}光合作用", f"回答{i}", f"坏回答{i}")
+    url = reverse("pair-list", args=[team.dataset.pk])
+    client.force_login(team.admin)
+    assert 'id="search-not-indexed"' in client.get(url, {"q": "光合作用"}).content.decode()
+    response = client.post(reverse("search-index", args=[team.dataset.pk]))
+    job = Job.objects.get(kind=search.KIND, dataset=team.dataset)
+    assert response["Location"] == reverse("job-detail", args=[job.pk])
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished(), timeout=60, message="the search-index job")
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED and job.done == 12 * 3 and job.celery_task_id
+    rows, _, html = page(client, team.dataset, q="光合作用")
+    assert 'id="search-not-indexed"' not in html and len(rows) == 12
+    found = search.page(Pair.objects.filter(dataset=team.dataset), team.dataset, "光合作用")
+    assert found.indexed == bool(_trigram_indexes())
+
+
+def test_without_pg_trgm_indexes_search_walks_and_finds_the_same_pairs(client, corpus):
+    team, p = corpus
+    index(team.dataset)
+    with connection.cursor() as cursor:  # as on the embedded server of `make demo` (rolled back after)
+        cursor.execute("DROP INDEX IF EXISTS prompt_query_trgm_indexed")
+        cursor.execute("DROP INDEX IF EXISTS response_text_trgm_indexed")
+    assert not search.trigram_indexes_exist()
+    client.force_login(team.viewer)
+    rows, _, html = page(client, team.dataset, q="光合作用")
+    assert rows == [p["prompt"], p["chosen"], p["rejected"]]
+    assert 'id="search-not-indexed"' not in html  # the job ran: nothing to wait for
+    assert not search.page(Pair.objects.filter(dataset=team.dataset), team.dataset, "光合作用").indexed
+    pairs = search.narrow(Pair.objects.filter(dataset=team.dataset), team.dataset, "喜欢绿色")
+    assert list(pairs.values_list("pk", flat=True)) == [p["rejected"]]
