@@ -1,8 +1,8 @@
 """Substring search over a dataset's prompts and responses, for the pair list and everything built on
 PairFilter (`q=`), and the job that indexes a dataset's texts for it.
 
-Matching is a case-insensitive `ILIKE '%…%'` (`LIKE` for queries without cased letters). Two ways to find a page of matching pairs, chosen per
-query (`page`):
+Matching is a case-insensitive `ILIKE '%…%'` (`LIKE` for queries without cased letters, which is the
+same test). Two ways to find a page of matching pairs, chosen per query (`page`):
 
 - Indexed: a pg_trgm GIN index answers `ILIKE` without reading every text. pg_trgm splits text into
   trigrams of "word" characters; under the C.UTF-8 and zh_CN.UTF-8 ctypes Chinese characters are word
@@ -39,7 +39,8 @@ WALK_PAIRS = 10_000
 # More matching texts than this and the index plan is the slow one (it must recheck every match
 # before the first page), so the walk, which stops at the first page, serves the query instead.
 MAX_INDEXED_MATCHES = 1_000
-# Texts flagged (and added to the GIN index) per chunk of the job.
+# Texts flagged (and added to the GIN indexes) per chunk of the job: 125 chunks at 1M pairs (620k
+# texts), the whole job 70 s at load 2.5 (BENCHMARKS.md), so about half a second a chunk.
 INDEX_BATCH = 5_000
 
 
@@ -204,8 +205,11 @@ def run_search_index(ctx: JobContext):
     for model, key in ((Prompt, "prompts_indexed"), (Response, "responses_indexed")):
         while True:
             with transaction.atomic():
-                chunk = model.objects.filter(dataset_id=dataset_id, search_indexed=False).order_by("pk")
-                flagged = model.objects.filter(pk__in=chunk.values("pk")[:INDEX_BATCH]).update(search_indexed=True)
+                unflagged = model.objects.filter(dataset_id=dataset_id, search_indexed=False)
+                # search_indexed=False again outside the subquery: a second job of the same dataset that
+                # waited on these rows' locks skips what the first flagged instead of counting it twice.
+                chunk = unflagged.order_by("pk").values("pk")[:INDEX_BATCH]
+                flagged = unflagged.filter(pk__in=chunk).update(search_indexed=True)
                 if not flagged:
                     break
                 ctx.commit(done=flagged, counts={key: flagged})
