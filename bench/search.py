@@ -134,10 +134,10 @@ def time_pages(client, dataset, repeat, title):
         plan = "–"
         query = QueryDict(params)
         if query.get("q"):
-            pairs, form = select_pairs(dataset, query)
-            pairs = form.pairs(dataset, search_text=False)
-            found = search.page(pairs, dataset, query["q"], query.get("after"))
-            plan = "index" if found.indexed else f"walk (≤ {found.walked:,} pairs)" if found.walked else "walk (to the end)"
+            _, form = select_pairs(dataset, query)
+            found = search.page(form.pairs(dataset, search_text=False), dataset, query["q"], query.get("after"))
+            plan = ("index" if found.indexed else f"walk (≤ {found.walked:,} pairs)" if found.walked
+                    else "walk (to the end)")
         print(f"{label:45} {p50:8.1f} {p95:8.1f} {rows:5d}  {plan}", flush=True)
 
 
