@@ -3,4 +3,4 @@
 from . import judging, pairing  # noqa: F401
 from .ingest import importer, near_duplicates  # noqa: F401
 from .reward import filtering, pairwise, training  # noqa: F401
-from review import dashboards, exports, quality_rules  # noqa: F401,E402
+from review import dashboards, exports, quality_rules, search  # noqa: F401,E402

@@ -1,11 +1,11 @@
 """Ingest benchmark: import generated COIG-P-shaped pairs end to end and report the rate.
 
-    python bench/ingest.py [--pairs 1000000] [--seed 1] [--keep] [--no-near-duplicates]
+    python bench/ingest.py [--pairs 1000000] [--seed 1] [--keep] [--no-near-duplicates] [--no-search-index]
 
 Generates bench/out/coigp_<pairs>_seed<seed>.jsonl if missing (in a subprocess, so its memory
 is not counted), creates a fresh dataset, and runs the import job in this process exactly as
 `manage.py import_pairs` does (the same job runner, parser and COPY writer), then the
-near-duplicate job that follows every import, timed separately. Prints pairs/s, MB/s, elapsed
+near-duplicate and search-index jobs that follow every import, each timed separately. Prints pairs/s, MB/s, elapsed
 time and the peak RSS of this process. The dataset is dropped afterwards unless --keep.
 """
 
@@ -33,6 +33,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark dataset afterwards")
     parser.add_argument("--no-near-duplicates", action="store_true")
+    parser.add_argument("--no-search-index", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
 
@@ -58,6 +59,7 @@ def main():
     dataset = Dataset.objects.create(name=f"bench {args.pairs} pairs {time.strftime('%Y-%m-%d %H:%M:%S')}")
     params = import_params(str(path))
     params["near_duplicates"] = False if args.no_near_duplicates else "caller"
+    params["search_index"] = False if args.no_search_index else "caller"
     job = Job.objects.create(kind="import", dataset=dataset, params=params, unit="bytes")
     bar = tqdm(total=size, unit="B", unit_scale=True, desc="import", disable=args.no_progress)
 
@@ -94,6 +96,15 @@ def main():
         print(f"near-duplicates ({follow_up.status}): {n.get('prompts_signed', 0):,} prompts signed, "
               f"{n.get('candidate_pairs', 0):,} candidates, {n.get('near_duplicate_groups', 0):,} groups "
               f"({n.get('prompts_in_groups', 0):,} prompts) in {nd_elapsed:.1f} s; peak RSS {peak_rss_mb():.0f} MB")
+    from review.search import follow_up_of as search_index_of
+
+    indexing = search_index_of(job)
+    if indexing is not None:
+        started = time.perf_counter()
+        jobs.execute(indexing.pk)
+        indexing.refresh_from_db()
+        print(f"search index ({indexing.status}): {indexing.done:,} texts in {time.perf_counter() - started:.1f} s "
+              f"(load average {os.getloadavg()[0]:.1f})")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if not args.keep:
         drop_dataset(dataset.pk)

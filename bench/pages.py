@@ -78,12 +78,18 @@ def load(args):
     dataset = Dataset.objects.create(name=f"pages bench {args.pairs} pairs {time.strftime('%Y-%m-%d %H:%M:%S')}")
     params = import_params(str(path))
     params["near_duplicates"] = False
+    params["search_index"] = "caller"
     job = Job.objects.create(kind="import", dataset=dataset, params=params, unit="bytes")
     started = time.perf_counter()
     if jobs.execute(job.pk) != Job.Status.SUCCEEDED:
         job.refresh_from_db()
         sys.exit(f"import failed: {job.error}")
     print(f"imported {args.pairs:,} pairs in {time.perf_counter() - started:.1f} s")
+    from review.search import follow_up_of
+
+    started = time.perf_counter()
+    jobs.execute(follow_up_of(job).pk)  # the search-index job every import is followed by
+    print(f"search-index job in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     enrich(dataset)
     print(f"added models, judgements, panel scores, rewards, filters and reviews in "

@@ -12,7 +12,7 @@ from annotation import pairing
 from annotation.forms import ScoreForm
 from annotation.models import Domain, Job, Judgement, Pair, Response, RewardScore, Role
 
-from . import members, pair_actions, quality_rules
+from . import members, pair_actions, quality_rules, search
 from .access import get_dataset_for
 from .models import Review, ReviewEvent
 from .selections import REGISTRY, PairFilter
@@ -30,13 +30,17 @@ def pair_list(request, pk):
     params = request.GET.copy()
     after = _positive_int(params.pop("after", [""])[-1])
     form = PairFilter(params)
-    rows, next_after, listing = [], None, None
+    rows, next_after, listing, found = [], None, None, None
     if form.is_valid():
         view = REGISTRY.get(form.cleaned_data.get("view") or "")
         if view is not None and hasattr(view.narrow, "stored_at"):
             listing = {"stored_at": members.served_from(view, dataset, form.view_settings)}
-        pairs = form.pairs(dataset)
-        if after:
+        text = form.cleaned_data.get("q")
+        pairs = form.pairs(dataset, search_text=False)
+        if text:
+            found = search.page(pairs, dataset, text, after, limit=PAGE_SIZE + 1)
+            pairs = Pair.objects.filter(pk__in=found.ids).order_by("pk")
+        elif after:
             pairs = pairs.filter(pk__gt=after)
         rows = list(
             pairs.annotate(prompt_excerpt=Left("prompt__query", EXCERPT), chosen_excerpt=Left("chosen__text", EXCERPT),
@@ -47,6 +51,8 @@ def pair_list(request, pk):
         if len(rows) > PAGE_SIZE:
             rows = rows[:PAGE_SIZE]
             next_after = rows[-1]["pk"]
+        elif found and found.walked_to:
+            next_after = found.walked_to  # the walk stopped there: "continue" searches on from it
     labels, statuses = dict(Domain.choices), dict(Pair.Status.choices)
     for row in rows:
         row["domain_label"] = labels.get(row["domain"], row["domain"])
@@ -56,9 +62,30 @@ def pair_list(request, pk):
             gap = row["chosen_score"] - row["rejected_score"]
         row["gap"] = gap
     ctx = {"dataset": dataset, "form": form, "rows": rows, "next_after": next_after, "after": after,
-           "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing}
+           "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing,
+           "search": _search_state(dataset, request.user, found, next_after, len(rows))}
     template = "review/pair_list.html#results" if request.htmx else "review/pair_list.html"
     return render(request, template, ctx, status=200 if form.is_valid() else 400)
+
+
+def _search_state(dataset, user, found, next_after, shown):
+    """What the list says about a search: whether the walk stopped before filling the page, and whether
+    the dataset's texts are still being indexed (with the job, or a button for admins to start it)."""
+    if found is None:
+        return None
+    indexed = found.indexed or search.is_indexed(dataset)
+    job = None if indexed else search.running_job(dataset)
+    return {"walked": found.walked, "stopped_at": next_after if found.walked_to and shown < PAGE_SIZE else None,
+            "indexed": indexed, "job": job, "can_index": not indexed and job is None
+            and dataset.allows(user, Role.ADMIN)}
+
+
+@login_required
+@require_POST
+def search_index_start(request, pk):
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    job = search.start(dataset, request.user)
+    return redirect("job-detail", job.pk)
 
 
 def _view_settings(params):

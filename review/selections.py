@@ -19,7 +19,7 @@ Base parameters (all optional, repeatable where it says so):
     reviewer=<username>   reviewed by this user
     verdict=<verdict>     repeatable; has a review with this verdict (by `reviewer` when given)
     q=<text>              substring of the prompt's query or of either response, case-insensitive
-                          (search.py: trigram-indexed from 3 characters on)
+                          (search.py: trigram-indexed from 3 characters on, once the dataset is indexed)
     view=<name>           a registered selection (a disagreement view, a low-quality rule, …)
     <setting>=<value>     the settings that view declares (e.g. spread=3), validated as numbers
 
@@ -122,8 +122,9 @@ class PairFilter(forms.Form):
                 self.add_error(high, _("%(high)s is below %(low)s.") % {"high": high, "low": low})
         return data
 
-    def pairs(self, dataset):
-        """The selected pairs of `dataset` (a queryset, id order). Call after is_valid()."""
+    def pairs(self, dataset, search_text=True):
+        """The selected pairs of `dataset` (a queryset, id order). Call after is_valid().
+        `search_text=False` leaves `q` out, for the pair list, which searches a page at a time."""
         data = self.cleaned_data
         pairs = Pair.objects.filter(dataset=dataset)
         if data.get("domain"):
@@ -142,7 +143,7 @@ class PairFilter(forms.Form):
         pairs = self._narrow_scores(pairs, data)
         pairs = self._narrow_margin(pairs, dataset, data)
         pairs = self._narrow_reviews(pairs, data)
-        if data.get("q"):
+        if data.get("q") and search_text:
             pairs = search.narrow(pairs, dataset, data["q"])
         view = REGISTRY.get(data.get("view") or "")
         if view is not None:

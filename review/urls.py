@@ -16,6 +16,7 @@ urlpatterns = [
     path("datasets/<int:pk>/judges/<int:judge_pk>/", dashboard_views.judge_detail, name="judge-detail"),
     path("datasets/<int:pk>/dashboards/refresh/", dashboard_views.refresh, name="dashboard-refresh"),
     path("datasets/<int:pk>/pairs/", pair_views.pair_list, name="pair-list"),
+    path("datasets/<int:pk>/pairs/search-index/", pair_views.search_index_start, name="search-index"),
     path("datasets/<int:pk>/pairs/<int:pair_pk>/", pair_views.pair_detail, name="pair-detail"),
     path("datasets/<int:pk>/pairs/<int:pair_pk>/rescore/", pair_views.pair_rescore, name="pair-rescore"),
     path("datasets/<int:pk>/pairs/<int:pair_pk>/unfilter/", pair_views.pair_unfilter, name="pair-unfilter"),

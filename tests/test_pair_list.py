@@ -1,10 +1,9 @@
-"""The pair list: PairFilter's new filters, substring search (Chinese, short queries, trigram index),
+"""The pair list: PairFilter's new filters, substring search (Chinese, short queries; the index: test_search.py),
 keyset pagination, htmx fragments and access."""
 
 import re
 
 import pytest
-from django.db import connection
 from django.http import QueryDict
 from django.urls import reverse
 
@@ -121,37 +120,6 @@ def test_search_never_leaks_another_datasets_pairs(world):
     other = Team.create("other")
     make_pair(other.dataset, "写一首关于秋天的诗", "秋", "冬")
     assert ids("q=关于秋天", team.dataset) == {p["poem"]}
-
-
-def _trigram_indexes():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes "
-                       "WHERE indexname = 'prompt_query_trgm'")
-        return {row[0] for row in cursor.fetchall()}
-
-
-def test_chinese_search_of_three_or_more_characters_can_use_the_trigram_index(world):
-    team, _ = world
-    if not _trigram_indexes():
-        pytest.skip("this PostgreSQL has no pg_trgm; search runs unindexed")
-    from review.search import like_pattern
-
-    # On a small table the planner rightly prefers the dataset index; without a dataset filter and with
-    # sequential scans off, only the trigram index can answer, and it must answer correctly.
-    sql = "SELECT id FROM annotation_prompt WHERE query ILIKE %s"
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
-        cursor.execute("EXPLAIN " + sql, [like_pattern("关于秋天")])
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute(sql, [like_pattern("关于秋天")])
-        found = [row[0] for row in cursor.fetchall()]
-        cursor.execute("SET enable_seqscan = on")
-    assert "prompt_query_trgm" in plan
-    assert found == [Pair.objects.get(pk=world[1]["poem"]).prompt_id]
-    # The index holds trigrams of Chinese text (the database's ctype counts CJK as word characters).
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT array_length(show_trgm('关于秋天'), 1)")
-        assert cursor.fetchone()[0] >= 2
 
 
 def _page(client, url, params):

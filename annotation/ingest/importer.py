@@ -109,6 +109,12 @@ def run_import(ctx: JobContext):
         from .near_duplicates import after_import
 
         after_import(ctx.job, enqueue=params.get("near_duplicates") != "caller")
+    # Hook: a follow-up job adds the new texts to the search indexes (review/search.py), so that the
+    # import itself does not maintain them; "caller" and False as above.
+    if params.get("search_index", True):
+        from review.search import after_import as index_for_search
+
+        index_for_search(ctx.job, enqueue_it=params.get("search_index") != "caller")
 
 
 def open_reader(params, cursor):

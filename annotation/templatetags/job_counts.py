@@ -18,6 +18,8 @@ LABELS = {
     "input_tokens": _("Input tokens"),
     "output_tokens": _("Output tokens"),
     "cost": _("Cost"),
+    "prompts_indexed": _("Prompts indexed for search"),
+    "responses_indexed": _("Responses indexed for search"),
     **COUNT_LABELS,
 }
 
@@ -32,6 +34,7 @@ KINDS = {
     "train_reward_model": pgettext_lazy("job kind", "train_reward_model"),
     "reward_filter": pgettext_lazy("job kind", "reward_filter"),
     "export": pgettext_lazy("job kind", "export"),
+    "search_index": pgettext_lazy("job kind", "search_index"),
 }
 UNITS = {
     "bytes": pgettext_lazy("job unit", "bytes"),
@@ -40,6 +43,7 @@ UNITS = {
     "prompts": pgettext_lazy("job unit", "prompts"),
     "requests": pgettext_lazy("job unit", "requests"),
     "steps": pgettext_lazy("job unit", "steps"),
+    "texts": pgettext_lazy("job unit", "texts"),
 }
 
 

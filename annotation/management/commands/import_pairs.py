@@ -8,8 +8,10 @@ from annotation import jobs
 from annotation.ingest.hub import HUB_PREFIX
 from annotation.ingest.importer import BATCH_SIZE, FORMAT_CHOICES, hub_import_params, import_params
 from annotation.ingest.near_duplicates import follow_up_of
+from annotation.job_progress import run_with_bar
 from annotation.management.commands.find_near_duplicates import describe, run_with_progress
 from annotation.models import Dataset, Domain, Job
+from review import search
 
 
 class Command(BaseCommand):
@@ -64,6 +66,7 @@ class Command(BaseCommand):
             ds.save(update_fields=["is_benchmark"])
         # The follow-up near-duplicate job runs here, after the import, with its own progress bar.
         params["near_duplicates"] = False if options.get("no_near_duplicates") else "caller"
+        params["search_index"] = "caller"  # likewise the search-index job, after the near-duplicates
         job = Job.objects.create(kind="import", dataset=ds, params=params, unit="bytes")
         bar = tqdm(total=None if hub else os.path.getsize(path), unit="B", unit_scale=True, disable=no_progress,
                    desc="import")
@@ -95,6 +98,11 @@ class Command(BaseCommand):
         follow_up = follow_up_of(job)
         if follow_up is not None and follow_up.status == Job.Status.PENDING:
             self.stdout.write(describe(run_with_progress(follow_up, no_progress)))
+        indexing = search.follow_up_of(job)
+        if indexing is not None and indexing.status == Job.Status.PENDING:
+            indexing = run_with_bar(indexing, what="search indexing", unit="text", desc="search index",
+                                    no_progress=no_progress)
+            self.stdout.write(f"{indexing.done} texts added to the search indexes (job {indexing.pk})")
 
 
 def import_report(job):
