@@ -97,7 +97,7 @@ def test_bad_form_input_is_refused_with_the_field_named(world, client):
     assert response.context["form"].errors.keys() == {"name", "test_fraction"}
     response = client.post(reverse("reward-apply", args=[team.dataset.pk, model.pk]), {"threshold": "abc"})
     assert response.status_code == 400 and "threshold" in response.context["form"].errors
-    assert not Job.objects.exclude(kind__in=["import", "near_duplicates"]).exists()
+    assert not Job.objects.exclude(kind__in=["import", "near_duplicates", "search_index"]).exists()
 
 
 def test_what_if_asks_for_scores_first(world, client):
