@@ -175,7 +175,10 @@ def run_jobs(dataset, kinds):
     from annotation.models import Job
     from review import dashboards, quality_rules
 
-    for kind, steps, title in [(dashboards.REFRESH_KIND, list(dashboards.COMPUTE), "dashboard refresh job"),
+    from review import search
+
+    for kind, steps, title in [(search.KIND, [], "search-index job (a dataset imported before it existed)"),
+                               (dashboards.REFRESH_KIND, list(dashboards.COMPUTE), "dashboard refresh job"),
                                ("quality_counts", [r.name for r in quality_rules.rules()], "quality count job")]:
         if kind not in kinds:
             continue
@@ -185,6 +188,8 @@ def run_jobs(dataset, kinds):
 
         def step_done(job, counts, clock=clock, steps=steps, seen=[0]):
             now = time.perf_counter()
+            if not steps:  # a job without named steps: only its whole time is printed
+                return
             step = steps[job.done - 1] if job.done > seen[0] else "(preparation)"  # a commit that counts no step
             seen[0] = job.done
             print(f"  {step:<24} {(now - clock[0]) * 1000:9.0f} ms", flush=True)
@@ -210,7 +215,8 @@ def main():
                         help="with --dataset: first add judges, rewards, filters and reviews to it, as for a new one")
     parser.add_argument("--pages", help="time only the pages whose name matches this regular expression")
     parser.add_argument("--jobs", default="dashboard_refresh,quality_counts",
-                        help="the precomputing jobs to run before timing (comma-separated kinds; '' for none)")
+                        help="the precomputing jobs to run before timing (comma-separated kinds; '' for none; "
+                             "search_index too for a dataset imported before search indexing existed)")
     args = parser.parse_args()
 
     import django

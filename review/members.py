@@ -23,8 +23,9 @@ from annotation.models import Job
 from .models import SelectionMember
 from .selections import REGISTRY
 
-# Jobs that only read the data and write derived rows (snapshots, counts, stored members).
-READ_ONLY_KINDS = ("dashboard_refresh", "quality_counts")
+# Jobs that only read the data and write derived rows (snapshots, counts, stored members, search-index
+# flags, export files): none of them changes what a selection selects.
+READ_ONLY_KINDS = ("dashboard_refresh", "quality_counts", "search_index", "export")
 
 
 def unchanged_since(dataset, at):

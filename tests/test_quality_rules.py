@@ -231,8 +231,11 @@ def test_a_job_that_changes_the_dataset_sends_the_rule_lists_live_until_the_next
     late = make_pair(ds, "2+2=?", "答案是 4。", "答案是4", domain="math", chosen_score=8.0, rejected_score=3.0)
     quality_page = reverse("quality-rules", args=[ds.pk])
     assert 'data-stale="false"' in client.get(quality_page).content.decode()
-    # Jobs that only read the data (a dashboard refresh under way, another count) keep the stored lists.
+    # Jobs that only read the data (a dashboard refresh under way, a search-index job, an export) keep
+    # the stored lists.
     Job.objects.create(kind="dashboard_refresh", dataset=ds, status="running")
+    Job.objects.create(kind="search_index", dataset=ds, status="succeeded", finished_at=timezone.now())
+    Job.objects.create(kind="export", dataset=ds, status="succeeded", finished_at=timezone.now())
     assert _listed(client, ds, "view=identical-responses")[1] == "true"
     # A scoring job of another dataset changes nothing here; one of this dataset does.
     other = Dataset.objects.create(name="另一个")
