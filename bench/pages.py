@@ -43,7 +43,8 @@ def pages(dataset, judge_ids):
     from review.selections import selections_in
 
     ds = dataset.pk
-    out = [("overview", reverse("dataset-overview", args=[ds])),
+    out = [("dataset page", reverse("dataset-detail", args=[ds])),
+           ("overview", reverse("dataset-overview", args=[ds])),
            ("disagreements", reverse("disagreements", args=[ds])),
            ("disagreements ?domain=math", reverse("disagreements", args=[ds]) + "?domain=math&sort=name"),
            ("judges", reverse("judge-analysis", args=[ds]))]
@@ -157,9 +158,10 @@ def enrich(dataset):
         for reviewer, share in zip(reviewers, (50, 200)):
             c.execute(
                 """INSERT INTO review_review (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note,
-                                              created_at, updated_at)
+                                              created_at, updated_at, dataset_id, domain)
                    SELECT id, %s, (ARRAY['chosen_better','chosen_better','chosen_better','rejected_better','tie',
-                                         'both_bad'])[1 + (id * 7 + %s) %% 6], NULL, NULL, '', now(), now()
+                                         'both_bad'])[1 + (id * 7 + %s) %% 6], NULL, NULL, '', now(), now(),
+                          dataset_id, domain
                    FROM annotation_pair WHERE dataset_id = %s AND id %% %s = 0""",
                 [reviewer, reviewer, ds, share])
         c.execute("ANALYZE annotation_judgement; ANALYZE annotation_pair; ANALYZE annotation_rewardscore; "

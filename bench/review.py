@@ -242,8 +242,8 @@ def add_background_reviews(dataset, share):
     with connection.cursor() as cursor:
         cursor.execute(
             """INSERT INTO review_review (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at,
-                                          updated_at)
-               SELECT id, %s, 'chosen_better', true, true, '', now(), now() FROM annotation_pair
+                                          updated_at, dataset_id, domain)
+               SELECT id, %s, 'chosen_better', true, true, '', now(), now(), dataset_id, domain FROM annotation_pair
                WHERE dataset_id = %s AND id %% %s = 0 ON CONFLICT DO NOTHING""",
             [user.pk, dataset.pk, max(1, round(1 / share))])
         print(f"background reviews on {cursor.rowcount:,} pairs")

@@ -76,7 +76,7 @@ def freshness(dataset, snap, reviews_live=False):
     since = snap.computed_at
     changed = (Job.objects.filter(dataset=dataset, finished_at__gt=since).exclude(kind__in=members.READ_ONLY_KINDS)
                .exists() or (not reviews_live and
-                             Review.objects.filter(updated_at__gt=since, pair__dataset=dataset).exists()))
+                             Review.objects.filter(updated_at__gt=since, dataset=dataset).exists()))
     running = Job.objects.filter(dataset=dataset, kind=REFRESH_KIND).exclude(status__in=Job.FINISHED).first()
     return {"computed_at": snap.computed_at, "age": timezone.now() - snap.computed_at, "seconds": snap.seconds,
             "stale": changed, "refresh_job": running}
@@ -141,6 +141,12 @@ def overview_data(dataset):
     total = {key: sum(r[key] for r in rows) for key in ["total", "reviewed", *Pair.Status.values]}
     return {
         "domains": rows, "total": total,
+        # The dataset page's counts (review/views.py dataset_counts) come from here on a large dataset.
+        "prompts_by_domain": dict(_rows(
+            "SELECT domain, count(*) FROM annotation_prompt WHERE dataset_id = %s GROUP BY 1", [ds])),
+        "responses_by_domain": dict(_rows(
+            """SELECT q.domain, count(*) FROM annotation_response r JOIN annotation_prompt q ON q.id = r.prompt_id
+               WHERE r.dataset_id = %s GROUP BY 1""", [ds])),
         "reasons": [{"reason": r, "n": n} for r, n in reasons],
         "coverage": judge_coverage(dataset),
         "score_hist": score_histograms(dataset),
@@ -157,10 +163,9 @@ def review_counts(dataset):
     The overview reads this live on every visit (one query where the snapshot-freshness check on reviews
     used to be), and the snapshot computes its review numbers from it too."""
     rows = _rows(
-        """SELECT q.domain, count(DISTINCT v.pair_id), count(*),
+        """SELECT v.domain, count(DISTINCT v.pair_id), count(*),
                   count(*) FILTER (WHERE v.verdict = 'chosen_better' AND v.better_correct IS NOT FALSE)
-           FROM review_review v JOIN annotation_pair q ON q.id = v.pair_id
-           WHERE q.dataset_id = %s GROUP BY 1""", [dataset.pk])
+           FROM review_review v WHERE v.dataset_id = %s GROUP BY 1""", [dataset.pk])
     return {domain: (pairs, reviews, accepted) for domain, pairs, reviews, accepted in rows}
 
 

@@ -116,8 +116,8 @@ def reviewer_vs_auto(pairs, dataset, settings):
            _("Reviewers of the pair gave different verdicts."))
 def reviewer_vs_reviewer(pairs, dataset, settings):
     sql = """
-        SELECT v.pair_id FROM review_review v JOIN annotation_pair q ON q.id = v.pair_id
-        WHERE q.dataset_id = %s GROUP BY v.pair_id HAVING count(DISTINCT v.verdict) > 1"""
+        SELECT v.pair_id FROM review_review v
+        WHERE v.dataset_id = %s GROUP BY v.pair_id HAVING count(DISTINCT v.verdict) > 1"""
     return pairs.filter(pk__in=RawSQL(sql, [dataset.pk]))
 
 

@@ -85,7 +85,7 @@ def review_summary(dataset):
         cursor.execute(
             """WITH ordered AS (
                    SELECT v.pair_id, v.verdict, row_number() OVER (PARTITION BY v.pair_id ORDER BY v.id) AS n
-                   FROM review_review v JOIN annotation_pair p ON p.id = v.pair_id WHERE p.dataset_id = %s)
+                   FROM review_review v WHERE v.dataset_id = %s)
                SELECT a.verdict, b.verdict, count(*) FROM ordered a JOIN ordered b
                  ON a.pair_id = b.pair_id AND a.n = 1 AND b.n = 2 GROUP BY 1, 2""",
             [dataset.pk],

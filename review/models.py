@@ -8,7 +8,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annotation.models import Dataset, Job, Pair
+from annotation.models import Dataset, Domain, Job, Pair
 
 
 class Review(models.Model):
@@ -26,12 +26,23 @@ class Review(models.Model):
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The pair's dataset and domain, copied when the review is saved (a pair never changes either): a
+    # dataset's review numbers are then an index scan of its reviews instead of a join to a million pairs
+    # (200-300 ms at 1M pairs and 25,000 reviews, measured, against a few).
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+", db_index=False)
+    domain = models.CharField(max_length=8, choices=Domain.choices)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["pair", "reviewer"], name="review_unique")]
         indexes = [models.Index(fields=["reviewer", "updated_at"], name="review_reviewer_updated"),
                    # The dashboards' freshness: reviews saved since a snapshot.
-                   models.Index(fields=["updated_at"], name="review_updated")]
+                   models.Index(fields=["updated_at"], name="review_updated"),
+                   models.Index(fields=["dataset", "domain"], name="review_dataset_domain")]
+
+    def save(self, *args, **kwargs):
+        if self.dataset_id is None or not self.domain:
+            self.dataset_id, self.domain = Pair.objects.values_list("dataset_id", "domain").get(pk=self.pair_id)
+        super().save(*args, **kwargs)
 
     def snapshot(self):
         return {

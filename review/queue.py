@@ -221,8 +221,9 @@ _LOCK_MINE = """
 _SAVE_REVIEW = """
     WITH saved AS (
         INSERT INTO review_review
-            (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at, updated_at)
-        VALUES (%(pair)s, %(me)s, %(verdict)s, %(better_correct)s, %(prompt_ok)s, %(note)s, %(now)s, %(now)s)
+            (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at, updated_at, dataset_id, domain)
+        VALUES (%(pair)s, %(me)s, %(verdict)s, %(better_correct)s, %(prompt_ok)s, %(note)s, %(now)s, %(now)s,
+                %(dataset)s, %(domain)s)
         ON CONFLICT (pair_id, reviewer_id) DO UPDATE
         SET verdict = EXCLUDED.verdict, better_correct = EXCLUDED.better_correct, prompt_ok = EXCLUDED.prompt_ok,
             note = EXCLUDED.note, updated_at = EXCLUDED.updated_at
@@ -253,6 +254,7 @@ def submit(queue, reviewer, pair, values):
         review = Review(pair=pair, reviewer=reviewer, **values)
         before = dict(zip(["verdict", "better_correct", "prompt_ok", "note"], old)) if review_id else None
         cursor.execute(_SAVE_REVIEW, {**mine, **review.snapshot(), "now": now, "key": queue.key,
+                                      "dataset": pair.dataset_id, "domain": pair.domain,
                                       "before": Jsonb(before) if before else None, "after": Jsonb(review.snapshot())})
         review.pk, review.created_at = cursor.fetchone()
         review.updated_at = now
@@ -419,6 +421,6 @@ def _reviewed(queue):
     elif queue.query:
         reviews = Review.objects.filter(pair__in=queue.pairs.order_by().values("pk"))
     else:
-        reviews = Review.objects.filter(pair__dataset=queue.dataset)
+        reviews = Review.objects.filter(dataset=queue.dataset)
     per_pair = list(reviews.order_by().values("pair").annotate(n=Count("pk")).values_list("n", flat=True))
     return {"reviewed": len(per_pair), "complete": sum(n >= queue.k for n in per_pair)}

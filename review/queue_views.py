@@ -176,7 +176,7 @@ def section_context(dataset, user):
     if not dataset.allows(user, Role.VIEWER):
         return {}
     review_settings = ReviewSettings.of(dataset)
-    reviews = Review.objects.filter(pair__dataset=dataset)
+    reviews = Review.objects.filter(dataset=dataset)
     return {
         "can_review": dataset.allows(user, Role.REVIEWER),
         "review_settings": review_settings,
@@ -191,7 +191,7 @@ def section_context(dataset, user):
 def agreement_by_domain(reviews):
     """Agreement on verdicts per domain over the pairs reviewed more than once."""
     ratings = {}
-    for pair_id, domain, reviewer_id, verdict in reviews.values_list("pair_id", "pair__domain", "reviewer_id",
+    for pair_id, domain, reviewer_id, verdict in reviews.values_list("pair_id", "domain", "reviewer_id",
                                                                      "verdict"):
         ratings.setdefault(domain, {}).setdefault(pair_id, {})[reviewer_id] = verdict
     labels = dict(Domain.choices)

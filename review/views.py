@@ -13,10 +13,10 @@ from annotation.ingest import near_duplicates
 from annotation.models import Domain, Job, Membership, Pair, PairBuildRun, Prompt, Response, Role
 from annotation.reward.views import section_context as reward_section_context
 
-from . import exports
+from . import exports, members
 from .access import get_dataset_for, get_export_for, visible_datasets
 from .forms import DatasetForm, ExportForm, MemberForm
-from .models import Export
+from .models import DashboardSnapshot, Export
 from .queue_views import section_context as review_section_context
 
 
@@ -59,8 +59,7 @@ def _detail_context(request, dataset, export_form=None):
         "dataset": dataset,
         "role": dataset.role_of(request.user),
         "is_admin": is_admin,
-        "domains": _domain_counts(dataset),
-        "statuses": _status_counts(dataset),
+        **dataset_counts(dataset),
         "jobs": Job.objects.filter(dataset=dataset).select_related("created_by")[:10],
         "import_form": ImportForm() if is_admin else None,
         "build_form": BuildPairsForm.for_dataset(dataset) if is_admin else None,
@@ -73,24 +72,33 @@ def _detail_context(request, dataset, export_form=None):
     }
 
 
-def _domain_counts(dataset):
-    prompts = dict(Prompt.objects.filter(dataset=dataset).values_list("domain").annotate(n=Count("*")))
-    pairs = dict(Pair.objects.filter(dataset=dataset).values_list("domain").annotate(n=Count("*")))
-    responses = dict(
-        Response.objects.filter(dataset=dataset).values_list("prompt__domain").annotate(n=Count("*"))
-    )
+def dataset_counts(dataset):
+    """Prompts, responses and pairs by domain, and pairs by status. Counting a million pairs and their
+    texts takes about a second, so they come from the overview's snapshot (review/dashboards.py) while no
+    job that may change the data has finished since it was computed or is under way (`counted_at` says
+    when); they are counted live otherwise."""
+    snap = DashboardSnapshot.objects.filter(dataset=dataset, name="overview").first()
+    if snap is not None and "prompts_by_domain" in snap.data and members.unchanged_since(dataset, snap.computed_at):
+        data = snap.data
+        prompts, responses = data["prompts_by_domain"], data["responses_by_domain"]
+        pairs = {row["domain"]: row["total"] for row in data["domains"]}
+        statuses, counted_at = data["total"], snap.computed_at
+    else:
+        prompts = dict(Prompt.objects.filter(dataset=dataset).values_list("domain").annotate(n=Count("*")))
+        pairs = dict(Pair.objects.filter(dataset=dataset).values_list("domain").annotate(n=Count("*")))
+        responses = dict(
+            Response.objects.filter(dataset=dataset).values_list("prompt__domain").annotate(n=Count("*")))
+        statuses = dict(Pair.objects.filter(dataset=dataset).values_list("status").annotate(n=Count("*")))
+        counted_at = None
     rows = [
         {"domain": d, "label": label, "prompts": prompts.get(d, 0), "responses": responses.get(d, 0),
          "pairs": pairs.get(d, 0)}
         for d, label in Domain.choices
     ]
     total = {k: sum(r[k] for r in rows) for k in ("prompts", "responses", "pairs")}
-    return {"rows": [r for r in rows if r["prompts"] or r["pairs"]], "total": total}
-
-
-def _status_counts(dataset):
-    counts = dict(Pair.objects.filter(dataset=dataset).values_list("status").annotate(n=Count("*")))
-    return [{"status": s, "label": label, "n": counts.get(s, 0)} for s, label in Pair.Status.choices]
+    return {"domains": {"rows": [r for r in rows if r["prompts"] or r["pairs"]], "total": total},
+            "statuses": [{"status": s, "label": label, "n": statuses.get(s, 0)} for s, label in Pair.Status.choices],
+            "counted_at": counted_at}
 
 
 @login_required

@@ -301,3 +301,34 @@ def test_a_large_dataset_without_a_snapshot_is_computed_by_a_job_not_in_the_requ
     assert not DashboardSnapshot.objects.filter(dataset=team.dataset).exists()
     assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
     assert 'id="overview-counts"' in client.get(reverse("dataset-overview", args=[team.dataset.pk])).content.decode()
+
+
+def _dataset_page_counts(client, dataset):
+    page = client.get(reverse("dataset-detail", args=[dataset.pk])).content.decode()
+    rows = dict(re.findall(r'<tr data-domain="(\w+)">.*?<td class="num" data-pairs>([\d,]+)</td>', page))
+    return {d: int(n.replace(",", "")) for d, n in rows.items()}, 'id="counts-freshness"' in page
+
+
+def test_the_dataset_page_counts_from_the_overview_snapshot_until_a_job_changes_the_data(client, world):
+    from review.dashboards import refresh_one
+
+    from .pair_data import make_pair
+
+    team, data = world
+    ds = team.dataset
+    client.force_login(team.viewer)
+    live = {d: Pair.objects.filter(dataset=ds, domain=d).count() for d in
+            Pair.objects.filter(dataset=ds).values_list("domain", flat=True).distinct()}
+    assert _dataset_page_counts(client, ds) == (live, False)  # no snapshot yet: counted live
+    refresh_one(ds, "overview")
+    late = make_pair(ds, "后来的问题", "答一", "答二", domain="math")
+    # The snapshot answers (and says so) while no job has changed the data: the late pair is not in it.
+    assert _dataset_page_counts(client, ds) == (live, True)
+    # A search-index job only reads the data; an import changes it, and the page counts live again.
+    Job.objects.create(kind="search_index", dataset=ds, status="succeeded", finished_at=timezone.now())
+    assert _dataset_page_counts(client, ds) == (live, True)
+    Job.objects.create(kind="import", dataset=ds, status="succeeded", finished_at=timezone.now())
+    assert _dataset_page_counts(client, ds) == ({**live, "math": live.get("math", 0) + 1}, False)
+    # A review carries its pair's dataset and domain, which the review numbers are counted by.
+    review = Review.objects.create(pair=late, reviewer=team.reviewer, verdict="tie")
+    assert (review.dataset_id, review.domain) == (ds.pk, "math")
