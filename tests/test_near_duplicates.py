@@ -75,10 +75,15 @@ def test_lsh_proposes_near_duplicates_and_not_unrelated_real_prompts():
 
 def test_an_import_groups_near_duplicate_prompts_and_deletes_nothing(db, tmp_path):
     rows = DPO[:46] + [pair_with_query(DPO[45], PUNCTUATION), pair_with_query(DPO[45], REWORDED)]
-    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    report = tmp_path / "report.json"
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train", report_json=str(report))
     dataset = Dataset.objects.get(name="train")
     job = Job.objects.get(kind="near_duplicates", dataset=dataset)
     assert job.status == Job.Status.SUCCEEDED, job.error
+    # --report-json carries the check's results next to the import's.
+    assert json.loads(report.read_text(encoding="utf-8"))["near_duplicates"] == {
+        "status": "succeeded", "error": None, "near_duplicate_groups": 1, "prompts_in_groups": 3,
+        "contaminated_prompts": 0, "benchmark_items_matched": 0}
     group = NearDuplicateGroup.objects.get(dataset=dataset)
     queries = sorted(m.prompt.query for m in group.members.select_related("prompt"))
     assert queries == sorted([ORIGINAL, PUNCTUATION, REWORDED])

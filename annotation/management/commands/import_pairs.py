@@ -85,9 +85,6 @@ class Command(BaseCommand):
         if status != Job.Status.SUCCEEDED:
             raise CommandError(job.error or f"import ended as {job.status}")
         report = import_report(job)
-        if report_json:
-            with open(report_json, "w", encoding="utf-8") as out:
-                json.dump(report, out, ensure_ascii=False, indent=2)
         self.stdout.write(
             f"{report['imported_pairs']} pairs, {report['imported_prompts']} prompts, "
             f"{report['imported_responses']} responses imported; {report['duplicates']} duplicates; "
@@ -96,13 +93,29 @@ class Command(BaseCommand):
         for row in report["rejected_rows"][:20]:
             self.stdout.write(f"  line {row['line']}: {row['reason']}")
         follow_up = follow_up_of(job)
-        if follow_up is not None and follow_up.status == Job.Status.PENDING:
-            self.stdout.write(describe(run_with_progress(follow_up, no_progress)))
+        try:
+            if follow_up is not None and follow_up.status == Job.Status.PENDING:
+                self.stdout.write(describe(run_with_progress(follow_up, no_progress)))
+        finally:  # the import's report is written even when the check that follows it fails
+            if follow_up is not None:
+                follow_up.refresh_from_db()
+                report["near_duplicates"] = near_duplicate_report(follow_up)
+            if report_json:
+                with open(report_json, "w", encoding="utf-8") as out:
+                    json.dump(report, out, ensure_ascii=False, indent=2)
         indexing = search.follow_up_of(job)
         if indexing is not None and indexing.status == Job.Status.PENDING:
             indexing = run_with_bar(indexing, what="search indexing", unit="text", desc="search index",
                                     no_progress=no_progress)
             self.stdout.write(f"{indexing.done} texts added to the search indexes (job {indexing.pk})")
+
+
+def near_duplicate_report(job):
+    """The near-duplicate and contamination check that followed the import, for --report-json."""
+    counts = job.counts
+    return {"status": job.status, "error": job.error or None,
+            **{key: counts.get(key, 0) for key in ("near_duplicate_groups", "prompts_in_groups",
+                                                   "contaminated_prompts", "benchmark_items_matched")}}
 
 
 def import_report(job):
