@@ -94,11 +94,16 @@ def run_refresh(ctx):
 
 
 def needs_refresh(dataset):
-    """A job of the dataset finished after its oldest snapshot was computed, and none is under way now."""
+    """No job of the dataset is under way now, and either a job finished after its oldest snapshot was
+    computed, or it has no snapshot yet but a job has filled it (an import) and no refresh was ever tried
+    (a failed one is left to the admins' button rather than retried every minute)."""
     oldest = DashboardSnapshot.objects.filter(dataset=dataset).aggregate(at=Min("computed_at"))["at"]
     jobs = Job.objects.filter(dataset=dataset)
-    if oldest is None or jobs.exclude(status__in=Job.FINISHED).exists():
+    if jobs.exclude(status__in=Job.FINISHED).exists():
         return False
+    changed = jobs.exclude(kind__in=members.READ_ONLY_KINDS).filter(status=Job.Status.SUCCEEDED)
+    if oldest is None:
+        return changed.exists() and not jobs.filter(kind=REFRESH_KIND).exists()
     return jobs.exclude(kind__in=members.READ_ONLY_KINDS).filter(finished_at__gt=oldest).exists()
 
 

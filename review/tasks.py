@@ -4,14 +4,22 @@ from celery import shared_task
 @shared_task
 def refresh_stale_dashboards():
     """Beat: start a dashboard refresh for each dataset whose dashboards a job made stale (an import,
-    scoring, a build, a reward filter), once no job of the dataset is under way. Returns the job ids."""
+    scoring, a build, a reward filter), or that a job filled and has none yet (so that its dataset page
+    and dashboards read snapshots from the first visit), once no job of the dataset is under way.
+    Returns the job ids."""
     from annotation.models import Dataset
 
     from . import dashboards
     from .models import DashboardSnapshot
 
     started = []
-    for dataset in Dataset.objects.filter(pk__in=DashboardSnapshot.objects.values("dataset_id")):
+    from django.db.models import Q
+
+    from annotation.models import Job
+
+    with_snapshots = DashboardSnapshot.objects.values("dataset_id")
+    filled = Job.objects.filter(status=Job.Status.SUCCEEDED).values("dataset_id")
+    for dataset in Dataset.objects.filter(Q(pk__in=with_snapshots) | Q(pk__in=filled)):
         if dashboards.needs_refresh(dataset):
             started.append(dashboards.start_refresh(dataset).pk)
     return started

@@ -287,6 +287,26 @@ def test_beat_refreshes_dashboards_a_finished_job_made_stale_once_no_job_runs(wo
     assert refresh_stale_dashboards() == []  # the refresh job is waiting: not twice
 
 
+def test_beat_refreshes_a_filled_dataset_that_has_no_snapshot_once(world):
+    from django.utils import timezone
+
+    from review.tasks import refresh_stale_dashboards
+
+    team, _data = world
+    assert refresh_stale_dashboards() == []  # no job has filled it (the test data went in directly)
+    Job.objects.create(kind="search_index", dataset=team.dataset, status="succeeded", finished_at=timezone.now())
+    assert refresh_stale_dashboards() == []  # a read-only job fills nothing
+    imported = Job.objects.create(kind="import", dataset=team.dataset, status="running")
+    assert refresh_stale_dashboards() == []  # not while the import is under way
+    Job.objects.filter(pk=imported.pk).update(status="succeeded", finished_at=timezone.now())
+    started = refresh_stale_dashboards()
+    assert started == list(Job.objects.filter(kind=REFRESH_KIND, dataset=team.dataset).values_list("pk", flat=True))
+    assert len(started) == 1
+    # That refresh failed: beat does not retry it every minute (the admins' button does).
+    Job.objects.filter(pk=started[0]).update(status="failed", finished_at=timezone.now())
+    assert refresh_stale_dashboards() == []
+
+
 def test_a_large_dataset_without_a_snapshot_is_computed_by_a_job_not_in_the_request(client, world, monkeypatch):
     from review import dashboards
 
