@@ -24,10 +24,18 @@ RUN groupadd --system --gid 1000 coigp \
  && useradd --system --uid 1000 --gid coigp --home-dir /app --no-create-home --shell /usr/sbin/nologin coigp
 
 WORKDIR /app
-COPY requirements.txt constraints.txt ./
+COPY requirements.txt requirements-hf.txt constraints.txt ./
 RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
+# Hugging Face reward models (torch + transformers, about 1 GB) only when asked for:
+#   docker compose build --build-arg WITH_HF=1
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu as a further build arg keeps torch CPU-only.
+ARG WITH_HF=0
+ARG PIP_EXTRA_INDEX_URL=
+RUN if [ "$WITH_HF" = 1 ]; then \
+      PIP_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL" pip install --no-cache-dir -r requirements-hf.txt -c constraints.txt; \
+    fi
 
-# Only htmx.org/dist is served (settings.STATICFILES_DIRS); the whole tree is small.
+# Only the front-end libraries' dist folders are served (settings.STATICFILES_DIRS); the tree is small.
 COPY --from=assets /build/node_modules ./node_modules
 COPY . .
 
