@@ -28,11 +28,12 @@ COPY requirements.txt requirements-hf.txt constraints.txt ./
 RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
 # Hugging Face reward models (torch + transformers, about 1 GB) only when asked for:
 #   docker compose build --build-arg WITH_HF=1
-# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu as a further build arg keeps torch CPU-only.
+# A further build arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu keeps torch CPU-only.
 ARG WITH_HF=0
-ARG PIP_EXTRA_INDEX_URL=
+ARG TORCH_INDEX_URL=""
 RUN if [ "$WITH_HF" = 1 ]; then \
-      PIP_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL" pip install --no-cache-dir -r requirements-hf.txt -c constraints.txt; \
+      pip install --no-cache-dir ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
+        -r requirements-hf.txt -c constraints.txt; \
     fi
 
 # Only the front-end libraries' dist folders are served (settings.STATICFILES_DIRS); the tree is small.
