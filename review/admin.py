@@ -9,6 +9,7 @@ class ReviewAdmin(admin.ModelAdmin):
     list_filter = ["verdict", "better_correct", "prompt_ok", "reviewer"]
     search_fields = ["note", "reviewer__username"]
     raw_id_fields = ["pair"]
+    readonly_fields = ["dataset", "domain"]  # copied from the pair on save
 
 
 @admin.register(ReviewEvent)

@@ -40,8 +40,7 @@ class Review(models.Model):
                    models.Index(fields=["dataset", "domain"], name="review_dataset_domain")]
 
     def save(self, *args, **kwargs):
-        if self.dataset_id is None or not self.domain:
-            self.dataset_id, self.domain = Pair.objects.values_list("dataset_id", "domain").get(pk=self.pair_id)
+        self.dataset_id, self.domain = self.pair.dataset_id, self.pair.domain  # always the pair's
         super().save(*args, **kwargs)
 
     def snapshot(self):
