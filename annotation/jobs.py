@@ -118,6 +118,27 @@ def create_job(kind, *, dataset=None, user=None, params=None):
     return job
 
 
+def follow_up(import_job, kind, *, params=None, enqueue_it=True):
+    """The job of `kind` that follows an import (created once, even if the import is re-run; its params
+    record `after_import`); `enqueue_it=False` leaves it for the caller to run (the CLI runs it
+    in-process with a bar)."""
+    from .tasks import run_job
+
+    existing = follow_up_of(import_job, kind)
+    if existing is not None:
+        return existing
+    job = Job.objects.create(kind=kind, dataset_id=import_job.dataset_id, created_by_id=import_job.created_by_id,
+                             unit=RUNNERS[kind][1], params={**(params or {}), "after_import": import_job.pk})
+    if enqueue_it:
+        transaction.on_commit(lambda: enqueue(job, run_job))
+    return job
+
+
+def follow_up_of(import_job, kind):
+    """The job of `kind` that followed the import, or None."""
+    return Job.objects.filter(kind=kind, params__after_import=import_job.pk).order_by("-pk").first()
+
+
 def enqueue(job, task):
     # No in-process fallback when the broker is down: the job fails and says why.
     try:

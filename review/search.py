@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.models import BooleanField, F, Func, Q, Value
 
-from annotation.jobs import JobContext, create_job, enqueue, job_runner
+from annotation.jobs import JobContext, create_job, follow_up, job_runner
+from annotation.jobs import follow_up_of as follow_up_of_kind
 from annotation.models import Job, Prompt, Response
 
 KIND = "search_index"
@@ -175,22 +176,12 @@ def start(dataset, user):
 
 
 def after_import(import_job, *, enqueue_it=True):
-    """Create the search-index job that follows an import (once, even if the import is re-run);
-    `enqueue_it=False` leaves it for the caller to run (the CLI runs it in-process with a bar)."""
-    from annotation.tasks import run_job
-
-    existing = Job.objects.filter(kind=KIND, params__after_import=import_job.pk).first()
-    if existing:
-        return existing
-    job = Job.objects.create(kind=KIND, dataset_id=import_job.dataset_id, created_by_id=import_job.created_by_id,
-                             unit="texts", params={"after_import": import_job.pk})
-    if enqueue_it:
-        transaction.on_commit(lambda: enqueue(job, run_job))
-    return job
+    """The search-index job that follows an import (annotation.jobs.follow_up)."""
+    return follow_up(import_job, KIND, enqueue_it=enqueue_it)
 
 
 def follow_up_of(import_job):
-    return Job.objects.filter(kind=KIND, params__after_import=import_job.pk).order_by("-pk").first()
+    return follow_up_of_kind(import_job, KIND)
 
 
 @job_runner(KIND, unit="texts")

@@ -98,18 +98,23 @@ def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_th
     page.screenshot(path=str(TEST_OUTPUT / "overview-after-review.png"), full_page=True)
 
 
+def queue_in_two_browsers(live_server, browser_page, team):
+    """The dataset's review queue open for its reviewer in one browser and its admin in another."""
+    first = browser_page
+    second = first.context.browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    for page, user in ((first, team.reviewer), (second, team.admin)):
+        log_in(page, live_server, user)
+        page.goto(f"{live_server.url}/datasets/{team.dataset.pk}/review/")
+        page.wait_for_selector("#review-item")
+        wait_for_keys(page)
+    return first, second
+
+
 def test_two_reviewers_in_two_browsers_never_receive_the_same_pair(live_server, browser_page, tmp_path):
     team = Team.create("两位评审")
     load(team, tmp_path, n=6)
-    first = browser_page
-    second = first.context.browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    queue = f"{live_server.url}/datasets/{team.dataset.pk}/review/"
+    first, second = queue_in_two_browsers(live_server, browser_page, team)
     received = []
-    for page, user in ((first, team.reviewer), (second, team.admin)):
-        log_in(page, live_server, user)
-        page.goto(queue)
-        page.wait_for_selector("#review-item")
-        wait_for_keys(page)
     # Both work through the queue, alternating, until it is empty for both.
     while True:
         busy = [p for p in (first, second) if p.locator("#review-item").get_attribute("data-state") != "empty"]
@@ -130,15 +135,8 @@ def test_two_reviewers_in_two_browsers_with_overlap_2_receive_each_pair_exactly_
     team = Team.create("重叠评审")
     load(team, tmp_path, n=6)
     ReviewSettings.objects.create(dataset=team.dataset, reviews_per_pair=2)
-    first = browser_page
-    second = first.context.browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    queue = f"{live_server.url}/datasets/{team.dataset.pk}/review/"
+    first, second = queue_in_two_browsers(live_server, browser_page, team)
     received = {first: [], second: []}
-    for page, user in ((first, team.reviewer), (second, team.admin)):
-        log_in(page, live_server, user)
-        page.goto(queue)
-        page.wait_for_selector("#review-item")
-        wait_for_keys(page)
     while True:
         busy = [p for p in (first, second) if p.locator("#review-item").get_attribute("data-state") != "empty"]
         if not busy:

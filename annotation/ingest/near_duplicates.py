@@ -18,7 +18,8 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import Q
 
-from ..jobs import JobContext, JobFailed, job_runner
+from ..jobs import JobContext, JobFailed, follow_up, job_runner
+from ..jobs import follow_up_of as follow_up_of_kind
 from ..models import (
     ContaminationMatch,
     Dataset,
@@ -43,25 +44,12 @@ def params_for(*, threshold=DEFAULT_THRESHOLD, against=None, after_import=None):
 
 
 def after_import(import_job, *, enqueue=True):
-    """Create the follow-up job of a finished import (once, even if the import is re-run);
-    `enqueue=False` leaves it for the caller to run (the CLI runs it in-process with a bar)."""
-    from ..tasks import run_job
-    from ..jobs import enqueue as enqueue_job
-
-    existing = Job.objects.filter(kind=KIND, params__after_import=import_job.pk).first()
-    if existing:
-        return existing
-    job = Job.objects.create(
-        kind=KIND, dataset_id=import_job.dataset_id, created_by_id=import_job.created_by_id, unit="prompts",
-        params=params_for(after_import=import_job.pk),
-    )
-    if enqueue:
-        transaction.on_commit(lambda: enqueue_job(job, run_job))
-    return job
+    """The near-duplicate job that follows an import (annotation.jobs.follow_up)."""
+    return follow_up(import_job, KIND, params=params_for(after_import=import_job.pk), enqueue_it=enqueue)
 
 
 def follow_up_of(import_job):
-    return Job.objects.filter(kind=KIND, params__after_import=import_job.pk).order_by("-pk").first()
+    return follow_up_of_kind(import_job, KIND)
 
 
 @job_runner(KIND, unit="prompts")
