@@ -157,6 +157,41 @@ def default_path(n_pairs, seed, zst=False):
     return OUT_DIR / f"coigp_{n_pairs}_seed{seed}.jsonl{'.zst' if zst else ''}"
 
 
+def generated_file(n_pairs, seed):
+    """The generated file for (n_pairs, seed), written first if it is not on disk yet (in a process of
+    its own, so that a benchmark's peak RSS is its own work's)."""
+    import subprocess
+    import sys
+
+    path = default_path(n_pairs, seed)
+    if not path.exists():
+        subprocess.run([sys.executable, str(Path(__file__)), "--pairs", str(n_pairs), "--seed", str(seed),
+                        "--out", str(path)], check=True)
+    return path
+
+
+def import_generated(dataset, n_pairs, seed):
+    """Import the generated file into `dataset` with the import job, in this process, without the
+    near-duplicate check and with the search-index job left for the caller; exits when it fails.
+    Returns the import job and its seconds. Needs Django set up."""
+    import sys
+    import time
+
+    from annotation import jobs
+    from annotation.ingest.importer import import_params
+    from annotation.models import Job
+
+    params = import_params(str(generated_file(n_pairs, seed)))
+    params["near_duplicates"] = False
+    params["search_index"] = "caller"
+    job = Job.objects.create(kind="import", dataset=dataset, params=params, unit="bytes")
+    started = time.perf_counter()
+    if jobs.execute(job.pk) != Job.Status.SUCCEEDED:
+        job.refresh_from_db()
+        sys.exit(f"import failed: {job.error}")
+    return job, time.perf_counter() - started
+
+
 def generate(n_pairs, seed, path, zst=False):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,6 @@ import argparse
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,12 +37,9 @@ def main():
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from generate import default_path
+    from generate import generated_file
 
-    path = default_path(args.pairs, args.seed)
-    if not path.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "--pairs", str(args.pairs),
-                        "--seed", str(args.seed), "--out", str(path)], check=True)
+    path = generated_file(args.pairs, args.seed)
 
     import django
 

@@ -20,7 +20,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -66,26 +65,14 @@ def pages(dataset, judge_ids):
 
 def load(args):
     """The benchmark dataset: imported from the generated file, then scored, rewarded and reviewed by SQL."""
-    from generate import default_path
+    from generate import import_generated
 
-    path = default_path(args.pairs, args.seed)
-    if not path.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "--pairs", str(args.pairs),
-                        "--seed", str(args.seed), "--out", str(path)], check=True)
     from annotation import jobs
-    from annotation.ingest.importer import import_params
-    from annotation.models import Dataset, Job
+    from annotation.models import Dataset
 
     dataset = Dataset.objects.create(name=f"pages bench {args.pairs} pairs {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    params = import_params(str(path))
-    params["near_duplicates"] = False
-    params["search_index"] = "caller"
-    job = Job.objects.create(kind="import", dataset=dataset, params=params, unit="bytes")
-    started = time.perf_counter()
-    if jobs.execute(job.pk) != Job.Status.SUCCEEDED:
-        job.refresh_from_db()
-        sys.exit(f"import failed: {job.error}")
-    print(f"imported {args.pairs:,} pairs in {time.perf_counter() - started:.1f} s")
+    job, seconds = import_generated(dataset, args.pairs, args.seed)
+    print(f"imported {args.pairs:,} pairs in {seconds:.1f} s")
     from review.search import follow_up_of
 
     started = time.perf_counter()

@@ -18,7 +18,6 @@ Django's test client: server time, queries plus template. Prints p50/p95, the ro
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,26 +57,13 @@ def time_page(client, url, repeat):
 
 
 def import_dataset(name, pairs, seed):
-    from generate import default_path
+    from generate import import_generated
 
-    from annotation import jobs
-    from annotation.ingest.importer import import_params
-    from annotation.models import Dataset, Job
+    from annotation.models import Dataset
 
-    path = default_path(pairs, seed)
-    if not path.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "--pairs", str(pairs),
-                        "--seed", str(seed), "--out", str(path)], check=True)
     dataset = Dataset.objects.create(name=name)
-    params = import_params(str(path))
-    params["near_duplicates"] = False
-    params["search_index"] = "caller"
-    job = Job.objects.create(kind="import", dataset=dataset, params=params, unit="bytes")
-    started = time.perf_counter()
-    if jobs.execute(job.pk) != Job.Status.SUCCEEDED:
-        job.refresh_from_db()
-        sys.exit(f"import failed: {job.error}")
-    print(f"imported {pairs:,} pairs in {time.perf_counter() - started:.1f} s (load average {os.getloadavg()[0]:.1f})")
+    _job, seconds = import_generated(dataset, pairs, seed)
+    print(f"imported {pairs:,} pairs in {seconds:.1f} s (load average {os.getloadavg()[0]:.1f})")
     plant(dataset)
     return dataset
 

@@ -89,6 +89,15 @@ def judge_order(pairs, dataset, settings):
     return pairs.filter(pk__in=RawSQL(sql, [dataset.pk, dataset.pk, margin, margin]))
 
 
+# The dataset's pairs with the reward model's scores of their chosen (sc) and rejected (sr) responses;
+# params: the model's id twice, the dataset's id; callers add conditions with AND.
+_WITH_REWARDS = """
+    SELECT q.id FROM annotation_pair q
+    JOIN annotation_rewardscore sc ON sc.response_id = q.chosen_id AND sc.reward_model_id = %s
+    JOIN annotation_rewardscore sr ON sr.response_id = q.rejected_id AND sr.reward_model_id = %s
+    WHERE q.dataset_id = %s"""
+
+
 @selection("reward-vs-panel", _("Reward model against the judge panel"), "disagreement",
            _("The sign of the reward margin differs from the sign of the panel's score gap."), model=0)
 @materialised("reward-vs-panel", refreshed_at)
@@ -96,11 +105,7 @@ def reward_vs_panel(pairs, dataset, settings):
     model = reward_model_for(dataset, settings["model"])
     if model is None:
         return pairs.none()
-    sql = """
-        SELECT q.id FROM annotation_pair q
-        JOIN annotation_rewardscore sc ON sc.response_id = q.chosen_id AND sc.reward_model_id = %s
-        JOIN annotation_rewardscore sr ON sr.response_id = q.rejected_id AND sr.reward_model_id = %s
-        WHERE q.dataset_id = %s AND q.chosen_score IS NOT NULL AND q.rejected_score IS NOT NULL
+    sql = _WITH_REWARDS + """ AND q.chosen_score IS NOT NULL AND q.rejected_score IS NOT NULL
           AND sign(sc.reward - sr.reward) <> sign(q.chosen_score - q.rejected_score)"""
     return pairs.filter(pk__in=RawSQL(sql, [model.pk, model.pk, dataset.pk]))
 
@@ -135,10 +140,6 @@ def margin_range(pairs, dataset, settings):
     model = reward_model_for(dataset, settings["model"])
     if model is None:
         return pairs.none()
-    sql = """
-        SELECT q.id FROM annotation_pair q
-        JOIN annotation_rewardscore sc ON sc.response_id = q.chosen_id AND sc.reward_model_id = %s
-        JOIN annotation_rewardscore sr ON sr.response_id = q.rejected_id AND sr.reward_model_id = %s
-        WHERE q.dataset_id = %s AND sc.reward - sr.reward >= %s AND sc.reward - sr.reward < %s"""
+    sql = _WITH_REWARDS + " AND sc.reward - sr.reward >= %s AND sc.reward - sr.reward < %s"
     params = [model.pk, model.pk, dataset.pk, settings["margin_min"], settings["margin_max"]]
     return pairs.filter(pk__in=RawSQL(sql, params))
