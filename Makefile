@@ -30,8 +30,10 @@ demo: setup
 	@echo ""
 	$(BIN)/python scripts/demo.py --port $(PORT)
 
+# Stops the embedded PostgreSQL and Redis again if this run started them (never the machine's own servers).
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+		$(BIN)/python scripts/services.py stop-started; exit $$status
 
 # Every benchmark at full size, one after the other (about 10 minutes on 2 cores); figures in BENCHMARKS.md.
 bench: setup

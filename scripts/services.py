@@ -17,6 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 LOCAL_ENV = VAR / "local.env"
+# The embedded servers the last `ensure` started (not those already running), for `stop-started`.
+STARTED = VAR / "services-started"
 PG_DIR = VAR / "postgres"
 REDIS_DIR = VAR / "redis"
 REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6391"))
@@ -77,23 +79,39 @@ def _port_open(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _running(pidfile):
+    try:
+        os.kill(int(pidfile.read_text().splitlines()[0]), 0)
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def ensure():
     values = read_local_env()
+    started = []
     values.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     if os.environ.get("DATABASE_URL"):
         values.pop("DATABASE_URL", None)
         ensure_database(os.environ["DATABASE_URL"])
         print(f"PostgreSQL: {os.environ['DATABASE_URL'].split('@')[-1]} (from DATABASE_URL)")
     else:
+        if not _running(PG_DIR / "postmaster.pid"):
+            started.append("postgres")
         values["DATABASE_URL"] = start_postgres()
         print(f"PostgreSQL: embedded, data in {PG_DIR}")
     if os.environ.get("REDIS_URL"):
         values.pop("REDIS_URL", None)
         print(f"Redis: {os.environ['REDIS_URL'].split('@')[-1]} (from REDIS_URL)")
     else:
+        if not _port_open(REDIS_PORT):
+            started.append("redis")
         values["REDIS_URL"] = start_redis()
         print(f"Redis: embedded on 127.0.0.1:{REDIS_PORT}")
     write_local_env(values)
+    STARTED.write_text("".join(f"{name}\n" for name in started), encoding="utf-8")
 
 
 def ensure_database(url):
@@ -109,14 +127,31 @@ def ensure_database(url):
             print(f"created database {name}")
 
 
-def stop():
-    # SIGINT is PostgreSQL's "fast shutdown"; both servers write their pid where we can read it.
-    for pidfile, signal in ((REDIS_DIR / "redis.pid", "-TERM"), (PG_DIR / "postmaster.pid", "-INT")):
+# SIGINT is PostgreSQL's "fast shutdown"; both servers write their pid where we can read it.
+SERVERS = {"redis": (REDIS_DIR / "redis.pid", "-TERM"), "postgres": (PG_DIR / "postmaster.pid", "-INT")}
+
+
+def stop(names=tuple(SERVERS)):
+    for name in names:
+        pidfile, signal = SERVERS[name]
         if pidfile.exists():
             pid = pidfile.read_text().splitlines()[0].strip()
             subprocess.run(["kill", signal, pid], check=False)
 
 
+def stop_started():
+    """Stop the embedded servers that the last `ensure` started (what `make test` started), and leave
+    running those that were already up (a `make demo` in another terminal); say which in one line."""
+    names = STARTED.read_text(encoding="utf-8").split() if STARTED.exists() else []
+    stop(names)
+    STARTED.unlink(missing_ok=True)
+    if names:
+        print(f"Stopped the embedded {' and '.join(names)} that this run started.")
+    elif {"DATABASE_URL", "REDIS_URL"} <= set(read_local_env()):
+        print("The embedded PostgreSQL and Redis were running before this run and are left running; "
+              "`make stop-services` stops them.")
+
+
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "ensure"
-    {"ensure": ensure, "stop": stop}[command]()
+    {"ensure": ensure, "stop": stop, "stop-started": stop_started}[command]()

@@ -15,6 +15,8 @@ from tests.helpers import Team
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+DPO_SAMPLE = "dpo_zh_demo_200.jsonl"
+ALIGNBENCH_QUESTIONS = "alignbench_v1.1_questions.jsonl"
 TEST_OUTPUT = ROOT / "test-output"
 
 # Browser tests drive Playwright's sync API, which runs an event loop in the test thread.
@@ -27,6 +29,20 @@ def _test_redis_url():
     parts = urlsplit(settings.REDIS_URL)
     number = int(os.environ.get("TEST_REDIS_DB", "15"))
     return urlunsplit((parts.scheme, parts.netloc, f"/{number}", "", ""))
+
+
+def shared_data(name, module=False):
+    """The path of a file of the real Chinese sample data in ../shared/data, which is not part of the
+    project. Where it is missing (a bare clone) the test skips and says why; where REQUIRE_SHARED_DATA is
+    set (CI, which has the data) it fails instead, so those tests cannot silently stop running there.
+    `module=True` skips a whole module from its top level."""
+    path = SHARED_DATA / name
+    if path.is_file():
+        return path
+    reason = f"needs the real sample data {path}, which lies outside the project (../shared/data) and is absent here"
+    if os.environ.get("REQUIRE_SHARED_DATA"):
+        pytest.fail(f"{reason}; REQUIRE_SHARED_DATA is set, so this is an error", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)
 
 
 @pytest.fixture(scope="session", autouse=True)

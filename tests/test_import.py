@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from annotation.ingest.formats import RowError, detect_format, parse_record
 from annotation.models import Dataset, Judgement, Pair, Prompt, Response
 
-from .conftest import SHARED_DATA
+from .conftest import DPO_SAMPLE, shared_data
 from .helpers import sharegpt_line, write_jsonl
 
 
@@ -22,7 +22,7 @@ def run_import(path, dataset="imports", **options):
 
 def test_it_imports_the_real_sharegpt_sample(db, tmp_path):
     path = tmp_path / "dpo.jsonl"
-    path.write_bytes((SHARED_DATA / "dpo_zh_demo_200.jsonl").read_bytes())
+    path.write_bytes(shared_data(DPO_SAMPLE).read_bytes())
     report = run_import(path)
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     unique = {json.dumps([x["conversations"], x["chosen"], x["rejected"]], ensure_ascii=False) for x in lines}

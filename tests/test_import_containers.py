@@ -16,12 +16,10 @@ from annotation import jobs
 from annotation.ingest.importer import import_params
 from annotation.models import Dataset, Job, Pair, Prompt, Response
 
-from .conftest import SHARED_DATA
+from .conftest import ALIGNBENCH_QUESTIONS, DPO_SAMPLE, shared_data
 from .helpers import generated_pairs, sharegpt_line, write_jsonl
 from .test_import import run_import
 
-DPO = SHARED_DATA / "dpo_zh_demo_200.jsonl"
-ALIGNBENCH = SHARED_DATA / "alignbench_v1.1_questions.jsonl"
 
 
 def read_jsonl(path):
@@ -54,7 +52,7 @@ def sharegpt_as_columns(record):
 @pytest.fixture
 def dpo_jsonl_import(db, tmp_path):
     path = tmp_path / "dpo.jsonl"
-    path.write_bytes(DPO.read_bytes())
+    path.write_bytes(shared_data(DPO_SAMPLE).read_bytes())
     report = run_import(path, dataset="jsonl")
     assert report["imported_pairs"] > 150 and report["rejected_rows"] == []
     return report
@@ -62,7 +60,7 @@ def dpo_jsonl_import(db, tmp_path):
 
 @pytest.mark.parametrize("compression", ["", ".gz", ".zst"])
 def test_the_real_sample_as_a_json_array_imports_the_same_pairs_as_jsonl(dpo_jsonl_import, tmp_path, compression):
-    raw = json.dumps(read_jsonl(DPO), ensure_ascii=False, indent=2).encode("utf-8")
+    raw = json.dumps(read_jsonl(shared_data(DPO_SAMPLE)), ensure_ascii=False, indent=2).encode("utf-8")
     raw = {"": raw, ".gz": gzip.compress(raw) if compression == ".gz" else b"",
            ".zst": zstandard.ZstdCompressor().compress(raw) if compression == ".zst" else b""}[compression]
     path = tmp_path / f"dpo.json{compression}"
@@ -76,7 +74,7 @@ def test_the_real_sample_as_a_json_array_imports_the_same_pairs_as_jsonl(dpo_jso
 
 def test_the_real_sample_as_a_mapped_csv_imports_the_same_pairs_as_jsonl(dpo_jsonl_import, tmp_path):
     rows = []
-    for record in read_jsonl(DPO):
+    for record in read_jsonl(shared_data(DPO_SAMPLE)):
         system, history, query, chosen, rejected = sharegpt_as_columns(record)
         rows.append([query, system, json.dumps(history, ensure_ascii=False) if history else "", chosen, rejected])
     path = write_csv(tmp_path / "dpo.csv", ["问题", "系统提示", "历史", "好", "差"], rows)
@@ -88,7 +86,7 @@ def test_the_real_sample_as_a_mapped_csv_imports_the_same_pairs_as_jsonl(dpo_jso
 
 def test_the_real_sample_as_parquet_with_nested_columns_imports_the_same_pairs_as_jsonl(dpo_jsonl_import, tmp_path):
     path = tmp_path / "dpo.parquet"
-    pq.write_table(pa.Table.from_pylist(read_jsonl(DPO)), path, row_group_size=64)
+    pq.write_table(pa.Table.from_pylist(read_jsonl(shared_data(DPO_SAMPLE))), path, row_group_size=64)
     report = run_import(path, dataset="parquet")
     assert report["rejected_rows"] == []
     assert report["imported_pairs"] == dpo_jsonl_import["imported_pairs"]
@@ -96,7 +94,7 @@ def test_the_real_sample_as_parquet_with_nested_columns_imports_the_same_pairs_a
 
 
 def test_real_questions_with_reference_answers_import_as_responses_from_csv_like_jsonl(db, tmp_path):
-    questions = read_jsonl(ALIGNBENCH)
+    questions = read_jsonl(shared_data(ALIGNBENCH_QUESTIONS))
     as_jsonl = [{"prompt": q["question"], "domain": q["category"],
                  "responses": [{"model": "reference", "text": q["reference"]}]} for q in questions]
     jsonl = run_import(write_jsonl(tmp_path / "ab.jsonl", as_jsonl), dataset="ab-jsonl")

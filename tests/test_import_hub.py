@@ -14,12 +14,11 @@ from django.urls import reverse
 from annotation import jobs
 from annotation.models import Job, Pair
 
-from .conftest import SHARED_DATA
+from .conftest import DPO_SAMPLE, shared_data
 from .helpers import write_jsonl
 from .test_import import run_import
 from .test_import_containers import pair_keys, read_jsonl
 
-DPO = SHARED_DATA / "dpo_zh_demo_200.jsonl"
 REPO = "m-a-p/COIG-P"
 TOKEN = "hf_test_token_never_stored"
 
@@ -91,7 +90,7 @@ def parquet_bytes(records, tmp_path, name):
 
 @pytest.fixture
 def hub(db, settings, tmp_path, monkeypatch):
-    records = read_jsonl(DPO)
+    records = read_jsonl(shared_data(DPO_SAMPLE))
     files = {"0000.parquet": parquet_bytes(records[:120], tmp_path, "a.parquet"),
              "0001.parquet": parquet_bytes(records[120:], tmp_path, "b.parquet")}
     server = FakeHub(files)
@@ -107,7 +106,7 @@ def test_a_hub_dataset_is_downloaded_only_as_far_as_the_limit_needs_and_imported
     job = Job.objects.get(dataset__name="hub", kind="import")
     assert job.counts["rows_read"] == 100 and report["rejected_rows"] == []
     assert hub.fetched() == ["0000.parquet"], "the second file is not needed for 100 rows"
-    run_import(write_jsonl(tmp_path / "first100.jsonl", read_jsonl(DPO)[:100]), dataset="jsonl")
+    run_import(write_jsonl(tmp_path / "first100.jsonl", read_jsonl(shared_data(DPO_SAMPLE))[:100]), dataset="jsonl")
     assert pair_keys("hub") == pair_keys("jsonl")
     assert job.done == job.total > 0
 
@@ -182,7 +181,7 @@ def test_the_web_form_refuses_both_or_neither_of_a_file_and_a_hub_dataset_and_ba
 
 def _copy_dpo(tmp_path):
     path = tmp_path / "dpo.jsonl"
-    path.write_bytes(DPO.read_bytes())
+    path.write_bytes(shared_data(DPO_SAMPLE).read_bytes())
     return path
 
 

@@ -18,13 +18,13 @@ from annotation.models import (
     PromptSignature,
 )
 
-from .conftest import SHARED_DATA
+from .conftest import ALIGNBENCH_QUESTIONS, DPO_SAMPLE, shared_data
 from .helpers import write_jsonl
 
-DPO = [json.loads(line) for line in (SHARED_DATA / "dpo_zh_demo_200.jsonl").read_text(encoding="utf-8").splitlines()]
+DPO = [json.loads(line) for line in shared_data(DPO_SAMPLE, module=True).read_text(encoding="utf-8").splitlines()]
 ALIGNBENCH = {
     row["question_id"]: row["question"]
-    for row in map(json.loads, (SHARED_DATA / "alignbench_v1.1_questions.jsonl").read_text(encoding="utf-8").splitlines())
+    for row in map(json.loads, shared_data(ALIGNBENCH_QUESTIONS, module=True).read_text(encoding="utf-8").splitlines())
 }
 # A real query of 166 characters, and two edits of it: punctuation only, and one clause reworded.
 ORIGINAL = DPO[45]["conversations"][-1]["value"]
@@ -48,7 +48,7 @@ def import_file(path, dataset, *args, **options):
 
 def import_alignbench(tmp_path, name="AlignBench"):
     path = tmp_path / "alignbench.jsonl"
-    path.write_bytes((SHARED_DATA / "alignbench_v1.1_questions.jsonl").read_bytes())
+    path.write_bytes(shared_data(ALIGNBENCH_QUESTIONS).read_bytes())
     import_file(path, name, "--benchmark", format="prompts")
     return Dataset.objects.get(name=name)
 
