@@ -91,7 +91,10 @@ class JudgeAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "family", "is_active"]}),
         ("API", {"fields": ["base_url", "model", "api_key_env"],
                  "description": "An OpenAI-compatible API. api_key_env is the NAME of the environment variable "
-                                "holding the key (e.g. DEEPSEEK_API_KEY); the key itself is never stored."}),
+                                "holding the key, never the key itself. Only variables marked as provider keys "
+                                "can be named: by default those starting with COIGP_JUDGE_KEY_ (e.g. "
+                                "COIGP_JUDGE_KEY_DEEPSEEK); set it where the worker runs, not only where the web "
+                                "server runs."}),
         ("Sampling", {"fields": ["temperature", "max_tokens", "timeout_s"]}),
         ("Limits", {"fields": ["max_concurrency", "rpm_limit", "tpm_limit"]}),
         ("Price per 1M tokens", {"fields": ["price_input_per_m", "price_output_per_m"]}),

@@ -28,11 +28,42 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
 
 def check_env_name(value):
-    """The name of an environment variable, or a ValueError: a pasted key must never be stored."""
-    if value and not _ENV_NAME.match(value):
+    """The name of an environment variable that may hold a provider's API key, or a ValueError.
+
+    A pasted key must never be stored, and a judge or reward endpoint must not be able to name just any
+    variable: its key is sent as a Bearer token to a URL an admin typed, so `DJANGO_SECRET_KEY` or
+    `DATABASE_URL` would leak to whoever runs that URL. Only names the operator marked as provider keys
+    are accepted: those starting with a prefix in settings.PROVIDER_KEY_ENV_PREFIXES, or listed in
+    settings.PROVIDER_KEY_ENV_ALLOWED."""
+    if not value:
+        return value
+    if not _ENV_NAME.match(value):
         raise ValueError(f"{value[:4]}… is not the name of an environment variable (letters, digits, _); "
                          "give the NAME of the variable holding the API key, never the key itself")
+    from django.conf import settings  # noqa: PLC0415 - this module is also used outside Django's setup
+
+    prefixes = tuple(settings.PROVIDER_KEY_ENV_PREFIXES)
+    if not value.startswith(prefixes) and value not in settings.PROVIDER_KEY_ENV_ALLOWED:
+        raise ValueError(
+            f"{value} is not marked as a provider API key variable: its name must start with "
+            f"{' or '.join(prefixes)} (or the operator lists it in COIGP_PROVIDER_KEY_ENV_ALLOWED), "
+            "so that no other secret of the server can be sent to a provider's URL"
+        )
     return value
+
+
+def provider_key(owner, env_name, error):
+    """The API key in the variable `env_name` for `owner` (a judge's or endpoint's name), checked again
+    at use, so a name stored before the rule existed cannot send another secret; `error(message)` makes
+    the permanent error to raise."""
+    try:
+        check_env_name(env_name)
+    except ValueError as exc:
+        raise error(f"{owner}: {exc}") from None
+    key = os.environ.get(env_name)
+    if not key:
+        raise error(f"{owner}: the environment variable {env_name} (the API key) is not set where the worker runs")
+    return key
 
 
 class JudgeError(Exception):
@@ -68,12 +99,7 @@ class JudgeSettings:
     def api_key(self):
         if not self.api_key_env:
             return None
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise JudgeError(
-                f"{self.name}: the environment variable {self.api_key_env} (the API key) is not set", permanent=True
-            )
-        return key
+        return provider_key(self.name, self.api_key_env, lambda message: JudgeError(message, permanent=True))
 
 
 @dataclass

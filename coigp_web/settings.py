@@ -245,6 +245,14 @@ JUDGE_MAX_RETRIES = env_int("JUDGE_MAX_RETRIES", 6)
 JUDGE_BACKOFF_BASE_MS = env_int("JUDGE_BACKOFF_BASE_MS", 500)
 JUDGE_BACKOFF_MAX_MS = env_int("JUDGE_BACKOFF_MAX_MS", 60_000)
 
+# Which environment variables a judge or reward endpoint may name as its API key (it is sent as a Bearer
+# token to the URL an admin types): names starting with one of these prefixes, or listed exactly.
+PROVIDER_KEY_ENV_PREFIXES = env_list("COIGP_PROVIDER_KEY_ENV_PREFIXES", ["COIGP_JUDGE_KEY_", "COIGP_REWARD_KEY_"])
+PROVIDER_KEY_ENV_ALLOWED = env_list("COIGP_PROVIDER_KEY_ENV_ALLOWED", [])
+if not PROVIDER_KEY_ENV_PREFIXES or not all(len(prefix) >= 4 for prefix in PROVIDER_KEY_ENV_PREFIXES):
+    raise ImproperlyConfigured("COIGP_PROVIDER_KEY_ENV_PREFIXES must list prefixes of at least 4 characters "
+                               "(an empty prefix would let a judge send any secret of the server).")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

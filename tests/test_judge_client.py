@@ -98,17 +98,17 @@ def test_it_never_retries_permanent_errors_and_keeps_the_providers_message(serve
 
 def test_the_api_key_comes_from_the_named_environment_variable(monkeypatch):
     with LLMServer(api_key="sk-loop") as server:
-        monkeypatch.setenv("LOOP_KEY", "sk-loop")
-        assert isinstance(complete(judge_for(server, api_key_env="LOOP_KEY")), Completion)
-        monkeypatch.setenv("LOOP_KEY", "sk-wrong")
+        monkeypatch.setenv("COIGP_JUDGE_KEY_LOOP", "sk-loop")
+        assert isinstance(complete(judge_for(server, api_key_env="COIGP_JUDGE_KEY_LOOP")), Completion)
+        monkeypatch.setenv("COIGP_JUDGE_KEY_LOOP", "sk-wrong")
         with pytest.raises(JudgeError, match="HTTP 401.*Incorrect API key"):
-            complete(judge_for(server, api_key_env="LOOP_KEY"))
+            complete(judge_for(server, api_key_env="COIGP_JUDGE_KEY_LOOP"))
 
 
 def test_a_missing_api_key_variable_is_a_permanent_error_naming_it(server, monkeypatch):
-    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
-    with pytest.raises(JudgeError, match="NO_SUCH_KEY") as raised:
-        complete(judge_for(server, api_key_env="NO_SUCH_KEY"))
+    monkeypatch.delenv("COIGP_JUDGE_KEY_NO_SUCH", raising=False)
+    with pytest.raises(JudgeError, match="COIGP_JUDGE_KEY_NO_SUCH") as raised:
+        complete(judge_for(server, api_key_env="COIGP_JUDGE_KEY_NO_SUCH"))
     assert raised.value.permanent and server.requests == 0
 
 

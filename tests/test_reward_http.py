@@ -113,16 +113,17 @@ def test_a_500_that_never_heals_fails_the_job_after_the_retries(dataset, vllm):
 
 
 def test_a_401_is_not_retried_and_fails_the_job_with_the_message(dataset, monkeypatch):
-    monkeypatch.setenv("TEST_REWARD_KEY", "wrong")
+    monkeypatch.setenv("COIGP_REWARD_KEY_TEST", "wrong")
     with LLMServer(paths=("/pooling",), responder=_vllm_reply, api_key="right") as server:
-        model = _add("vllm-rm", base_url=f"http://127.0.0.1:{server.port}", model="m", api_key_env="TEST_REWARD_KEY")
+        model = _add("vllm-rm", base_url=f"http://127.0.0.1:{server.port}", model="m",
+                     api_key_env="COIGP_REWARD_KEY_TEST")
         job = _score(dataset, model)
         requests = server.requests
     assert job.status == Job.Status.FAILED
     assert "HTTP 401" in job.error and "Incorrect API key provided." in job.error
     assert requests <= Response.objects.filter(dataset=dataset).count()  # once each at most: no retry
     assert not RewardScore.objects.exists()
-    assert model.config["api_key_env"] == "TEST_REWARD_KEY" and "wrong" not in orjson.dumps(model.config).decode()
+    assert model.config["api_key_env"] == "COIGP_REWARD_KEY_TEST" and "wrong" not in orjson.dumps(model.config).decode()
 
 
 @pytest.mark.parametrize(("body", "reason"), [
@@ -145,6 +146,9 @@ def test_a_malformed_reply_fails_the_job_naming_the_response_and_invents_no_rewa
 def test_registration_refuses_a_pasted_key_and_a_vllm_model_without_an_id(db):
     with pytest.raises(CommandError, match="not the name of an environment variable"):
         _add("x", base_url="http://127.0.0.1:1", model="m", api_key_env="sk-abc123-def")
+    for secret in ("DJANGO_SECRET_KEY", "DATABASE_URL", "HF_TOKEN"):
+        with pytest.raises(CommandError, match=f"{secret} is not marked as a provider API key variable"):
+            _add("x", base_url="http://127.0.0.1:1", model="m", api_key_env=secret)
     with pytest.raises(CommandError, match="needs the served model's id"):
         _add("x", base_url="http://127.0.0.1:1")
     with pytest.raises(CommandError, match="is not an http"):

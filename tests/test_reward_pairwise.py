@@ -89,9 +89,9 @@ def test_a_judge_that_always_answers_a_is_entirely_position_inconsistent(gold, c
 def test_a_bad_key_fails_the_pairwise_job_with_the_providers_message(gold, monkeypatch):
     from django.core.management import CommandError
 
-    monkeypatch.setenv("AB_KEY", "wrong")
+    monkeypatch.setenv("COIGP_JUDGE_KEY_AB", "wrong")
     with LLMServer(api_key="right") as server:
-        Judge.objects.create(name="locked", base_url=server.base_url, model="m", api_key_env="AB_KEY")
+        Judge.objects.create(name="locked", base_url=server.base_url, model="m", api_key_env="COIGP_JUDGE_KEY_AB")
         with pytest.raises(CommandError, match="HTTP 401.*Incorrect API key"):
             call_command("rewardbench", gold="gold", model=["locked"], pairwise=True, no_progress=True)
 

@@ -194,12 +194,13 @@ def test_the_commands_add_list_judges_and_score_with_a_json_report(rubrics, serv
     make_responses(dataset, ["一", "二", "NOSCORE"])
     server.when("NOSCORE", Reply(content="不错"))
     call_command("judges", "add", "qwen-loop", "--base-url", server.base_url, "--model", "qwen2-72b",
-                 "--api-key-env", "QWEN_KEY", "--family", "qwen", "--concurrency", "4", "--rpm", "600")
+                 "--api-key-env", "COIGP_JUDGE_KEY_QWEN", "--family", "qwen", "--concurrency", "4", "--rpm", "600")
     judge = Judge.objects.get(name="qwen-loop")
-    assert (judge.family, judge.max_concurrency, judge.rpm_limit, judge.api_key_env) == ("qwen", 4, 600, "QWEN_KEY")
+    assert (judge.family, judge.max_concurrency, judge.rpm_limit) == ("qwen", 4, 600)
+    assert judge.api_key_env == "COIGP_JUDGE_KEY_QWEN"
     call_command("judges", "list")
     assert "qwen-loop" in capsys.readouterr().out
-    with pytest.raises(CommandError, match="QWEN_KEY"):
+    with pytest.raises(CommandError, match="COIGP_JUDGE_KEY_QWEN"):
         call_command("score", "--dataset", "cli", "--judge", "qwen-loop", "--no-progress")
     call_command("judges", "add", "qwen-loop", "--base-url", server.base_url, "--model", "qwen2-72b")
     report = tmp_path / "report.json"

@@ -162,6 +162,44 @@ def test_the_judge_admin_refuses_an_api_key_pasted_as_the_variable_name(client, 
     assert response.status_code == 200 and b"never the key itself" in response.content
     assert b"1234567890abcdef" not in response.content.split(b"errorlist")[1][:300]
     assert not Judge.objects.filter(name="ds").exists()
-    data["api_key_env"] = "DEEPSEEK_API_KEY"
+    data["api_key_env"] = "COIGP_JUDGE_KEY_DEEPSEEK"
     assert client.post(reverse("admin:annotation_judge_add"), data).status_code == 302
-    assert Judge.objects.get(name="ds").api_key_env == "DEEPSEEK_API_KEY"
+    assert Judge.objects.get(name="ds").api_key_env == "COIGP_JUDGE_KEY_DEEPSEEK"
+
+
+@pytest.mark.parametrize("secret", ["DJANGO_SECRET_KEY", "DATABASE_URL", "HF_TOKEN", "DEEPSEEK_API_KEY"])
+def test_the_judge_admin_accepts_only_variables_marked_as_provider_keys(client, superuser, db, secret):
+    login(client, superuser)
+    data = {"name": "ds", "family": "deepseek", "base_url": "https://attacker.example/v1", "model": "m",
+            "api_key_env": secret, "temperature": "0", "max_tokens": "1024", "timeout_s": "120",
+            "max_concurrency": "16", "price_input_per_m": "0", "price_output_per_m": "0", "is_active": "on"}
+    response = client.post(reverse("admin:annotation_judge_add"), data)
+    assert response.status_code == 200 and b"is not marked as a provider API key variable" in response.content
+    assert b"COIGP_JUDGE_KEY_" in response.content
+    assert not Judge.objects.filter(name="ds").exists()
+
+
+def test_an_operator_can_allow_one_more_variable_by_name(client, superuser, db, settings):
+    settings.PROVIDER_KEY_ENV_ALLOWED = ["DEEPSEEK_API_KEY"]
+    login(client, superuser)
+    data = {"name": "ds", "family": "deepseek", "base_url": "https://api.deepseek.com/v1", "model": "m",
+            "api_key_env": "DEEPSEEK_API_KEY", "temperature": "0", "max_tokens": "1024", "timeout_s": "120",
+            "max_concurrency": "16", "price_input_per_m": "0", "price_output_per_m": "0", "is_active": "on"}
+    assert client.post(reverse("admin:annotation_judge_add"), data).status_code == 302
+
+
+def test_test_connection_never_sends_a_server_secret_a_judge_names(client, superuser, world, monkeypatch):
+    # A judge stored before the rule (or written straight to the database) that names the server's own
+    # secret: the request is not sent and the admin reads why.
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "the-servers-own-secret")
+    with LLMServer(api_key="the-servers-own-secret") as server:
+        server.default = Reply(content="OK")
+        thief = Judge.objects.create(name="thief", base_url=server.base_url, model="m", api_key_env="DJANGO_SECRET_KEY")
+        login(client, superuser)
+        url = reverse("admin:annotation_judge_changelist")
+        response = client.post(url, {"action": "test_connection", "_selected_action": [thief.pk]}, follow=True)
+        requests = server.requests
+    text = response.content.decode()
+    assert "DJANGO_SECRET_KEY is not marked as a provider API key variable" in text
+    assert "answered in" not in text and "the-servers-own-secret" not in text
+    assert requests == 0

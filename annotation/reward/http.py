@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 
 from ..judge_client import (RETRYABLE_STATUS, JudgeError, Retry, _provider_message, _retry_after, check_env_name,
-                            new_session, retry_policy)
+                            new_session, provider_key, retry_policy)
 
 PROTOCOLS = ("vllm", "generic")
 
@@ -136,12 +136,7 @@ class RewardEndpointClient:
         self.semaphore = asyncio.Semaphore(settings.max_concurrency)
         self.headers = {"Content-Type": "application/json"}
         if settings.api_key_env:
-            import os
-
-            key = os.environ.get(settings.api_key_env)
-            if not key:
-                raise RewardError(f"{settings.name}: the environment variable {settings.api_key_env} (the API key) "
-                                  "is not set", permanent=True)
+            key = provider_key(settings.name, settings.api_key_env, lambda message: RewardError(message, permanent=True))
             self.headers["Authorization"] = f"Bearer {key}"
         self.timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
 

@@ -15,7 +15,10 @@ class Command(BaseCommand):
         add.add_argument("name")
         add.add_argument("--base-url", required=True, help="e.g. https://api.deepseek.com/v1 or http://127.0.0.1:8000/v1")
         add.add_argument("--model", required=True, help="the provider's model id")
-        add.add_argument("--api-key-env", default="", help="name of the environment variable holding the API key")
+        add.add_argument("--api-key-env", default="",
+                         help="name of the environment variable holding the API key; it must start with "
+                              "COIGP_JUDGE_KEY_ (or another prefix in COIGP_PROVIDER_KEY_ENV_PREFIXES) and be set "
+                              "where the worker runs")
         add.add_argument("--family", default="", help="model family for self-preference analysis, e.g. qwen, gpt")
         add.add_argument("--concurrency", type=int, help="requests in flight at most")
         add.add_argument("--rpm", type=int, help="requests per minute at most")

@@ -20,7 +20,8 @@ class Command(BaseCommand):
         add.add_argument("--base-url", help="http: the server (vllm: POST BASE/pooling; generic: POST BASE)")
         add.add_argument("--protocol", choices=PROTOCOLS, default="vllm")
         add.add_argument("--model", default="", help="http: the served model id (needed for vllm)")
-        add.add_argument("--api-key-env", default="", help="http: NAME of the environment variable with the key")
+        add.add_argument("--api-key-env", default="", help="http: NAME of the environment variable with the key, "
+                         "starting with COIGP_REWARD_KEY_ (see COIGP_PROVIDER_KEY_ENV_PREFIXES)")
         add.add_argument("--concurrency", type=int, default=16)
         add.add_argument("--timeout", type=float, default=120.0)
         add.add_argument("--prompt-field", default="prompt", help="generic: the request's prompt field")
