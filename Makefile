@@ -25,8 +25,7 @@ demo: setup
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py load_sample
 	@echo ""
-	@echo "  coigp-web is starting on http://127.0.0.1:$(PORT)/ (log in with the admin account above)"
-	@echo "  Open the 'COIG-P sample' dataset, or upload a file on a dataset page. Ctrl-C stops everything."
+	@echo "  coigp-web is starting on http://127.0.0.1:$(PORT)/ (the login is repeated once it answers)"
 	@echo ""
 	$(BIN)/python scripts/demo.py --port $(PORT)
 

@@ -29,13 +29,36 @@ def test_grant_names_what_does_not_exist(db):
         call_command("revoke", team.outsider.username, team.dataset.name)
 
 
-def test_ensure_admin_takes_the_password_from_the_environment_and_runs_twice(db, monkeypatch, capsys):
+def test_ensure_admin_takes_the_password_from_the_environment_and_runs_twice(db, monkeypatch, capsys, settings,
+                                                                           tmp_path):
+    settings.VAR_DIR = tmp_path
     monkeypatch.setenv("COIGP_ADMIN_PASSWORD", "s3cret-from-env")
     call_command("ensure_admin", username="boss")
     call_command("ensure_admin", username="boss")
     boss = get_user_model().objects.get(username="boss")
     assert boss.is_superuser and boss.check_password("s3cret-from-env")
     assert "s3cret-from-env" not in capsys.readouterr().out
+    assert not (tmp_path / "admin-password").exists()
+
+
+@pytest.mark.parametrize("weak", ["1", "password", "qwerty123", "12345678"])
+def test_ensure_admin_refuses_a_weak_password_from_the_environment(db, monkeypatch, weak):
+    monkeypatch.setenv("COIGP_ADMIN_PASSWORD", weak)
+    with pytest.raises(CommandError, match="COIGP_ADMIN_PASSWORD is too weak"):
+        call_command("ensure_admin", username="boss")
+    assert not get_user_model().objects.filter(username="boss").exists()
+
+
+def test_a_generated_admin_password_is_kept_in_a_file_only_its_owner_reads(db, monkeypatch, capsys, settings,
+                                                                          tmp_path):
+    settings.VAR_DIR = tmp_path
+    monkeypatch.delenv("COIGP_ADMIN_PASSWORD", raising=False)
+    call_command("ensure_admin", username="boss")
+    kept = tmp_path / "admin-password"
+    username, password = kept.read_text(encoding="utf-8").split()
+    assert username == "boss" and get_user_model().objects.get(username="boss").check_password(password)
+    assert password in capsys.readouterr().out
+    assert kept.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_sample_data_loads_cleanly_once_and_covers_every_domain(db):

@@ -76,11 +76,14 @@ def test_the_group_list_shows_each_group_with_escaped_queries(client, team, impo
 def test_the_contamination_list_names_the_benchmark_item_to_its_members_only(client, team, imported):
     html = page(client, team.viewer, f"/datasets/{team.dataset.pk}/contamination/").content.decode()
     assert CONTAMINATED[341][:20] in html
-    assert ALIGNBENCH[341][:20] not in html and "AlignBench · #" in html
     bench = imported.dataset.__class__.objects.get(name="AlignBench")
+    # Not even the benchmark's name or its prompt ids reach a user who is not a member of it.
+    assert ALIGNBENCH[341][:20] not in html and "AlignBench" not in html
+    assert "(a benchmark you are not a member of)" in html
+    assert not any(f"#{pk}<" in html for pk in bench.prompts.values_list("pk", flat=True))
     Membership.objects.create(dataset=bench, user=team.viewer, role=Role.VIEWER)
     html = page(client, team.viewer, f"/datasets/{team.dataset.pk}/contamination/").content.decode()
-    assert ALIGNBENCH[341][:20] in html
+    assert ALIGNBENCH[341][:20] in html and "AlignBench · #" in html
 
 
 def test_the_dataset_page_shows_group_and_contamination_counts(client, team, imported):

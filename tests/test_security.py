@@ -1,5 +1,14 @@
-"""Headers and escaping: model output and user text are hostile HTML."""
+"""Headers, escaping and deployment settings: model output and user text are hostile HTML; the production
+shape passes Django's deployment checks."""
 
+import os
+import re
+import secrets
+import subprocess
+import sys
+
+import yaml
+from django.conf import settings
 from django.urls import reverse
 
 from annotation.models import Job, JobError
@@ -46,3 +55,38 @@ def test_htmx_polling_gets_the_progress_fragment_and_stops_when_the_job_ends(cli
     response = client.get(reverse("job-detail", args=[job.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 286 and response["HX-Refresh"] == "true"
     assert "hx-trigger" not in response.content.decode()
+
+
+# --- The production shape passes Django's deployment checks --------------------------------------------
+
+def _compose_app_environment():
+    """The environment docker-compose.yml gives every app service, with each ${VAR:-default} resolved to its
+    default as `docker compose up` does when the variable is unset."""
+    compose = yaml.safe_load((settings.BASE_DIR / "docker-compose.yml").read_text(encoding="utf-8"))
+    values = {}
+    for name, value in compose["x-app"]["environment"].items():
+        match = re.fullmatch(r"\$\{(\w+)(:-|:\?)([^}]*)\}", str(value))
+        values[name] = match.group(3) if match and match.group(2) == ":-" else str(value)
+    return values
+
+
+def test_check_deploy_passes_with_the_docker_compose_environment():
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **_compose_app_environment(),
+           "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "COIGP_VAR_DIR": "/nonexistent"}
+    assert env["DJANGO_SECURE_SSL_REDIRECT"] == "1" and int(env["DJANGO_SECURE_HSTS_SECONDS"]) >= 31536000
+    assert env["DJANGO_SECURE_COOKIES"] == "1"
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_names_what_is_missing_without_the_production_settings():
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "COIGP_VAR_DIR": "/nonexistent",
+           "DATABASE_URL": "postgresql://x@db/x", "REDIS_URL": "redis://redis:6379/0",
+           "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    for check in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert check in result.stderr
