@@ -71,7 +71,7 @@ def outcome(kind, counts):
 
 
 def failure_summary(job):
-    """"3 of 100 rows rejected" for a job some of whose items failed, else ""."""
+    """The job's failed items in words ("3 of 100 rows rejected"); empty when none failed."""
     tally = _tally(job.kind)
     failed = tally.failures(job.counts) if tally else 0
     if not failed:

@@ -60,7 +60,7 @@ def job_unit(unit):
 
 @register.filter
 def job_failures(job):
-    """"3 of 100 rows rejected" for a job some of whose items failed, else ""."""
+    """The job's failed items in words ("3 of 100 rows rejected"); empty when none failed."""
     return failure_summary(job)
 
 
