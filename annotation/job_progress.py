@@ -1,15 +1,57 @@
-"""Running a job in the command's own process with a terminal progress bar (every CLI command)."""
+"""Commands that run jobs in their own process: a terminal progress bar, and an exit status that follows
+the jobs' outcome (README, "Exit status")."""
 
-from django.core.management.base import CommandError
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from . import jobs
 from .models import Job
 
+EXIT_FAILED = 1
+EXIT_PROBLEMS = 2
+EXIT_STATUS_HELP = ("Exit status: 0 succeeded; 1 failed, was cancelled or was refused (bad arguments); 2 finished "
+                    "with problems (some items failed: rows rejected, requests without a score, pairs skipped).")
+
+
+class JobCommand(BaseCommand):
+    """A command that runs jobs here. A job that failed ends it with a CommandError (exit status 1); one
+    that finished with problems lets it report what it did, then exit with status 2 (`call_command`
+    returns normally: its caller has the job and its counts)."""
+
+    exit_status = 0
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        return super().create_parser(prog_name, subcommand, epilog=EXIT_STATUS_HELP, **kwargs)
+
+    def run_from_argv(self, argv):
+        super().run_from_argv(argv)
+        if self.exit_status:
+            sys.exit(self.exit_status)
+
+    def finish(self, job, what):
+        """End by the job's outcome: CommandError if it failed; a warning and exit status 2 if it finished
+        with problems; nothing if it succeeded."""
+        raise_unless_completed(job, what)
+        if job.status == Job.Status.PROBLEMS:
+            self.stderr.write(f"{what} finished with problems: {jobs.failure_summary(job)} (job {job.pk})")
+            self.exit_status = max(self.exit_status, EXIT_PROBLEMS)
+
+
+def raise_unless_completed(job, what):
+    """CommandError (exit status 1) for a job that did not complete, naming its error or its failed items."""
+    if job.status in Job.COMPLETED:
+        return
+    summary = jobs.failure_summary(job)
+    reason = job.error or (f"{what} failed: {summary}" if summary else f"{what} ended as {job.status}")
+    raise CommandError(f"{reason} (job {job.pk})", returncode=EXIT_FAILED)
+
 
 def run_with_bar(job, *, what, unit, desc, no_progress=False, postfix=None, **bar_options):
-    """Execute `job` here, drawing its progress; CommandError with the job's error unless it succeeded.
-    `postfix(counts)` gives the bar's live counts; returns the refreshed job."""
+    """Execute `job` here, drawing its progress; CommandError unless it completed (succeeded or finished
+    with problems: the command reports what it did, then calls `finish`). `postfix(counts)` gives the
+    bar's live counts; returns the refreshed job."""
     bar = tqdm(total=None, unit=unit, disable=no_progress, desc=desc, **bar_options)
 
     def on_progress(state, counts):
@@ -18,9 +60,8 @@ def run_with_bar(job, *, what, unit, desc, no_progress=False, postfix=None, **ba
         if postfix:
             bar.set_postfix(postfix(counts))
 
-    status = jobs.execute(job.pk, on_progress=on_progress)
+    jobs.execute(job.pk, on_progress=on_progress)
     bar.close()
     job.refresh_from_db()
-    if status != Job.Status.SUCCEEDED:
-        raise CommandError(job.error or f"{what} ended as {job.status}")
+    raise_unless_completed(job, what)
     return job

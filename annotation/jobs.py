@@ -6,14 +6,21 @@ progress (`done`, `counts`, `cursor`) commit in one transaction through `JobCont
 which also renews the worker's lease and honours a cancel request. A worker killed mid-chunk
 therefore leaves the last committed cursor behind, and whichever worker takes the job over
 (after the lease runs out) resumes from there: nothing is done twice and nothing is lost.
+
+A job that runs to its end is judged by its counts, never by its runner alone: a kind whose items
+can fail one by one declares which counts are its items and which its failures (`Tally`), and the
+job then ends succeeded (no failure), finished with problems (some) or failed (all of them).
 """
 
 import logging
 import traceback
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -22,17 +29,59 @@ from .models import Job, JobError
 
 log = logging.getLogger(__name__)
 
+# kind → (runner, progress unit, Tally or None)
 RUNNERS = {}
 
 
-def job_runner(kind, unit="items"):
-    """Register `fn(ctx)` as the runner of jobs of `kind`."""
+@dataclass(frozen=True)
+class Tally:
+    """What a job kind's items and failures are, each read from the job's counts, and how its failures
+    are said: `summary` is an ngettext_lazy counted by "n" (the items), showing %(failed)s and %(items)s."""
+
+    items: Callable[[dict], int]
+    failures: Callable[[dict], int]
+    summary: object
+
+
+def counted(*keys):
+    """A tally function: the sum of these plain counts."""
+    return lambda counts: sum(counts.get(key, 0) for key in keys)
+
+
+def job_runner(kind, unit="items", tally=None):
+    """Register `fn(ctx)` as the runner of jobs of `kind`. A kind whose items can fail one by one (rows
+    rejected, requests failed) declares them with a `Tally`, and its jobs end by it (`outcome`); without
+    one, a job that returns succeeded."""
 
     def register(fn):
-        RUNNERS[kind] = (fn, unit)
+        RUNNERS[kind] = (fn, unit, tally)
         return fn
 
     return register
+
+
+def outcome(kind, counts):
+    """How a job that ran to its end finished: failed when every item failed (nothing was done),
+    with problems when some did, succeeded when none did."""
+    tally = _tally(kind)
+    failed = tally.failures(counts) if tally else 0
+    if not failed:
+        return Job.Status.SUCCEEDED
+    return Job.Status.FAILED if failed >= tally.items(counts) else Job.Status.PROBLEMS
+
+
+def failure_summary(job):
+    """The job's failed items in words ("3 of 100 rows rejected"); empty when none failed."""
+    tally = _tally(job.kind)
+    failed = tally.failures(job.counts) if tally else 0
+    if not failed:
+        return ""
+    items = tally.items(job.counts)
+    return tally.summary % {"n": items, "failed": intcomma(failed), "items": intcomma(items)}
+
+
+def _tally(kind):
+    return RUNNERS[kind][2] if kind in RUNNERS else None
 
 
 class JobCancelled(Exception):
@@ -86,6 +135,10 @@ class JobContext:
         )
         if self.on_progress:
             self.on_progress(self.job, self.counts)
+
+    def outcome(self):
+        """The status the counts committed so far give (see `outcome`)."""
+        return outcome(self.job.kind, self.counts)
 
     def check_cancelled(self):
         row = Job.objects.filter(pk=self.job.pk).values("worker_token", "cancel_requested").first()
@@ -176,7 +229,7 @@ def execute(job_id, task_id="", on_progress=None):
         return None
     job = Job.objects.get(pk=job_id)
     Job.objects.filter(pk=job_id).update(attempts=job.attempts + 1)
-    runner, _unit = RUNNERS[job.kind]
+    runner = RUNNERS[job.kind][0]
     ctx = JobContext(job, token, on_progress)
     try:
         runner(ctx)
@@ -191,7 +244,7 @@ def execute(job_id, task_id="", on_progress=None):
         log.exception("job %s failed", job_id)
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return _finish(job_id, token, Job.Status.FAILED, f"Internal error: {detail}")
-    return _finish(job_id, token, Job.Status.SUCCEEDED)
+    return _finish(job_id, token, outcome(job.kind, ctx.counts))
 
 
 def _finish(job_id, token, status, error=""):

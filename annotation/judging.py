@@ -23,8 +23,9 @@ import orjson
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import ngettext_lazy
 
-from .jobs import JobContext, JobFailed, LeaseLost, create_job, job_runner
+from .jobs import JobContext, JobFailed, LeaseLost, Tally, counted, create_job, failure_summary, job_runner
 from .judge_client import Completion, Failure, JudgeClient, JudgeError, JudgeSettings, new_session, retry_policy
 from .models import Domain, Job, Judge, Rubric
 from .rubrics import judge_messages
@@ -241,7 +242,16 @@ class _LoopThread:
         self.loop.close()
 
 
-@job_runner("score", unit="requests")
+# Every response × judge is an item, answered or from the cache; one that got no score (failed request,
+# unparseable answer, refusal) is a failure: a job where every request failed is a failed job.
+SCORE_TALLY = Tally(
+    items=counted("ok", "parse_error", "refused", "error"), failures=counted("parse_error", "refused", "error"),
+    summary=ngettext_lazy("%(failed)s of %(items)s request gave no score",
+                          "%(failed)s of %(items)s requests gave no score", "n"),
+)
+
+
+@job_runner("score", unit="requests", tally=SCORE_TALLY)
 def run_score(ctx: JobContext):
     params = ctx.params
     judges = {j.pk: j for j in Judge.objects.filter(pk__in=params["judge_ids"])}
@@ -439,6 +449,7 @@ def score_report(job):
         "job": job.pk,
         "status": job.status,
         "error": job.error,
+        "problems": str(failure_summary(job)) or None,
         "judges": job.params.get("judges", []),
         "requests_planned": job.total,
         "done": job.done,

@@ -346,10 +346,15 @@ class Job(models.Model):
         PENDING = "pending", _("Pending")
         RUNNING = "running", _("Running")
         SUCCEEDED = "succeeded", _("Succeeded")
+        # Ran to its end, but some of its items failed (annotation/jobs.py, outcome).
+        PROBLEMS = "problems", _("Finished with problems")
         FAILED = "failed", _("Failed")
         CANCELLED = "cancelled", _("Cancelled")
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    FINISHED = (Status.SUCCEEDED, Status.PROBLEMS, Status.FAILED, Status.CANCELLED)
+    # Ran to its end: what it wrote is complete, whether or not some items failed. Whatever waits for a
+    # job's data (the last import, the last count) looks for these.
+    COMPLETED = (Status.SUCCEEDED, Status.PROBLEMS)
 
     kind = models.CharField(max_length=32)
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
@@ -383,7 +388,7 @@ class Job(models.Model):
         return self.status in self.FINISHED
 
     def fraction(self):
-        if self.status == self.Status.SUCCEEDED:
+        if self.status in self.COMPLETED:
             return 1.0
         return min(self.done / self.total, 1.0) if self.total else 0.0
 

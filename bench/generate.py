@@ -186,9 +186,9 @@ def import_generated(dataset, n_pairs, seed):
     params["search_index"] = "caller"
     job = Job.objects.create(kind="import", dataset=dataset, params=params, unit="bytes")
     started = time.perf_counter()
-    if jobs.execute(job.pk) != Job.Status.SUCCEEDED:
+    if jobs.execute(job.pk) not in Job.COMPLETED:
         job.refresh_from_db()
-        sys.exit(f"import failed: {job.error}")
+        sys.exit(f"import failed: {job.error or jobs.failure_summary(job)}")
     return job, time.perf_counter() - started
 
 

@@ -74,8 +74,8 @@ def main():
     elapsed = time.perf_counter() - started
     bar.close()
     job.refresh_from_db()
-    if status != Job.Status.SUCCEEDED:
-        sys.exit(f"import {status}: {job.error}")
+    if status not in Job.COMPLETED:
+        sys.exit(f"import {status}: {job.error or jobs.failure_summary(job)}")
     c = job.counts
     print(f"import: {c['imported_pairs']:,} pairs, {c['imported_prompts']:,} prompts, "
           f"{c['imported_responses']:,} responses, {c['rejected_rows']} rejected in {elapsed:.1f} s")

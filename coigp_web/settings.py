@@ -146,6 +146,16 @@ DATABASES = {"default": database_from_url(env_str("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
+# One cache for every web and worker process (counts that several gunicorn workers show must agree), in
+# the broker's Redis under its own key prefix. It shares that database with the task queue: never call
+# cache.clear(), which is FLUSHDB there.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "coigp",
+    }
+}
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

@@ -101,7 +101,7 @@ def needs_refresh(dataset):
     jobs = Job.objects.filter(dataset=dataset)
     if jobs.exclude(status__in=Job.FINISHED).exists():
         return False
-    changed = jobs.exclude(kind__in=members.READ_ONLY_KINDS).filter(status=Job.Status.SUCCEEDED)
+    changed = jobs.exclude(kind__in=members.READ_ONLY_KINDS).filter(status__in=Job.COMPLETED)
     if oldest is None:
         return changed.exists() and not jobs.filter(kind=REFRESH_KIND).exists()
     return jobs.exclude(kind__in=members.READ_ONLY_KINDS).filter(finished_at__gt=oldest).exists()

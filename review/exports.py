@@ -32,8 +32,9 @@ from pathlib import Path
 import orjson
 from django.conf import settings
 from django.db import connection, connections, transaction
+from django.utils.translation import ngettext_lazy
 
-from annotation.jobs import JobContext, JobFailed, create_job, job_runner
+from annotation.jobs import JobContext, JobFailed, Tally, counted, create_job, job_runner
 from annotation.models import Domain, Job, RewardModel
 
 from .export_manifest import build_manifest, dataset_card, query_cursor
@@ -125,7 +126,15 @@ def create_export(dataset, fmt, selection, *, user=None, out_dir=None, stem="pai
     return export
 
 
-@job_runner("export", unit="pairs")
+# Every selected pair is an item; one the format cannot express (skipped, reason in the manifest) is a failure.
+EXPORT_TALLY = Tally(
+    items=counted("rows", "skipped"), failures=counted("skipped"),
+    summary=ngettext_lazy("%(failed)s of %(items)s pair skipped (the format cannot express it)",
+                          "%(failed)s of %(items)s pairs skipped (the format cannot express them)", "n"),
+)
+
+
+@job_runner("export", unit="pairs", tally=EXPORT_TALLY)
 def run_export(ctx: JobContext):
     export = Export.objects.select_related("dataset").get(pk=ctx.params["export_id"])
     if ctx.cursor or ctx.counts:

@@ -53,8 +53,8 @@ def _on_either_response(pairs, condition):
 
 
 def stored_counts(dataset):
-    """The newest finished quality_counts job of the dataset, or None."""
-    return (Job.objects.filter(dataset=dataset, kind="quality_counts", status=Job.Status.SUCCEEDED)
+    """The newest completed quality_counts job of the dataset, or None."""
+    return (Job.objects.filter(dataset=dataset, kind="quality_counts", status__in=Job.COMPLETED)
             .order_by("-finished_at", "-pk").first())
 
 

@@ -19,24 +19,30 @@ the view commits it together with the hold on the next pair (one commit per verd
 """
 
 import hashlib
+import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from psycopg.types.json import Jsonb
+from redis.exceptions import RedisError
 
 from annotation.models import Judgement, Pair, RewardScore
 
 from .models import Audit, Review, ReviewAssignment, ReviewEvent, ReviewSettings
 from .selections import select_pairs
+
+log = logging.getLogger(__name__)
 
 # Candidates read per round before locking them one by one: more than the reviewers working at once,
 # so a round rarely ends with every candidate locked by someone else.
@@ -217,7 +223,8 @@ _LOCK_MINE = """
                WHERE pair_id = %(pair)s AND reviewer_id = %(me)s FOR UPDATE) r ON true"""
 
 # Save the review, record the change and mark the assignment done (creating it for a review reached
-# outside the queue) in one statement.
+# outside the queue) in one statement; it returns how many reviews the pair had before (the statement does
+# not see its own insert) and the transaction's id, for the queue's progress counts.
 _SAVE_REVIEW = """
     WITH saved AS (
         INSERT INTO review_review
@@ -236,7 +243,8 @@ _SAVE_REVIEW = """
         VALUES (%(pair)s, %(me)s, %(key)s, 'done', %(now)s, %(now)s, %(now)s)
         ON CONFLICT (pair_id, reviewer_id) DO UPDATE SET status = 'done', done_at = EXCLUDED.done_at
         WHERE review_reviewassignment.status <> 'done')
-    SELECT id, created_at FROM saved"""
+    SELECT id, created_at, (SELECT count(*) FROM review_review WHERE pair_id = %(pair)s), pg_current_xact_id()::text
+    FROM saved"""
 
 
 def submit(queue, reviewer, pair, values):
@@ -244,6 +252,9 @@ def submit(queue, reviewer, pair, values):
     now = timezone.now()
     mine = {"pair": pair.pk, "me": reviewer.pk}
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # Verdicts on one pair go one at a time (a first review, the k-th one: counted exactly in the progress
+        # line); the pair before the reviewer's rows, the order next_assignment takes them in.
+        cursor.execute("SELECT 1 FROM annotation_pair WHERE id = %(pair)s FOR NO KEY UPDATE", mine)
         cursor.execute(_LOCK_MINE, mine)
         status, expires_at, review_id, *old = cursor.fetchone()
         if status is None and review_id is None:
@@ -256,9 +267,12 @@ def submit(queue, reviewer, pair, values):
         cursor.execute(_SAVE_REVIEW, {**mine, **review.snapshot(), "now": now, "key": queue.key,
                                       "dataset": pair.dataset_id, "domain": pair.domain,
                                       "before": Jsonb(before) if before else None, "after": Jsonb(review.snapshot())})
-        review.pk, review.created_at = cursor.fetchone()
+        review.pk, review.created_at, reviews_before, xid = cursor.fetchone()
         review.updated_at = now
-        return _loaded(review)
+    if review_id is None:  # a new review, not a changed verdict
+        first, completed = reviews_before == 0, reviews_before + 1 == queue.k
+        transaction.on_commit(lambda: _count_verdict(queue, xid, first, completed), robust=True)
+    return _loaded(review)
 
 
 def skip(queue, reviewer, pair):
@@ -396,31 +410,89 @@ def _reward_margin(pair):
 
 # How long a queue's counts (list size, pairs reviewed) are reused. Counting them at a million pairs joins
 # the reviews to the dataset's pairs: ~250 ms with 20,000 reviews (BENCHMARKS.md), too much to pay after
-# every verdict of every reviewer; the reviewer's own count stays live.
+# every verdict of every reviewer. The counts live in the shared cache (Redis), so that every web process
+# shows the same ones, and a verdict given in the queue is added to them at once (_count_verdict); the
+# reviewer's own count stays live.
 PROGRESS_CACHE_SECONDS = 60
 
 
 def progress(queue, reviewer):
     """Counts for the queue's progress line: pairs in it, pairs reviewed, pairs with k reviews (counted at
-    most once a minute per queue and process, with the time they were counted), and this reviewer's reviews
-    in it (live)."""
-    key = "review-queue-progress:" + hashlib.sha1(queue.key.encode()).hexdigest()
-    counted = cache.get(key)
-    if counted is None:
-        counted = {"total": queue.pairs.count(), **_reviewed(queue), "at": timezone.now()}
-        cache.set(key, counted, PROGRESS_CACHE_SECONDS)
-    return {**counted, "mine": history(queue, reviewer).count(), "k": queue.k}
+    most once a minute per queue, with the time they were counted, plus the verdicts given in the queue
+    since), and this reviewer's reviews in it (live). They never go down while no review is undone."""
+    key = _progress_key(queue)
+    mine = history(queue, reviewer).count()
+    try:
+        counted = cache.get(key)
+        if counted is None:
+            counted = _count(queue)
+            # The first count stored is the one everybody sees until it expires (not the last one written,
+            # which may be the older of two counted at once).
+            if not cache.add(key, counted, PROGRESS_CACHE_SECONDS):
+                counted = cache.get(key) or counted
+        added = cache.get_many([_added_key(key, counted, name) for name in ("reviewed", "complete")])
+    except RedisError:
+        log.warning("the cache is unreachable: the review progress is counted live", exc_info=True)
+        counted, added = _count(queue), {}
+    reviewed = counted["reviewed"] + added.get(_added_key(key, counted, "reviewed"), 0)
+    complete = counted["complete"] + added.get(_added_key(key, counted, "complete"), 0)
+    # Every pair this reviewer reviewed in the queue is a reviewed pair of it.
+    return {"total": counted["total"], "reviewed": max(reviewed, mine), "complete": complete, "at": counted["at"],
+            "mine": mine, "k": queue.k}
+
+
+def _progress_key(queue):
+    return "review-queue-progress:" + hashlib.sha1(queue.key.encode()).hexdigest()
+
+
+def _added_key(key, counted, name):
+    # Verdicts added to one count (a new count starts from zero, under its own id).
+    return f"{key}:{counted['id']}:{name}"
+
+
+def _count(queue):
+    at = timezone.now()
+    reviewed, complete, snapshot = _reviewed(queue)
+    return {"id": uuid.uuid4().hex, "total": queue.pairs.count(), "reviewed": reviewed, "complete": complete,
+            "snapshot": snapshot, "at": at}
 
 
 def _reviewed(queue):
-    """Pairs of the queue with a review and with k: counted from the reviews side (a dataset has far fewer
-    reviews than pairs) in one query: an audit's reviews by its pair ids, a whole dataset's through its
-    pairs, a filtered list's through the list as a subquery."""
+    """(pairs of the queue with a review, pairs with k, the PostgreSQL snapshot that counted them): counted
+    from the reviews side (a dataset has far fewer reviews than pairs) in one query: an audit's reviews by
+    its pair ids, a whole dataset's through its pairs, a filtered list's through the list as a subquery."""
     if queue.audit is not None:
         reviews = Review.objects.filter(pair_id__in=queue.audit.pair_ids)
     elif queue.query:
         reviews = Review.objects.filter(pair__in=queue.pairs.order_by().values("pk"))
     else:
         reviews = Review.objects.filter(dataset=queue.dataset)
-    per_pair = list(reviews.order_by().values("pair").annotate(n=Count("pk")).values_list("n", flat=True))
-    return {"reviewed": len(per_pair), "complete": sum(n >= queue.k for n in per_pair)}
+    try:
+        sql, params = reviews.order_by().values("pair").annotate(n=Count("pk")).values("n").query.sql_with_params()
+    except EmptyResultSet:  # an audit without pairs
+        sql, params = "SELECT 0 WHERE false", ()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), count(*) FILTER (WHERE t.n >= %s), pg_current_snapshot()::text "
+                       f"FROM ({sql}) t(n)", [queue.k, *params])
+        return cursor.fetchone()
+
+
+def _count_verdict(queue, xid, first, completed):
+    """After a new review in the queue commits: add it to the queue's stored counts, unless the snapshot
+    that counted them already saw its transaction (then it is in them, and adding it would count it twice)."""
+    key = _progress_key(queue)
+    counted = cache.get(key)
+    if counted is None or _sees(counted["snapshot"], int(xid)):
+        return
+    for name, hit in (("reviewed", first), ("complete", completed)):
+        if hit:
+            added = _added_key(key, counted, name)
+            # Outlives the count it adds to (created while that count is stored), so incr finds it.
+            cache.add(added, 0, 2 * PROGRESS_CACHE_SECONDS)
+            cache.incr(added)
+
+
+def _sees(snapshot, xid):
+    """Whether a committed transaction is visible in a PostgreSQL snapshot "xmin:xmax:xip,…"."""
+    xmin, xmax, in_progress = snapshot.split(":")
+    return xid < int(xmin) or (xid < int(xmax) and str(xid) not in in_progress.split(","))

@@ -18,7 +18,7 @@ def refresh_stale_dashboards():
     from annotation.models import Job
 
     with_snapshots = DashboardSnapshot.objects.values("dataset_id")
-    filled = Job.objects.filter(status=Job.Status.SUCCEEDED).values("dataset_id")
+    filled = Job.objects.filter(status__in=Job.COMPLETED).values("dataset_id")
     for dataset in Dataset.objects.filter(Q(pk__in=with_snapshots) | Q(pk__in=filled)):
         if dashboards.needs_refresh(dataset):
             started.append(dashboards.start_refresh(dataset).pk)
@@ -35,7 +35,7 @@ def recount_stale_quality():
     from . import quality_rules
 
     started = []
-    counted = Job.objects.filter(kind="quality_counts", status=Job.Status.SUCCEEDED).values("dataset_id")
+    counted = Job.objects.filter(kind="quality_counts", status__in=Job.COMPLETED).values("dataset_id")
     for dataset in Dataset.objects.filter(pk__in=counted):
         if quality_rules.needs_recount(dataset):
             started.append(quality_rules.start_count(dataset).pk)

@@ -46,6 +46,20 @@ def shared_data(name, module=False):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def test_cache():
+    """The cache in the tests' own Redis database, emptied at the start of the session: never a dev
+    server's keys, nor a previous session's counts under ids this one reuses. The processes the tests start
+    (REDIS_URL=_test_redis_url()) share it."""
+    import redis
+    from django.test import override_settings
+
+    url = _test_redis_url()
+    redis.Redis.from_url(url).flushdb()
+    with override_settings(CACHES={"default": {**settings.CACHES["default"], "LOCATION": url}}):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def short_lived_connections():
     # Threads that serve or work (live server, thread worker) close their connection after each
     # request or task, so none is left open to block the test database's teardown.

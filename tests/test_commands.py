@@ -1,4 +1,8 @@
-"""Management commands: grant, revoke, ensure_admin, load_sample."""
+"""Management commands: grant, revoke, ensure_admin, load_sample, and the exit status of those that run jobs."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -6,7 +10,8 @@ from django.core.management import CommandError, call_command
 
 from annotation.models import Dataset, Domain, Job, Judgement, Membership, Pair, Role
 
-from .helpers import Team
+from .conftest import ROOT, database_url_for_tests
+from .helpers import Team, sharegpt_line, write_jsonl
 
 
 def test_grant_adds_or_changes_a_role_and_revoke_removes_it(db):
@@ -73,3 +78,34 @@ def test_the_sample_data_loads_cleanly_once_and_covers_every_domain(db):
     assert Pair.objects.filter(dataset=dataset).count() >= 60
     assert Judgement.objects.filter(response__dataset=dataset).count() > 100
     assert any(len(p) > 2 for p in dataset.prompts.values_list("messages", flat=True))
+
+
+def test_import_pairs_exits_0_2_or_1_as_the_import_succeeded_had_problems_or_failed(transactional_db, tmp_path):
+    env = dict(os.environ, DATABASE_URL=database_url_for_tests())
+
+    def import_pairs(name, lines):
+        path = write_jsonl(tmp_path / name, lines)
+        return subprocess.run([sys.executable, "manage.py", "import_pairs", str(path), "--dataset", "exits",
+                               "--no-progress", "--no-near-duplicates"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    clean = import_pairs("clean.jsonl", [sharegpt_line(i) for i in range(3)])
+    assert clean.returncode == 0, clean.stderr
+    some = import_pairs("some.jsonl", [sharegpt_line(i) for i in range(3, 6)] + ["{broken"])
+    assert some.returncode == 2
+    assert "import finished with problems: 1 of 4 rows rejected" in some.stderr
+    assert "line 4: malformed JSON" in some.stdout
+    none = import_pairs("none.jsonl", ["{broken", "[1]"])
+    assert none.returncode == 1
+    assert "import failed: 2 of 2 rows rejected" in none.stderr
+    statuses = list(Job.objects.filter(kind="import").order_by("pk").values_list("status", flat=True))
+    assert statuses == [Job.Status.SUCCEEDED, Job.Status.PROBLEMS, Job.Status.FAILED]
+
+
+@pytest.mark.parametrize("name", ["import_pairs", "score", "build_pairs", "export_pairs", "reward_filter",
+                                  "train_reward_model", "rewardbench", "find_near_duplicates"])
+def test_every_command_that_runs_a_job_documents_its_exit_status(name):
+    from django.core.management import get_commands, load_command_class
+
+    command = load_command_class(get_commands()[name], name)
+    assert "Exit status: 0 succeeded; 1 failed" in command.create_parser("manage.py", name).format_help()

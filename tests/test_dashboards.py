@@ -307,6 +307,19 @@ def test_beat_refreshes_a_filled_dataset_that_has_no_snapshot_once(world):
     assert refresh_stale_dashboards() == []
 
 
+def test_an_import_that_finished_with_problems_filled_the_dataset_as_one_that_succeeded(world):
+    from django.utils import timezone
+
+    from review.tasks import refresh_stale_dashboards
+
+    team, _data = world
+    Job.objects.create(kind="import", dataset=team.dataset, status=Job.Status.PROBLEMS, finished_at=timezone.now(),
+                       counts={"rows_read": 100, "rejected_rows": 3})
+    started = refresh_stale_dashboards()
+    assert started == list(Job.objects.filter(kind=REFRESH_KIND, dataset=team.dataset).values_list("pk", flat=True))
+    assert len(started) == 1
+
+
 def test_a_large_dataset_without_a_snapshot_is_computed_by_a_job_not_in_the_request(client, world, monkeypatch):
     from review import dashboards
 

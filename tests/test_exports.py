@@ -12,6 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from annotation import jobs
 from annotation.ingest.formats import messages_hash
 from annotation.models import Dataset, Job, Judge, Judgement, Pair, RewardModel, RewardScore
 from annotation.statistics import cohen_kappa
@@ -244,8 +245,11 @@ def test_a_history_the_format_cannot_express_is_skipped_and_counted(db, tmp_path
     directory, exp = export(tmp_path, "odd", "alpaca")
     assert len(jsonl(directory / "pairs.jsonl")) == 1
     assert exp.manifest["counts"]["skipped"] == {"history is not alternating user/assistant turns": 1}
-    directory, _ = export(tmp_path, "odd", "trl-chat")
-    assert len(jsonl(directory / "pairs.jsonl")) == 2
+    # A pair left out of the file is a problem to see, not a green export.
+    assert exp.job.status == Job.Status.PROBLEMS
+    assert jobs.failure_summary(exp.job) == "1 of 2 pairs skipped (the format cannot express them)"
+    directory, exp = export(tmp_path, "odd", "trl-chat")
+    assert len(jsonl(directory / "pairs.jsonl")) == 2 and exp.job.status == Job.Status.SUCCEEDED
 
 
 def test_outside_a_transaction_the_next_batch_is_prefetched_and_the_rows_are_the_same(transactional_db, tmp_path,

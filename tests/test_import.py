@@ -8,7 +8,8 @@ import zstandard
 from django.core.management import CommandError, call_command
 
 from annotation.ingest.formats import RowError, detect_format, parse_record
-from annotation.models import Dataset, Judgement, Pair, Prompt, Response
+from annotation.management.commands import import_pairs as import_command
+from annotation.models import Dataset, Job, Judgement, Pair, Prompt, Response
 
 from .conftest import DPO_SAMPLE, shared_data
 from .helpers import sharegpt_line, write_jsonl
@@ -160,8 +161,38 @@ def test_bad_rows_are_listed_with_line_and_reason_and_good_rows_are_kept(db, tmp
 
 
 def test_an_unknown_format_is_reported_per_row(db, tmp_path):
-    report = run_import(write_jsonl(tmp_path / "x.jsonl", [{"question": "a", "answer": "b"}]))
+    path = write_jsonl(tmp_path / "x.jsonl", [{"question": "a", "answer": "b"}, sharegpt_line(1)])
+    report = run_import(path)
     assert report["rejected_rows"][0]["reason"].startswith("unknown format: expected keys")
+
+
+def test_an_import_in_which_every_row_is_rejected_fails_with_the_rows_listed(db, tmp_path, capsys):
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"question": "a", "answer": "b"}, "{broken", "[1, 2]"])
+    report = tmp_path / "report.json"
+    with pytest.raises(CommandError, match=r"^import failed: 3 of 3 rows rejected \(job \d+\)$") as failed:
+        call_command("import_pairs", str(path), dataset="d", report_json=str(report), no_progress=True)
+    assert failed.value.returncode == 1
+    job = Job.objects.get(kind="import")
+    assert job.status == Job.Status.FAILED and job.error == ""
+    assert (job.counts["rows_read"], job.counts["rejected_rows"]) == (3, 3)
+    assert "line 2: malformed JSON" in capsys.readouterr().out
+    written = json.loads(report.read_text(encoding="utf-8"))
+    assert written["status"] == "failed" and [r["line"] for r in written["rejected_rows"]] == [1, 2, 3]
+    # Nothing was imported: no near-duplicate check or search indexing follows.
+    assert not Job.objects.filter(params__after_import=job.pk).exists()
+
+
+def test_one_bad_row_of_many_finishes_the_import_with_problems(db, tmp_path, capsys):
+    path = write_jsonl(tmp_path / "mostly.jsonl", [sharegpt_line(i) for i in range(20)] + ["{broken"])
+    command = import_command.Command()
+    call_command(command, str(path), dataset="d", no_progress=True)
+    assert command.exit_status == 2
+    assert "import finished with problems: 1 of 21 rows rejected" in capsys.readouterr().err
+    job = Job.objects.get(kind="import")
+    assert job.status == Job.Status.PROBLEMS and job.counts["imported_pairs"] == 20
+    # What it imported is real: the follow-up jobs ran on it.
+    follow_ups = Job.objects.filter(params__after_import=job.pk)
+    assert {j.kind: j.status for j in follow_ups} == {"near_duplicates": "succeeded", "search_index": "succeeded"}
 
 
 def test_a_file_that_cannot_be_read_at_all_exits_non_zero_with_a_reason(db, tmp_path):

@@ -1,10 +1,12 @@
-"""The job framework: claiming, leases, chunk commits, cancel, failure."""
+"""The job framework: claiming, leases, chunk commits, cancel, failure, and a job's outcome by its counts."""
 
 from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext_lazy
 
 from annotation import jobs
 from annotation.models import Job
@@ -147,3 +149,64 @@ def test_a_job_fails_with_the_reason_when_the_broker_is_unreachable(db):
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert job.error.startswith("Could not reach the task queue")
+
+
+@pytest.fixture
+def rows_runner():
+    """A job kind whose items are rows, of which the params say how many fail."""
+
+    summary = ngettext_lazy("%(failed)s of %(items)s row bad", "%(failed)s of %(items)s rows bad", "n")
+    tally = jobs.Tally(items=jobs.counted("rows"), failures=jobs.counted("bad"), summary=summary)
+
+    @jobs.job_runner("test-rows", tally=tally)
+    def run(ctx):
+        for _ in range(2):
+            with transaction.atomic():
+                ctx.commit(done=1, counts={"rows": ctx.params["rows"], "bad": ctx.params["bad"]})
+
+    yield
+    jobs.RUNNERS.pop("test-rows")
+
+
+@pytest.mark.parametrize(("rows", "bad", "status", "summary"), [
+    (500, 0, Job.Status.SUCCEEDED, ""),
+    (500, 1, Job.Status.PROBLEMS, "2 of 1,000 rows bad"),
+    (3, 3, Job.Status.FAILED, "6 of 6 rows bad"),
+    (0, 0, Job.Status.SUCCEEDED, ""),
+])
+def test_a_job_ends_by_how_many_of_its_items_failed(db, rows_runner, rows, bad, status, summary):
+    job = Job.objects.create(kind="test-rows", params={"rows": rows, "bad": bad})
+    assert jobs.execute(job.pk) == status
+    job.refresh_from_db()
+    assert job.status == status and job.is_finished() and job.error == ""
+    assert jobs.failure_summary(job) == summary
+
+
+def test_a_kind_that_counts_no_failures_succeeds_with_rows_it_reported(db, chunks_runner):
+    job = Job.objects.create(kind="test-chunks")
+    assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
+    assert jobs.failure_summary(Job.objects.get(pk=job.pk)) == ""
+
+
+def test_the_job_page_and_the_jobs_list_show_the_outcome_and_its_counts(client, team):
+    now = timezone.now()
+    problems = Job.objects.create(kind="import", dataset=team.dataset, status=Job.Status.PROBLEMS, finished_at=now,
+                                  counts={"rows_read": 100, "rejected_rows": 3, "imported_pairs": 97})
+    failed = Job.objects.create(kind="score", dataset=team.dataset, status=Job.Status.FAILED, finished_at=now,
+                                counts={"ok": 0, "error": 31, "parse_error": 0, "refused": 0})
+    fine = Job.objects.create(kind="import", dataset=team.dataset, status=Job.Status.SUCCEEDED, finished_at=now,
+                              counts={"rows_read": 100, "rejected_rows": 0})
+    client.force_login(team.viewer)
+    page = client.get(reverse("job-detail", args=[problems.pk])).content.decode()
+    assert f"<title>import job {problems.pk} · finished with problems · 3 of 100 rows rejected" in page
+    assert '<span class="status status-problems" id="job-status">Finished with problems</span>' in page
+    assert '<span class="job-failures" id="job-failures">3 of 100 rows rejected</span>' in page
+    page = client.get(reverse("job-detail", args=[failed.pk])).content.decode()
+    assert f"<title>score job {failed.pk} · failed · 31 of 31 requests gave no score" in page
+    assert 'class="status status-failed"' in page
+    page = client.get(reverse("job-detail", args=[fine.pk])).content.decode()
+    assert f"<title>import job {fine.pk} · succeeded · coigp-web</title>" in page and 'id="job-failures"' not in page
+    listing = client.get(reverse("job-list")).content.decode()
+    assert f'data-failures="{problems.pk}">3 of 100 rows rejected</span>' in listing
+    assert f'data-failures="{failed.pk}">31 of 31 requests gave no score</span>' in listing
+    assert f'data-failures="{fine.pk}"' not in listing

@@ -1,13 +1,19 @@
 """The review queue: next pair, submit, skip, undo, history, overlap, leases, blind review and access."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
+from django.db.models import Count
+from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,6 +21,7 @@ from annotation.models import Judge, Judgement, Membership, Pair, Role
 from review import queue as queues
 from review.models import Review, ReviewAssignment, ReviewEvent, ReviewSettings
 
+from .conftest import ROOT, _test_redis_url, database_url_for_tests
 from .helpers import Team, generated_pairs, write_jsonl
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -236,17 +243,87 @@ def test_the_progress_fragment_counts_reviews(client, team):
     assert b'data-total="4" data-reviewed="1" data-complete="1" data-mine="1"' in response.content
 
 
-def test_the_queue_counts_are_reused_for_a_minute_and_the_reviewers_own_count_is_live(client, team):
+def progress_counts(client, team, query):
+    page = client.get(reverse("review-progress", args=[team.dataset.pk]) + f"?{query}", **HX).content.decode()
+    found = re.search(r'data-total="(\d+)" data-reviewed="(\d+)" data-complete="(\d+)" data-mine="(\d+)"', page)
+    assert found and 'id="queue-progress-at"' in page
+    return tuple(int(n) for n in found.groups())
+
+
+def forget_counts(team, query):
+    """The minute is over: the queue's stored counts expire."""
+    queue, _form = queues.Queue.from_params(team.dataset, QueryDict(query))
+    cache.delete(queues._progress_key(queue))
+
+
+def test_a_verdict_in_the_queue_is_in_the_next_counts_and_they_never_go_backwards(transactional_db, client, team):
+    # Two reviewers per pair, taking turns: after each verdict both see every review given so far.
+    ReviewSettings.objects.create(dataset=team.dataset, reviews_per_pair=2)
+    other = reviewer(team, "second")
+    seen = []
+    for turn in range(6):
+        user = (team.reviewer, other)[turn % 2]
+        client.force_login(user)
+        submit(client, team, next_pair(client, team, "domain=math"), query="domain=math")
+        reviews = Review.objects.filter(pair__dataset=team.dataset, pair__domain="math")
+        total, reviewed, complete, mine = progress_counts(client, team, "domain=math")
+        assert (total, mine) == (4, reviews.filter(reviewer=user).count())
+        assert reviewed == reviews.values("pair").distinct().count()
+        assert complete == Pair.objects.filter(domain="math", dataset=team.dataset).alias(
+            n=Count("reviews")).filter(n__gte=2).count()
+        seen.append((reviewed, complete))
+    assert seen == [(1, 0), (1, 1), (2, 1), (2, 2), (3, 2), (3, 3)]
+    # A review the queue did not hand out (here: written directly) waits for the next count.
+    Review.objects.create(pair=Pair.objects.get(pk=pair_ids(team, domain="math")[3]), reviewer=team.admin,
+                          verdict="tie")
+    assert progress_counts(client, team, "domain=math")[1:3] == (3, 3)
+    forget_counts(team, "domain=math")
+    assert progress_counts(client, team, "domain=math")[1:3] == (4, 3)
+
+
+def test_a_verdict_already_in_a_count_is_not_added_to_it_again(transactional_db, team):
+    queue, _form = queues.Queue.from_params(team.dataset, QueryDict("domain=code"))
+
+    def committed_xid():
+        with connection.cursor() as cursor:  # autocommit: a transaction of its own, committed at once
+            cursor.execute("SELECT pg_current_xact_id()::text")
+            return cursor.fetchone()[0]
+
+    before = committed_xid()
+    assert queues.progress(queue, team.reviewer)["reviewed"] == 0
+    queues._count_verdict(queue, before, first=True, completed=True)  # committed before the count: in it
+    assert queues.progress(queue, team.reviewer)["reviewed"] == 0
+    queues._count_verdict(queue, committed_xid(), first=True, completed=True)  # after it: added
+    assert (queues.progress(queue, team.reviewer)["reviewed"], queues.progress(queue, team.reviewer)["complete"]) == (
+        1, 1)
+
+
+def test_every_process_shows_the_same_counts(transactional_db, client, team):
     client.force_login(team.reviewer)
-    url = reverse("review-progress", args=[team.dataset.pk]) + "?domain=math"
     submit(client, team, next_pair(client, team, "domain=math"), query="domain=math")
-    assert b'data-reviewed="1" data-complete="1" data-mine="1"' in client.get(url, **HX).content
-    submit(client, team, next_pair(client, team, "domain=math"), query="domain=math")
-    response = client.get(url, **HX).content.decode()
-    assert 'data-reviewed="1" data-complete="1" data-mine="2"' in response
-    assert 'id="queue-progress-at"' in response
-    cache.clear()  # the minute is over
-    assert b'data-reviewed="2" data-complete="2" data-mine="2"' in client.get(url, **HX).content
+    queue, _form = queues.Queue.from_params(team.dataset, QueryDict("domain=math"))
+    here = queues.progress(queue, team.reviewer)
+    # Another process (a second gunicorn worker) reads the counts this one stored: same numbers, same time.
+    code = ("import json; from django.http import QueryDict; from django.contrib.auth import get_user_model; "
+            "from annotation.models import Dataset; from review import queue as q; "
+            f"queue, _ = q.Queue.from_params(Dataset.objects.get(pk={team.dataset.pk}), QueryDict('domain=math')); "
+            f"p = q.progress(queue, get_user_model().objects.get(pk={team.reviewer.pk})); "
+            "print(json.dumps({**p, 'at': p['at'].isoformat()}))")
+    env = dict(os.environ, DATABASE_URL=database_url_for_tests(), REDIS_URL=_test_redis_url())
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    there = json.loads(result.stdout.strip().splitlines()[-1])
+    assert there == {**here, "at": here["at"].isoformat()}
+    assert (there["total"], there["reviewed"], there["mine"]) == (4, 1, 1)
+
+
+def test_the_queue_works_and_counts_live_when_the_cache_is_unreachable(client, team, settings):
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    client.force_login(team.reviewer)
+    response = submit(client, team, next_pair(client, team, "domain=logic"), query="domain=logic")
+    assert response.status_code == 200
+    assert progress_counts(client, team, "domain=logic") == (4, 1, 1, 1)
 
 
 def test_blind_review_hides_scores_and_verdicts_and_maps_a_and_b_back(client, team):

@@ -86,6 +86,28 @@ def test_a_judge_that_always_answers_a_is_entirely_position_inconsistent(gold, c
     assert f'data-model="{judge.name} (A/B)"' in page and 'data-inconsistency="1.0"' in page
 
 
+def test_pairs_whose_requests_failed_finish_the_job_with_problems_and_the_rest_still_counts(gold, client, settings,
+                                                                                           capsys):
+    from annotation.management.commands import rewardbench
+
+    settings.JUDGE_MAX_RETRIES = 0
+    with LLMServer(responder=_answers) as server:
+        server.when("第0题：", Reply(status=500, error="upstream overloaded"))
+        judge = Judge.objects.create(name="flaky", base_url=server.base_url, model="m")
+        command = rewardbench.Command()
+        call_command(command, gold="gold", model=["flaky"], pairwise=True, no_progress=True)
+    job = Job.objects.get(kind="pairwise_judge")
+    assert job.status == Job.Status.PROBLEMS
+    assert command.exit_status == 2
+    assert f"finished with problems: 1 of {len(GOLD)} pairs not judged (requests failed)" in capsys.readouterr().err
+    # The pairs that were judged are real results: the leaderboard shows them.
+    team = Team.create("flaky viewers")
+    gold.memberships.create(user=team.viewer, role="viewer")
+    client.force_login(team.viewer)
+    page = client.get(reverse("reward-leaderboard", args=[gold.pk])).content.decode()
+    assert f'data-model="{judge.name} (A/B)"' in page
+
+
 def test_a_bad_key_fails_the_pairwise_job_with_the_providers_message(gold, monkeypatch):
     from django.core.management import CommandError
 

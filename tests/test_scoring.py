@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 
 from annotation import jobs
 from annotation.judging import rubric_map, score_params, start_scoring
+from annotation.management.commands import score as score_command
 from annotation.models import Dataset, Job, Judge, JudgeCacheEntry, Judgement, Pair, Prompt, Response, Rubric
 from annotation.rubrics import DEFAULT_RUBRICS
 
@@ -76,7 +77,9 @@ def test_parse_errors_refusals_and_failed_requests_are_stored_with_the_raw_outpu
     dataset = Dataset.objects.create(name="s")
     make_responses(dataset, ["NOSCORE", "REFUSE", "OUTRANGE", "BROKEN", "EMPTY", "好的"])
     job = run(dataset, [make_judge(server)])
-    assert job.status == Job.Status.SUCCEEDED
+    # One response was scored: the job ran to its end, with problems (amber), not green.
+    assert job.status == Job.Status.PROBLEMS and job.error == ""
+    assert jobs.failure_summary(job) == "5 of 6 requests gave no score"
     assert {k: job.counts[k] for k in ("ok", "parse_error", "refused", "error")} == {
         "ok": 1, "parse_error": 3, "refused": 1, "error": 1}
     by_text = {j.response.text: j for j in Judgement.objects.select_related("response")}
@@ -87,6 +90,26 @@ def test_parse_errors_refusals_and_failed_requests_are_stored_with_the_raw_outpu
     assert by_text["EMPTY"].status == "parse_error"
     assert job.errors.count() == 5
     assert any("score 15 is outside 1-10" in e.reason for e in job.errors.all())
+
+
+def test_a_job_in_which_every_request_failed_fails_and_the_command_exits_with_status_1(rubrics, server, settings,
+                                                                                      tmp_path):
+    settings.JUDGE_MAX_RETRIES = 0
+    server.default = Reply(status=500, error="upstream overloaded")
+    server.when("UNPARSEABLE", Reply(content="写得不错，但我不打分。"))
+    dataset = Dataset.objects.create(name="s")
+    make_responses(dataset, ["一", "二", "UNPARSEABLE"])
+    make_judge(server)
+    report = tmp_path / "report.json"
+    with pytest.raises(CommandError, match=r"^scoring failed: 3 of 3 requests gave no score \(job \d+\)$") as failed:
+        call_command("score", dataset="s", judge=["loop-a"], report_json=str(report), no_progress=True)
+    assert failed.value.returncode == 1
+    job = Job.objects.get(kind="score")
+    assert job.status == Job.Status.FAILED and job.done == 3
+    assert (job.counts["ok"], job.counts["error"], job.counts["parse_error"]) == (0, 2, 1)
+    assert job.errors.count() == 3  # each one listed on the job page with its reason
+    written = json.loads(report.read_text(encoding="utf-8"))
+    assert written["status"] == "failed" and written["problems"] == "3 of 3 requests gave no score"
 
 
 def test_a_rerun_scores_only_what_is_missing_and_retries_errors(rubrics, server, settings):
@@ -204,9 +227,15 @@ def test_the_commands_add_list_judges_and_score_with_a_json_report(rubrics, serv
         call_command("score", "--dataset", "cli", "--judge", "qwen-loop", "--no-progress")
     call_command("judges", "add", "qwen-loop", "--base-url", server.base_url, "--model", "qwen2-72b")
     report = tmp_path / "report.json"
-    call_command("score", "--dataset", "cli", "--judge", "qwen-loop", "--domain", "chat", "--no-progress",
+    command = score_command.Command()
+    capsys.readouterr()
+    call_command(command, "--dataset", "cli", "--judge", "qwen-loop", "--domain", "chat", "--no-progress",
                  "--report-json", str(report))
+    # One answer had no score: the command reports it and exits with status 2 (from the shell).
+    assert command.exit_status == 2
+    assert "scoring finished with problems: 1 of 3 requests gave no score" in capsys.readouterr().err
     data = json.loads(report.read_text())
+    assert data["status"] == "problems" and data["problems"] == "1 of 3 requests gave no score"
     assert data["by_status"] == {"ok": 2, "parse_error": 1, "refused": 0, "error": 0}
     assert data["paid_requests"] == 3 and data["input_tokens"] == 360
     with pytest.raises(CommandError, match="no judge is called 'nobody'"):

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import ngettext_lazy
 
-from ..jobs import JobContext, JobFailed, job_runner
-from ..models import Dataset
+from ..jobs import JobContext, JobFailed, Tally, counted, job_runner
+from ..models import Dataset, Job
 from .formats import FORMATS, RowError, detect_format, parse_record
 from .hub import HubError, download, parquet_urls, parse_hub_id
 from .readers import CONTAINERS, FileError, JsonArrayReader, JsonlReader, sniff_container
@@ -58,7 +59,14 @@ def hub_import_params(hub_id, *, split="train", config=None, limit=None, fmt="au
     return params
 
 
-@job_runner("import", unit="bytes")
+# Every row read is an item; a rejected row is a failure (an import that rejected every row failed).
+IMPORT_TALLY = Tally(
+    items=counted("rows_read"), failures=counted("rejected_rows"),
+    summary=ngettext_lazy("%(failed)s of %(items)s row rejected", "%(failed)s of %(items)s rows rejected", "n"),
+)
+
+
+@job_runner("import", unit="bytes", tally=IMPORT_TALLY)
 def run_import(ctx: JobContext):
     params = ctx.params
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
@@ -103,6 +111,8 @@ def run_import(ctx: JobContext):
         reader.close()
     if ctx.counts.get("rows_read", 0) == 0 and not ctx.counts.get("rejected_rows"):
         raise JobFailed(f"{params['original_name']}: the file holds no records")
+    if ctx.outcome() == Job.Status.FAILED:
+        return  # every row was rejected: nothing for a follow-up job to look at
     # Hook: a follow-up job flags near-duplicate and benchmark-contaminated prompts
     # (near_duplicates.py); "caller" leaves it for the CLI to run in-process, False skips it.
     if params.get("near_duplicates", True):

@@ -19,8 +19,9 @@ from types import SimpleNamespace
 import orjson
 
 from django.db import connection, transaction
+from django.utils.translation import ngettext_lazy
 
-from ..jobs import JobContext, JobFailed, job_runner
+from ..jobs import JobContext, JobFailed, Tally, job_runner
 from ..judge_client import Failure, JudgeClient, JudgeError, JudgeSettings, new_session, retry_policy
 from ..judging import _cache_row, _store_cache, request_key
 from ..models import Job, Judge
@@ -93,7 +94,20 @@ def _ask_all(settings_, requests):
     return asyncio.run(run())
 
 
-@job_runner("pairwise_judge", unit="pairs")
+def _pairs_counted(field):
+    return lambda counts: sum(row.get(field, 0) for row in counts.get("pairwise_by_domain", {}).values())
+
+
+# Every pair is an item; one whose requests failed after the retries is a failure. An unparseable answer
+# is the judge's own answer (a miss the leaderboard counts), not a failure of the job.
+PAIRWISE_TALLY = Tally(
+    items=_pairs_counted("n"), failures=_pairs_counted("error"),
+    summary=ngettext_lazy("%(failed)s of %(items)s pair not judged (requests failed)",
+                          "%(failed)s of %(items)s pairs not judged (requests failed)", "n"),
+)
+
+
+@job_runner("pairwise_judge", unit="pairs", tally=PAIRWISE_TALLY)
 def run_pairwise(ctx: JobContext):
     judge = Judge.objects.filter(pk=ctx.params["judge"]).first()
     if judge is None:
@@ -147,9 +161,9 @@ def run_pairwise(ctx: JobContext):
 
 
 def latest_results(dataset):
-    """{judge name: {domain: counts}} from each judge's latest succeeded pairwise job on the dataset."""
+    """{judge name: {domain: counts}} from each judge's latest completed pairwise job on the dataset."""
     results = {}
-    for job in Job.objects.filter(dataset=dataset, kind="pairwise_judge", status=Job.Status.SUCCEEDED).order_by(
+    for job in Job.objects.filter(dataset=dataset, kind="pairwise_judge", status__in=Job.COMPLETED).order_by(
             "-finished_at", "-pk"):
         name = job.params.get("judge_name")
         if name not in results:

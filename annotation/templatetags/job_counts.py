@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from annotation.ingest.report import COUNT_LABELS
+from annotation.jobs import failure_summary
 
 register = template.Library()
 
@@ -55,6 +56,12 @@ def job_kind(kind):
 @register.filter
 def job_unit(unit):
     return UNITS.get(unit, unit)
+
+
+@register.filter
+def job_failures(job):
+    """The job's failed items in words ("3 of 100 rows rejected"); empty when none failed."""
+    return failure_summary(job)
 
 
 @register.filter

@@ -1,8 +1,8 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from annotation.job_progress import run_with_bar
+from annotation.job_progress import JobCommand, run_with_bar
 from annotation.models import Dataset, Domain, PairBuildRun
 from annotation.pairing import (
     AGGREGATES, CHUNK_SIZE, COUNT_KEYS, DEFAULT_MIN_JUDGES, DEFAULT_THRESHOLD, NORMALISATIONS, STRATEGIES, BuildAlreadyRunning,
@@ -10,7 +10,7 @@ from annotation.pairing import (
 )
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = "Build preference pairs from the judges' scores of a dataset's responses (a recorded build run)."
 
     def add_arguments(self, parser):
@@ -56,6 +56,7 @@ class Command(BaseCommand):
             f"{report['pairs_created']} pairs created, {report['pairs_updated']} kept, "
             f"{report['pairs_restored']} restored, {report['pairs_withdrawn']} withdrawn (job {job.pk})"
         )
+        self.finish(job, "the build")
 
 
 def build_report(job):

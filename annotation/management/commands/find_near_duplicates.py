@@ -1,11 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from annotation.job_progress import run_with_bar
+from annotation.job_progress import JobCommand, run_with_bar
 from annotation.ingest.near_duplicates import DEFAULT_THRESHOLD, KIND, params_for
 from annotation.models import Dataset, Job
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = "Flag near-duplicate prompts of a dataset, and prompts that near-duplicate a benchmark's."
 
     def add_arguments(self, parser):
@@ -28,6 +28,7 @@ class Command(BaseCommand):
         job = Job.objects.create(kind=KIND, dataset=ds, params=params, unit="prompts")
         job = run_with_progress(job, no_progress)
         self.stdout.write(describe(job))
+        self.finish(job, "near-duplicate search")
 
 
 def run_with_progress(job, no_progress=False):

@@ -1,20 +1,20 @@
 import json
 import os
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from annotation import jobs
 from annotation.ingest.hub import HUB_PREFIX
 from annotation.ingest.importer import BATCH_SIZE, FORMAT_CHOICES, hub_import_params, import_params
 from annotation.ingest.near_duplicates import follow_up_of
-from annotation.job_progress import run_with_bar
+from annotation.job_progress import JobCommand, run_with_bar
 from annotation.management.commands.find_near_duplicates import describe, run_with_progress
 from annotation.models import Dataset, Domain, Job
 from review import search
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = "Import preference pairs (or prompts with scored responses) from a file into a dataset."
 
     def add_arguments(self, parser):
@@ -79,11 +79,11 @@ class Command(BaseCommand):
                 postfix = {"downloaded": f"{counts.get('downloaded_bytes', 0) / 1e6:.1f} MB"}
             bar.set_postfix(postfix)
 
-        status = jobs.execute(job.pk, on_progress=on_progress)
+        jobs.execute(job.pk, on_progress=on_progress)
         bar.close()
         job.refresh_from_db()
-        if status != Job.Status.SUCCEEDED:
-            raise CommandError(job.error or f"import ended as {job.status}")
+        if job.error or job.status == Job.Status.CANCELLED:
+            self.finish(job, "import")  # the file could not be read, or the import was cancelled: no rows to report
         report = import_report(job)
         self.stdout.write(
             f"{report['imported_pairs']} pairs, {report['imported_prompts']} prompts, "
@@ -92,6 +92,9 @@ class Command(BaseCommand):
         )
         for row in report["rejected_rows"][:20]:
             self.stdout.write(f"  line {row['line']}: {row['reason']}")
+        if job.status == Job.Status.FAILED:  # every row was rejected: no follow-up job was created
+            self.write_report(report, report_json)
+            self.finish(job, "import")
         follow_up = follow_up_of(job)
         try:
             if follow_up is not None and follow_up.status == Job.Status.PENDING:
@@ -100,14 +103,18 @@ class Command(BaseCommand):
             if follow_up is not None:
                 follow_up.refresh_from_db()
                 report["near_duplicates"] = near_duplicate_report(follow_up)
-            if report_json:
-                with open(report_json, "w", encoding="utf-8") as out:
-                    json.dump(report, out, ensure_ascii=False, indent=2)
+            self.write_report(report, report_json)
         indexing = search.follow_up_of(job)
         if indexing is not None and indexing.status == Job.Status.PENDING:
             indexing = run_with_bar(indexing, what="search indexing", unit="text", desc="search index",
                                     no_progress=no_progress)
             self.stdout.write(f"{indexing.done} texts added to the search indexes (job {indexing.pk})")
+        self.finish(job, "import")
+
+    def write_report(self, report, path):
+        if path:
+            with open(path, "w", encoding="utf-8") as out:
+                json.dump(report, out, ensure_ascii=False, indent=2)
 
 
 def near_duplicate_report(job):
@@ -121,6 +128,8 @@ def near_duplicate_report(job):
 def import_report(job):
     counts = job.counts
     return {
+        "status": job.status,
+        "rows_read": counts.get("rows_read", 0),
         "imported_pairs": counts.get("imported_pairs", 0),
         "imported_prompts": counts.get("imported_prompts", 0),
         "imported_responses": counts.get("imported_responses", 0),

@@ -23,7 +23,7 @@ class Command(BaseCommand):
         for name in SAMPLE_FILES:
             path = SAMPLE_DIR / name
             done = Job.objects.filter(
-                dataset=ds, kind="import", status=Job.Status.SUCCEEDED, params__original_name=name
+                dataset=ds, kind="import", status__in=Job.COMPLETED, params__original_name=name
             ).exists()
             if done:
                 self.stdout.write(f"{name}: already imported into {ds.name}")

@@ -1,13 +1,13 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from annotation.job_progress import run_with_bar
+from annotation.job_progress import JobCommand, run_with_bar
 from annotation.models import Dataset, Job, RewardModel
 from annotation.reward.filtering import MODES, filter_params
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = ("Score a dataset's pairs with a reward model and filter those whose margin r(chosen) - r(rejected) "
             "is at or below the threshold (or only score, or undo the filter).")
 
@@ -49,6 +49,7 @@ class Command(BaseCommand):
         for domain, row in sorted(report["by_domain"].items()):
             self.stdout.write(f"  {domain:<8} scored {row['scored']:>8}  filtered {row['filtered']:>8}  "
                               f"kept {row['kept']:>8}")
+        self.finish(job, "reward filtering")
 
 
 def filter_report(job, reward_model):

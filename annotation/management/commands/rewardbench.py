@@ -3,16 +3,16 @@ import os
 from pathlib import Path
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from annotation.job_progress import run_with_bar
+from annotation.job_progress import JobCommand, run_with_bar
 from annotation.models import Dataset, Job, Judge, RewardModel
 from annotation.reward import benchmark as B
 from annotation.reward.filtering import filter_params
 from annotation.reward.pairwise import pairwise_params
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = ("Pairwise accuracy of reward models and LLM judges on a gold set (a benchmark file, imported into a "
             "benchmark dataset, or a dataset), per domain and overall, with n and a 95% Wilson interval.")
 
@@ -80,6 +80,7 @@ class Command(BaseCommand):
                                  params=filter_params(reward_model, mode="score"))
         run_with_bar(job, what=f"scoring with {reward_model}", unit="response", desc=f"score {reward_model}",
                      no_progress=no_progress)
+        self.finish(job, f"scoring with {reward_model}")
 
 
     def pairwise(self, dataset, judge, no_progress):
@@ -90,6 +91,7 @@ class Command(BaseCommand):
         job = Job.objects.create(kind="pairwise_judge", dataset=dataset, unit="pairs", params=params)
         run_with_bar(job, what=f"pairwise judging with {judge.name}", unit="pair", desc=f"{judge.name} A/B",
                      no_progress=no_progress)
+        self.finish(job, f"pairwise judging with {judge.name}")
         return B.pairwise_summary(job.counts.get("pairwise_by_domain", {}))
 
 

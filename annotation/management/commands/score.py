@@ -1,14 +1,15 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from annotation import jobs
+from annotation.job_progress import JobCommand
 from annotation.judging import CHUNK_SIZE, score_params, score_report
 from annotation.models import Dataset, Domain, Job, Judge
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = "Score a dataset's responses with LLM judges (only missing judgements unless --rescore)."
 
     def add_arguments(self, parser):
@@ -46,15 +47,15 @@ class Command(BaseCommand):
                             refused=counts.get("refused", 0), err=counts.get("error", 0),
                             cached=counts.get("cached", 0), cost=f"{counts.get('cost', 0):.4f}")
 
-        status = jobs.execute(job.pk, on_progress=on_progress)
+        jobs.execute(job.pk, on_progress=on_progress)
         bar.close()
         job.refresh_from_db()
         report = score_report(job)
         if report_json:
             with open(report_json, "w", encoding="utf-8") as out:
                 json.dump(report, out, ensure_ascii=False, indent=2)
-        if status != Job.Status.SUCCEEDED:
-            raise CommandError(job.error or f"scoring ended as {job.status}")
+        if job.error or job.status == Job.Status.CANCELLED:
+            self.finish(job, "scoring")  # stopped before its end: the counts so far are in the report
         by = report["by_status"]
         self.stdout.write(
             f"{job.done} judgements (job {job.pk}): {by['ok']} ok, {by['parse_error']} parse errors, "
@@ -62,3 +63,4 @@ class Command(BaseCommand):
             f"{report['paid_requests']} requests, {report['input_tokens']} + {report['output_tokens']} tokens, "
             f"cost {report['cost']:.6f}"
         )
+        self.finish(job, "scoring")

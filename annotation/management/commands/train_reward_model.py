@@ -1,13 +1,13 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from annotation.job_progress import run_with_bar
+from annotation.job_progress import JobCommand, run_with_bar
 from annotation.models import Dataset, Job, RewardModel
 from annotation.reward.training import DEFAULTS, train_params
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = "Train the built-in Bradley-Terry reward model on a dataset's pairs and report held-out accuracy."
 
     def add_arguments(self, parser):
@@ -40,6 +40,7 @@ class Command(BaseCommand):
         if model.metrics.get("notice"):
             self.stderr.write(model.metrics["notice"])
         self.stdout.write(accuracy_table(model))
+        self.finish(job, "training")
 
 
 def accuracy_table(model):

@@ -1,14 +1,14 @@
 import os
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from annotation.job_progress import run_with_bar
+from annotation.job_progress import JobCommand, run_with_bar
 from annotation.models import Dataset, Domain
 from review.exports import FORMATS, ExportError, Selection, create_export, file_names, side_file_names
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = (
         "Export a dataset's audited pairs for training (LLaMA-Factory, TRL, OpenRLHF, Alpaca, CSV, Parquet), "
         "with manifest.json and a dataset card (README.md) beside the data files."
@@ -52,7 +52,7 @@ class Command(BaseCommand):
                                    enqueue=False)
         except ExportError as exc:
             raise CommandError(str(exc)) from None
-        run_with_bar(export.job, what="export", unit="pairs", desc="export", no_progress=o["no_progress"],
+        job = run_with_bar(export.job, what="export", unit="pairs", desc="export", no_progress=o["no_progress"],
                      unit_scale=True)
         export.refresh_from_db()
         counts = export.manifest["counts"]
@@ -63,3 +63,4 @@ class Command(BaseCommand):
         )
         for f in export.files:
             self.stdout.write(f"  {os.path.join(out.parent, f['name'])}")
+        self.finish(job, "export")
