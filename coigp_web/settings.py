@@ -218,6 +218,9 @@ IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 200_000)
 IMPORT_MAX_LINE_BYTES = env_int("IMPORT_MAX_LINE_BYTES", 64 * 1024**2)
 IMPORT_MAX_DECOMPRESSED_BYTES = env_int("IMPORT_MAX_DECOMPRESSED_BYTES", 64 * 1024**3)
 IMPORT_MAX_DECOMPRESSION_RATIO = env_int("IMPORT_MAX_DECOMPRESSION_RATIO", 100)
+# A job stores its first JOB_MAX_STORED_ERRORS bad rows (or failed items) and counts the rest, so a
+# file of two million bad lines leaves a usable errors page and CSV, not 400 MB of error rows.
+JOB_MAX_STORED_ERRORS = env_int("JOB_MAX_STORED_ERRORS", 10_000)
 # Hugging Face Hub imports: the Hub's address, and a token read from the environment when a
 # dataset needs one (never stored).
 HF_ENDPOINT = env_str("HF_ENDPOINT", "https://huggingface.co").rstrip("/")

@@ -1,5 +1,5 @@
-"""Hostile files: over-long lines, decompression bombs, cut-off or damaged .gz/.zst files. Each is
-stopped with a reason, and nothing readable before it is lost."""
+"""Hostile files: over-long lines, decompression bombs, cut-off or damaged .gz/.zst files, and
+millions of bad rows. Each is stopped with a reason, and nothing readable before it is lost."""
 
 import csv
 import gzip
@@ -14,10 +14,11 @@ from django.core.management import CommandError, call_command
 
 from annotation.ingest.readers import JsonArrayReader, JsonlReader
 from annotation.ingest.tabular import CsvReader
-from annotation.models import Job, Pair, Prompt
+from annotation.models import Job, JobError, Pair, Prompt
 
 from .helpers import generated_pairs, sharegpt_line
 from .test_import import run_import
+from .test_import_containers import import_interrupted_then_resumed
 
 
 def jsonl_bytes(records):
@@ -155,7 +156,8 @@ def test_a_decompression_bomb_stops_the_import_with_the_limit_and_keeps_the_rows
     assert job.error == (f"bomb.jsonl{suffix}: {reason}; reading stopped there; every complete row before that "
                          "point was imported")
     assert Pair.objects.count() == 500 == job.counts["imported_pairs"]
-    assert list(job.errors.values_list("line", "reason")) == [(501, f"the line is cut off: {reason}; reading stopped there")]
+    assert list(job.errors.values_list("line", "reason")) == [
+        (501, f"the line is cut off: {reason}; reading stopped there")]
 
 
 def test_a_file_exactly_at_the_decompression_limit_is_read_whole(db, tmp_path, settings):
@@ -242,3 +244,39 @@ def test_a_file_damaged_before_its_first_record_is_a_one_line_error(db, tmp_path
     with pytest.raises(CommandError, match="header.jsonl.gz: the file is corrupt: its gzip data cannot be decompressed "
                                            "past byte 0 of the content"):
         call_command("import_pairs", str(path), dataset="d", no_progress=True)
+
+
+# Millions of bad rows: the first ones stored, all counted
+
+def test_a_job_stores_its_first_bad_rows_counts_all_and_says_how_many_more(client, team, tmp_path, settings):
+    settings.JOB_MAX_STORED_ERRORS = 50
+    path = tmp_path / "empty-objects.jsonl"
+    path.write_bytes(jsonl_bytes(generated_pairs(10)) + b"{}\n" * 300)
+    report = run_import(path, dataset=team.dataset.name, batch_size=64)
+    assert report["imported_pairs"] == 10
+    assert [row["line"] for row in report["rejected_rows"]] == list(range(11, 61))
+    assert report["rejected_rows_not_stored"] == 250
+    job = Job.objects.get(kind="import", dataset=team.dataset)
+    assert job.counts["rejected_rows"] == 300 and job.counts["errors_not_stored"] == 250
+    assert JobError.objects.filter(job=job).count() == 50
+    note = "… and 250 more not stored: a job keeps its first 50 (JOB_MAX_STORED_ERRORS)"
+
+    client.force_login(team.viewer)
+    html = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert '<dd data-count="rejected_rows">300</dd>' in html
+    assert '<dd data-count="errors_not_stored">250</dd>' in html
+    assert f'<p class="muted" id="job-errors-not-stored">{note}</p>' in html
+    response = client.get(f"/jobs/{job.pk}/errors.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode().lstrip("\ufeff"))))
+    assert len(rows) == 1 + 50 + 1
+    assert rows[-1] == ["", note, ""]
+
+
+def test_the_stored_bad_rows_stay_exact_when_an_import_is_resumed(db, tmp_path, settings):
+    settings.JOB_MAX_STORED_ERRORS = 100
+    lines = [record if i % 2 == 0 else b"{}" for i, record in enumerate(generated_pairs(400))]
+    path = tmp_path / "half-bad.jsonl"
+    path.write_bytes(jsonl_bytes(lines))
+    job = import_interrupted_then_resumed(path, "resumed", batch_size=90)
+    assert job.counts["rejected_rows"] == 200 and job.counts["errors_not_stored"] == 100
+    assert list(job.errors.values_list("line", flat=True)) == list(range(2, 202, 2))

@@ -88,10 +88,12 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{report['imported_pairs']} pairs, {report['imported_prompts']} prompts, "
             f"{report['imported_responses']} responses imported; {report['duplicates']} duplicates; "
-            f"{len(report['rejected_rows'])} rows rejected (job {job.pk})"
+            f"{job.counts.get('rejected_rows', 0)} rows rejected (job {job.pk})"
         )
         for row in report["rejected_rows"][:20]:
             self.stdout.write(f"  line {row['line']}: {row['reason']}")
+        if report["rejected_rows_not_stored"]:
+            self.stdout.write(f"  {job.unstored_errors_note()}")
         follow_up = follow_up_of(job)
         try:
             if follow_up is not None and follow_up.status == Job.Status.PENDING:
@@ -127,6 +129,8 @@ def import_report(job):
         "imported_judgements": counts.get("imported_judgements", 0),
         "duplicates": counts.get("duplicates", 0),
         "rejected_rows": [{"line": e.line, "reason": e.reason} for e in job.errors.order_by("line", "pk")],
+        # Rows over JOB_MAX_STORED_ERRORS are counted, not listed.
+        "rejected_rows_not_stored": counts.get("errors_not_stored", 0),
         "by_domain": counts.get("by_domain", {}),
         "unknown_domains": counts.get("unknown_domains", {}),
     }
