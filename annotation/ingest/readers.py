@@ -120,6 +120,7 @@ class Decompressed(io.RawIOBase):
         self.limit, self.limit_reason = limits.content_limit(self.size)
         self.produced = 0
         self.problem = ""
+        self.ended = False
 
     def readable(self):
         return True
@@ -141,8 +142,10 @@ class Decompressed(io.RawIOBase):
                               f"{self.produced:,} of the content ({exc})")
         if n and room <= 0:
             return self._stop(self.limit_reason)
-        if not n and self.kind == "zstd" and not zstd_frames_complete(self.path):
-            return self._stop(f"the file is truncated: its zstd data stops at byte {self.size:,}, inside a frame")
+        if not n and self.kind == "zstd" and not self.ended:
+            self.ended = True  # readers may ask again at the end; the frames are walked once
+            if not zstd_frames_complete(self.path):
+                return self._stop(f"the file is truncated: its zstd data stops at byte {self.size:,}, inside a frame")
         self.produced += n
         return n
 

@@ -135,7 +135,7 @@ def _history_messages(history, prompt):
 
 
 class RecordTooLong(Exception):
-    pass
+    """A record over the line limit, read past without being kept."""
 
 
 class CutOff(Exception):
