@@ -131,6 +131,26 @@ def test_a_100_mb_line_is_skipped_without_being_held_in_memory(tmp_path, setting
     assert peak < 24 << 20, f"the reader held {peak / 2**20:.0f} MiB"
 
 
+def test_100_mb_of_spaces_between_json_array_elements_are_not_held_in_memory(tmp_path, settings):
+    settings.IMPORT_MAX_DECOMPRESSION_RATIO = 100_000
+    path = tmp_path / "spaces.json.zst"
+    with open(path, "wb") as f, zstandard.ZstdCompressor().stream_writer(f) as out:
+        out.write(b"[" + jsonl_bytes([sharegpt_line(1)]) + b",")
+        for _ in range(100):
+            out.write(b" " * (1 << 20))
+        out.write(jsonl_bytes([sharegpt_line(2)]) + b"]")
+    tracemalloc.start()
+    try:
+        reader = JsonArrayReader(path)
+        items = list(reader)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    reader.close()
+    assert [(item.line, item.error) for item in items] == [(1, ""), (2, "")]
+    assert peak < 24 << 20, f"the reader held {peak / 2**20:.0f} MiB"
+
+
 # Decompression bombs
 
 def bomb(good_lines):
