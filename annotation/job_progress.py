@@ -35,7 +35,7 @@ class JobCommand(BaseCommand):
         with problems; nothing if it succeeded."""
         raise_unless_completed(job, what)
         if job.status == Job.Status.PROBLEMS:
-            self.stderr.write(f"{what} finished with problems: {jobs.failure_summary(job)} (job {job.pk})")
+            self.stderr.write(f"{what} finished with problems: {jobs.failure_summary(job) or job.error} (job {job.pk})")
             self.exit_status = max(self.exit_status, EXIT_PROBLEMS)
 
 

@@ -103,6 +103,10 @@ class JobContext:
         self.on_progress = on_progress
         self.counts = dict(job.counts)
         self.cursor = dict(job.cursor)
+        self.errors_stored = None  # counted at the first commit with errors (a resumed job has some)
+        # Set by a runner that did its work but not all of it for a reason outside its items (a file cut
+        # off after its complete rows were imported): the job ends with problems and shows this message.
+        self.problem = ""
 
     @property
     def params(self):
@@ -129,7 +133,7 @@ class JobContext:
         if cursor is not None:
             self.cursor = cursor
         self.job.done += done
-        JobError.objects.bulk_create(JobError(job_id=self.job.pk, **e) for e in errors)
+        self._store_errors(errors)
         Job.objects.filter(pk=self.job.pk).update(
             done=self.job.done, counts=self.counts, cursor=self.cursor, heartbeat_at=timezone.now()
         )
@@ -139,6 +143,21 @@ class JobContext:
     def outcome(self):
         """The status the counts committed so far give (see `outcome`)."""
         return outcome(self.job.kind, self.counts)
+
+    def _store_errors(self, errors):
+        """Store the job's first JOB_MAX_STORED_ERRORS errors and count the rest in `errors_not_stored`.
+        Both commit with the chunk, so a resumed job goes on counting exactly where it stopped."""
+        errors = list(errors)
+        if not errors:
+            return
+        if self.errors_stored is None:
+            self.errors_stored = JobError.objects.filter(job_id=self.job.pk).count()
+        room = max(settings.JOB_MAX_STORED_ERRORS - self.errors_stored, 0)
+        stored = errors[:room]
+        JobError.objects.bulk_create(JobError(job_id=self.job.pk, **e) for e in stored)
+        self.errors_stored += len(stored)
+        if len(errors) > len(stored):
+            self.counts["errors_not_stored"] = self.counts.get("errors_not_stored", 0) + len(errors) - len(stored)
 
     def check_cancelled(self):
         row = Job.objects.filter(pk=self.job.pk).values("worker_token", "cancel_requested").first()
@@ -244,7 +263,10 @@ def execute(job_id, task_id="", on_progress=None):
         log.exception("job %s failed", job_id)
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return _finish(job_id, token, Job.Status.FAILED, f"Internal error: {detail}")
-    return _finish(job_id, token, outcome(job.kind, ctx.counts))
+    status = outcome(job.kind, ctx.counts)
+    if ctx.problem and status == Job.Status.SUCCEEDED:
+        status = Job.Status.PROBLEMS
+    return _finish(job_id, token, status, ctx.problem)
 
 
 def _finish(job_id, token, status, error=""):

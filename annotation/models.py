@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -404,6 +405,15 @@ class Job(models.Model):
             return None
         rate = self.done / max(elapsed.total_seconds(), 1e-3)
         return timedelta(seconds=round((self.total - self.done) / rate))
+
+    def unstored_errors_note(self):
+        """The line that ends the list of the job's errors when some were counted but not stored
+        (JOB_MAX_STORED_ERRORS), for the job page and the errors CSV; '' when every one is stored."""
+        more = self.counts.get("errors_not_stored", 0)
+        if not more:
+            return ""
+        return gettext("… and %(more)s more not stored: a job keeps its first %(stored)s (JOB_MAX_STORED_ERRORS)") % {
+            "more": f"{more:,}", "stored": f"{self.errors.count():,}"}
 
     def scalar_counts(self):
         """The counts that are plain numbers, for the job page (nested ones have tables of their own)."""

@@ -122,12 +122,15 @@ def job_errors_csv(request, pk):
     job = get_job_for(request, pk, Role.VIEWER)
     writer = csv.writer(_Echo())
     rows = job.errors.order_by("line", "pk").values_list("line", "reason", "excerpt").iterator(chunk_size=2000)
+    note = job.unstored_errors_note()
 
     def stream():
         yield "\ufeff"  # so Excel in a Chinese locale reads UTF-8
         yield writer.writerow(["line", "reason", "excerpt"])
         for row in rows:
             yield writer.writerow(row)
+        if note:
+            yield writer.writerow(["", note, ""])
 
     response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-rejected-rows.csv"'

@@ -230,6 +230,19 @@ FILE_UPLOAD_TEMP_DIR = str(MEDIA_ROOT / "imports" / "incoming")
 os.makedirs(FILE_UPLOAD_TEMP_DIR, exist_ok=True)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 5 * 1024**3)
 IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 200_000)
+# What a hostile file may make the importer hold or do (annotation/ingest/readers.py). A line (a JSONL
+# line, a CSV record, a JSON array element) longer than IMPORT_MAX_LINE_BYTES is one rejected row and
+# is skipped without being held; 64 MiB is far above any real record (a field is at most
+# IMPORT_MAX_FIELD_CHARS characters). A .gz/.zst file stops being read once its content passes
+# IMPORT_MAX_DECOMPRESSED_BYTES or IMPORT_MAX_DECOMPRESSION_RATIO times its own size (counted from
+# 1 MiB for smaller files): Chinese preference data compresses 2.5-3.5 times (the sample data, gzip -9
+# and zstd -19), a file full of repeats perhaps 20 times, a decompression bomb 1,000 times and more.
+IMPORT_MAX_LINE_BYTES = env_int("IMPORT_MAX_LINE_BYTES", 64 * 1024**2)
+IMPORT_MAX_DECOMPRESSED_BYTES = env_int("IMPORT_MAX_DECOMPRESSED_BYTES", 64 * 1024**3)
+IMPORT_MAX_DECOMPRESSION_RATIO = env_int("IMPORT_MAX_DECOMPRESSION_RATIO", 100)
+# A job stores its first JOB_MAX_STORED_ERRORS bad rows (or failed items) and counts the rest, so a
+# file of two million bad lines leaves a usable errors page and CSV, not 400 MB of error rows.
+JOB_MAX_STORED_ERRORS = env_int("JOB_MAX_STORED_ERRORS", 10_000)
 # Hugging Face Hub imports: the Hub's address, and a token read from the environment when a
 # dataset needs one (never stored).
 HF_ENDPOINT = env_str("HF_ENDPOINT", "https://huggingface.co").rstrip("/")

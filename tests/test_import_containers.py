@@ -256,7 +256,7 @@ def import_interrupted_then_resumed(path, dataset, batch_size, **options):
     job.refresh_from_db()
     assert job.status == Job.Status.RUNNING and job.counts["rows_read"] == batch_size, "stopped after one batch"
     Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(days=1))
-    assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
+    assert jobs.execute(job.pk) in Job.COMPLETED  # with problems where the file has bad rows
     job.refresh_from_db()
     return job
 

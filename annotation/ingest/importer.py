@@ -15,7 +15,7 @@ from ..jobs import JobContext, JobFailed, Tally, counted, job_runner
 from ..models import Dataset, Job
 from .formats import FORMATS, RowError, detect_format, parse_record
 from .hub import HubError, download, parquet_urls, parse_hub_id
-from .readers import CONTAINERS, FileError, JsonArrayReader, JsonlReader, sniff_container
+from .readers import CONTAINERS, FileError, JsonArrayReader, JsonlReader, Limits, sniff_container
 from .tabular import CsvReader, ParquetReader, check_header, name_column, parse_columns, to_record
 from .writer import write_batch
 
@@ -109,6 +109,12 @@ def run_import(ctx: JobContext):
         _commit_batch(ctx, dataset, batch, errors, reader, fmt, params)
     finally:
         reader.close()
+    if reader.problem:  # the content stopped early: what was read before is committed, the job says why
+        if not ctx.counts.get("imported_pairs") and not ctx.counts.get("imported_prompts"):
+            raise JobFailed(f"{params['original_name']}: {reader.problem}; no complete row came before it")
+        # The rows before the cut are real data: the job ends with problems, and its follow-ups run on them.
+        ctx.problem = (f"{params['original_name']}: {reader.problem}; every complete row before that point "
+                       "was imported")
     if ctx.counts.get("rows_read", 0) == 0 and not ctx.counts.get("rejected_rows"):
         raise JobFailed(f"{params['original_name']}: the file holds no records")
     if ctx.outcome() == Job.Status.FAILED:
@@ -133,13 +139,14 @@ def open_reader(params, cursor):
     row = cursor.get("row", 0)
     if params.get("hub"):
         path = cursor["files"]
-    container = params.get("container") or sniff_container(path)
+    limits = Limits.from_settings()
+    container = params.get("container") or sniff_container(path, limits)
     if container == "jsonl":
-        return JsonlReader(path, cursor.get("line", 0), cursor.get("offset", 0))
+        return JsonlReader(path, cursor.get("line", 0), cursor.get("offset", 0), limits)
     if container == "json":
-        return JsonArrayReader(path, row)
+        return JsonArrayReader(path, row, limits)
     if container == "csv":
-        reader = CsvReader(path, row)
+        reader = CsvReader(path, row, limits)
     else:
         reader = ParquetReader(path, row, limit=(params.get("hub") or {}).get("limit"))
     try:

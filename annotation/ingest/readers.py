@@ -4,6 +4,11 @@ A reader yields `Item(line, record, error)` in file order and knows how far it h
 import can commit its position and resume there. Compression is detected from the file's first
 bytes (gzip, zstd), the text encoding from its first 64 KiB (UTF-8 with or without BOM, else
 GB18030, a superset of GBK and GB2312).
+
+A hostile file cannot make a reader hold more than its `Limits`: a line (a CSV record, a JSON array
+element) over the line limit is one rejected row, skipped in bounded chunks; compressed content
+that is cut off, damaged or past the decompression limits ends the reading there, after every
+complete line before it, and the reader's `problem` says what was wrong.
 """
 
 import codecs
@@ -12,14 +17,21 @@ import io
 import json
 import os
 import re
+import zlib
 from dataclasses import dataclass
 
 import orjson
+import zstandard
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PARQUET_MAGIC = b"PAR1"
 CONTAINERS = ("jsonl", "json", "csv", "parquet")
+# A compressed file smaller than this may still expand to the ratio limit times this: the ratio of
+# a few kilobytes says little, and a hundred megabytes is harmless.
+RATIO_FROM_BYTES = 1 << 20
+# Over-long lines are skipped in chunks of this size.
+SKIP_CHUNK = 1 << 20
 
 
 class FileError(Exception):
@@ -31,6 +43,36 @@ class Item:
     line: int
     record: object = None
     error: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one file may make a reader hold or decompress."""
+
+    line_bytes: int
+    decompressed_bytes: int
+    decompression_ratio: int
+
+    @classmethod
+    def from_settings(cls):
+        from django.conf import settings
+
+        return cls(settings.IMPORT_MAX_LINE_BYTES, settings.IMPORT_MAX_DECOMPRESSED_BYTES,
+                   settings.IMPORT_MAX_DECOMPRESSION_RATIO)
+
+    def content_limit(self, compressed_size):
+        """(bytes a compressed file of this size may expand to, the reason given when it does)."""
+        by_ratio = self.decompression_ratio * max(compressed_size, RATIO_FROM_BYTES)
+        if self.decompressed_bytes <= by_ratio:
+            return self.decompressed_bytes, (
+                f"its content is larger than {self.decompressed_bytes:,} bytes, the limit for a decompressed file "
+                "(IMPORT_MAX_DECOMPRESSED_BYTES); reading stopped there")
+        return by_ratio, (
+            f"its content is more than {self.decompression_ratio} times the file's size ({by_ratio:,} bytes; "
+            "IMPORT_MAX_DECOMPRESSION_RATIO), as in a decompression bomb; reading stopped there")
+
+    def too_long(self, what, unit):
+        return f"{what} longer than {self.line_bytes:,} {unit} (IMPORT_MAX_LINE_BYTES)"
 
 
 class CountingReader(io.RawIOBase):
@@ -58,22 +100,122 @@ class CountingReader(io.RawIOBase):
     def tell(self):
         return self.raw.tell()
 
+    def close(self):
+        self.raw.close()
+        super().close()
 
-def open_decompressed(path):
-    """(binary stream of the decompressed content, counter of raw bytes read, compression name)."""
+
+class Decompressed(io.RawIOBase):
+    """The content of a gzip or zstd file behind a guard: where the compressed data is cut off or
+    damaged, or the content passes the limits, the stream ends as if the file ended there and
+    `problem` says why, so the lines before that point are still read and imported."""
+
+    def __init__(self, path, kind, source, limits):
+        self.path = path
+        self.kind = kind
+        self.source = source
+        self.stream = gzip.GzipFile(fileobj=source) if kind == "gzip" else (
+            zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True))
+        self.size = os.path.getsize(path)
+        self.limit, self.limit_reason = limits.content_limit(self.size)
+        self.produced = 0
+        self.problem = ""
+        self.ended = False
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.problem:
+            return 0
+        room = self.limit - self.produced
+        # Past the limit, reading one more byte tells a file that ends exactly there from a bigger one.
+        view = memoryview(buffer)[:max(room, 1)]
+        try:
+            # One read of the decompressor at most: where it raises, the content it returned before is kept.
+            n = self.stream.readinto1(view)
+        except EOFError:
+            return self._stop(f"the file is truncated: its gzip data stops at byte {self.size:,}, "
+                              "before the end of the stream")
+        except (zlib.error, gzip.BadGzipFile, zstandard.ZstdError) as exc:
+            return self._stop(f"the file is corrupt: its {self.kind} data cannot be decompressed past byte "
+                              f"{self.produced:,} of the content ({exc})")
+        if n and room <= 0:
+            return self._stop(self.limit_reason)
+        if not n and self.kind == "zstd" and not self.ended:
+            self.ended = True  # readers may ask again at the end; the frames are walked once
+            if not zstd_frames_complete(self.path):
+                return self._stop(f"the file is truncated: its zstd data stops at byte {self.size:,}, inside a frame")
+        self.produced += n
+        return n
+
+    def _stop(self, problem):
+        self.problem = problem
+        return 0
+
+    def close(self):
+        self.stream.close()
+        self.source.close()  # GzipFile leaves the file it was given open
+        super().close()
+
+
+def zstd_frames_complete(path):
+    """Whether the file's zstd frames end exactly where the file does. zstd's stream reader ends
+    quietly where a truncated file ends, so the frames are walked by their block headers (3 bytes
+    per block of up to 128 KiB) once the content has been read."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        position = 0
+        while position < size:
+            f.seek(position)
+            head = f.read(18)
+            if head[:4] != ZSTD_MAGIC:
+                if int.from_bytes(head[:4], "little") & 0xFFFFFFF0 != 0x184D2A50 or len(head) < 8:
+                    return False
+                position += 8 + int.from_bytes(head[4:8], "little")  # a skippable frame
+                continue
+            try:
+                position += zstandard.frame_header_size(head)
+            except zstandard.ZstdError:
+                return False
+            has_checksum, last = head[4] & 0x04, False
+            while not last:
+                f.seek(position)
+                block = f.read(3)
+                if len(block) < 3:
+                    return False
+                header = int.from_bytes(block, "little")
+                last, kind, length = header & 1, (header >> 1) & 3, header >> 3
+                position += 3 + (1 if kind == 1 else length)  # an RLE block stores its byte once
+            position += 4 if has_checksum else 0
+        return position == size
+
+
+@dataclass
+class Opened:
+    """A file opened for reading: its content, the raw bytes read so far (for progress), and the
+    guard of a compressed file (None for a plain one)."""
+
+    stream: io.BufferedIOBase
+    counter: CountingReader
+    guard: Decompressed = None
+
+    @property
+    def problem(self):
+        return self.guard.problem if self.guard else ""
+
+
+def open_decompressed(path, limits):
     raw = open(path, "rb")
     head = raw.read(4)
     raw.seek(0)
     counter = CountingReader(raw)
     buffered = io.BufferedReader(counter, buffer_size=1 << 20)
-    if head.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=buffered), counter, "gzip"
-    if head.startswith(ZSTD_MAGIC):
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20), counter, "zstd"
-    return buffered, counter, ""
+    kind = "gzip" if head.startswith(GZIP_MAGIC) else "zstd" if head.startswith(ZSTD_MAGIC) else ""
+    if not kind:
+        return Opened(buffered, counter)
+    guard = Decompressed(path, kind, buffered, limits)
+    return Opened(io.BufferedReader(guard, buffer_size=1 << 20), counter, guard)
 
 
 def detect_encoding(sample):
@@ -111,13 +253,13 @@ def _decodes(data, encoding):
         return False
 
 
-def sniff_container(path):
+def sniff_container(path, limits=None):
     with open(path, "rb") as f:
         if f.read(4) == PARQUET_MAGIC:
             return "parquet"
-    stream, _counter, _comp = open_decompressed(path)
-    with stream:
-        sample = stream.read(65536)
+    opened = open_decompressed(path, limits or Limits.from_settings())
+    with opened.stream:
+        sample = opened.stream.read(65536)
     detect_encoding(sample)
     text = sample.lstrip(codecs.BOM_UTF8).lstrip()
     if text.startswith(b"["):
@@ -126,6 +268,8 @@ def sniff_container(path):
         return "jsonl"
     if path.lower().removesuffix(".gz").removesuffix(".zst").endswith(".csv"):
         return "csv"
+    if opened.problem:  # damaged before its first records
+        raise FileError(opened.problem)
     raise FileError(
         "cannot tell the container: the file starts with neither '{' (JSONL) nor '[' (JSON array), and its "
         "name does not end in .csv (choose the csv format for a CSV file)"
@@ -135,13 +279,14 @@ def sniff_container(path):
 class JsonlReader:
     """One JSON object per line. The position is the decompressed byte offset of the next line."""
 
-    def __init__(self, path, start_line=0, start_offset=0):
+    def __init__(self, path, start_line=0, start_offset=0, limits=None):
         self.path = path
-        self.stream, self.counter, self.compression = open_decompressed(path)
-        sample = self.stream.read(65536)
-        self.encoding = detect_encoding(sample)
-        self.stream.close()
-        self.stream, self.counter, _ = open_decompressed(path)
+        self.limits = limits or Limits.from_settings()
+        opened = open_decompressed(path, self.limits)
+        with opened.stream:
+            self.encoding = detect_encoding(opened.stream.read(65536))
+        self.opened = open_decompressed(path, self.limits)
+        self.stream = self.opened.stream
         self.line = start_line
         self.offset = 0
         if start_offset:
@@ -150,7 +295,7 @@ class JsonlReader:
             self.offset = len(self.stream.read(3))
 
     def _skip(self, offset):
-        if not self.compression:
+        if self.opened.guard is None:
             self.stream.seek(offset)
             self.offset = offset
             return
@@ -164,19 +309,45 @@ class JsonlReader:
         return {"line": self.line, "offset": self.offset}
 
     def raw_bytes_read(self):
-        return self.counter.consumed
+        return self.opened.counter.consumed
 
     def total_bytes(self):
         return os.path.getsize(self.path)
 
+    @property
+    def problem(self):
+        return self.opened.problem
+
     def __iter__(self):
-        for raw in self.stream:
+        limit = self.limits.line_bytes
+        while True:
+            raw = self.stream.readline(limit + 1)
+            if not raw:
+                return
             self.line += 1
             self.offset += len(raw)
+            if not raw.endswith(b"\n"):
+                if len(raw) > limit:
+                    self.offset += self._skip_rest_of_line()
+                    yield Item(self.line, error=self.limits.too_long("line", "bytes"))
+                    continue
+                if self.problem:  # the content stopped inside this line
+                    if raw.strip():
+                        yield Item(self.line, error=f"the line is cut off: {self.problem}")
+                    return
             stripped = raw.strip()
             if not stripped:
                 continue
             yield self._parse(stripped)
+
+    def _skip_rest_of_line(self):
+        """Read past the rest of an over-long line a chunk at a time; returns the bytes skipped."""
+        skipped = 0
+        while True:
+            chunk = self.stream.readline(SKIP_CHUNK)
+            skipped += len(chunk)
+            if not chunk or chunk.endswith(b"\n"):
+                return skipped
 
     def _parse(self, raw):
         if self.encoding == "gb18030":
@@ -210,17 +381,17 @@ def _json_reason(raw):
     return "invalid JSON"
 
 
-def open_text(path):
-    """(text stream, counter of raw bytes read, encoding) for a compressed or plain text file.
+def open_text(path, limits):
+    """(text stream, Opened, encoding) for a compressed or plain text file.
 
     Undecodable bytes become lone surrogates (surrogateescape) instead of stopping the read, so
     the one record holding them is rejected and the rest of the file still imports."""
-    stream, _counter, _comp = open_decompressed(path)
-    with stream:
-        encoding = detect_encoding(stream.read(65536))
-    binary, counter, _comp = open_decompressed(path)
-    text = io.TextIOWrapper(binary, encoding=encoding, errors="surrogateescape", newline="")
-    return text, counter, encoding
+    opened = open_decompressed(path, limits)
+    with opened.stream:
+        encoding = detect_encoding(opened.stream.read(65536))
+    opened = open_decompressed(path, limits)
+    text = io.TextIOWrapper(opened.stream, encoding=encoding, errors="surrogateescape", newline="")
+    return text, opened, encoding
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -241,19 +412,20 @@ class JsonArrayReader:
 
     A well-formed element is parsed by the C scanner in one call; anything else goes through a
     bracket scanner that finds where the element ends (the next ',' or ']' outside strings and
-    brackets), so a malformed element is one rejected row and the next element still imports.
-    The position is the number of elements read; a resumed import re-reads and skips them
-    (a compressed stream cannot seek, and elements have no byte index without a full scan)."""
+    brackets), so a malformed element is one rejected row and the next element still imports. An
+    element longer than the line limit (in characters) is scanned to its end without being kept,
+    and rejected. The position is the number of elements read; a resumed import re-reads and skips
+    them (a compressed stream cannot seek, and elements have no byte index without a full scan)."""
 
     CHUNK = 1 << 20
-    MAX_ELEMENT_CHARS = 64 << 20
     _STRUCTURE = re.compile(r'["\[\]{},]')
-    _STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+    _STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)
     _SPACE = re.compile(r"\s*")
 
-    def __init__(self, path, start_row=0):
+    def __init__(self, path, start_row=0, limits=None):
         self.path = path
-        self.text, self.counter, self.encoding = open_text(path)
+        self.limits = limits or Limits.from_settings()
+        self.text, self.opened, self.encoding = open_text(path, self.limits)
         self.start_row = start_row
         self.row = 0
         self.buf = ""
@@ -265,10 +437,14 @@ class JsonArrayReader:
         return {"row": self.row}
 
     def raw_bytes_read(self):
-        return self.counter.consumed
+        return self.opened.counter.consumed
 
     def total_bytes(self):
         return os.path.getsize(self.path)
+
+    @property
+    def problem(self):
+        return self.opened.problem
 
     def close(self):
         self.text.close()
@@ -282,11 +458,16 @@ class JsonArrayReader:
         return True
 
     def _skip_space(self):
-        """The next non-space character (reading more as needed), or None at the end of the file."""
+        """The next non-space character (reading more as needed), or None at the end of the file.
+        A run of spaces longer than a chunk is cut to one space, so it is never held whole."""
+        begin = self.pos
         while True:
             self.pos = self._SPACE.match(self.buf, self.pos).end()
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
+            if self.pos - begin > self.CHUNK:
+                self.buf = self.buf[:begin + 1]
+                self.pos = len(self.buf)
             if not self._more():
                 return None
 
@@ -323,35 +504,45 @@ class JsonArrayReader:
             record, end = self.decoder.raw_decode(self.buf, start)
         except (json.JSONDecodeError, RecursionError):
             return self._scan_element(start)
+        if end - start > self.limits.line_bytes:  # it fitted in the buffer, but is over the limit all the same
+            item = Item(self.row, error=self.limits.too_long("element", "characters"))
+        else:
+            problem = undecodable(self.buf[start:end], self.encoding)
+            item = Item(self.row, error=problem) if problem else Item(self.row, record)
         self.pos = end
         char = self._skip_space()
         if char not in (",", "]"):  # text after the value, or a number cut by the buffer's end
             return self._scan_element(start)
-        problem = undecodable(self.buf[start:end], self.encoding)
         self.pos += 1
-        return (Item(self.row, error=problem) if problem else Item(self.row, record)), char
+        return item, char
 
     def _scan_element(self, start):
-        """Find the element's end with a bracket stack, reading on as needed, and parse it."""
-        stack, i = [], start
+        """Find the element's end with a bracket stack, reading on as needed, and parse it. Past the
+        line limit the text scanned so far is dropped (the stack and whether a string is open are
+        all the scan needs) and the element is rejected at its end."""
+        stack, i, in_string, too_long = [], start, False, False
         while True:
-            found = self._STRUCTURE.search(self.buf, i)
-            if found is not None and found.group() == '"':
-                rest = self._STRING_REST.match(self.buf, found.end())
-                if rest is not None:
-                    i = rest.end()
+            found = None
+            if in_string:
+                i = self._STRING_BODY.match(self.buf, i).end()  # stops at the closing quote, or the text's end
+                if i < len(self.buf) and self.buf[i] == '"':
+                    in_string, i = False, i + 1
                     continue
-                i, found = found.start(), None  # the string goes on in the next chunk
+            else:
+                found = self._STRUCTURE.search(self.buf, i)
+                if found is not None and found.group() == '"':
+                    in_string, i = True, found.end()
+                    continue
+                if found is None:
+                    i = len(self.buf)
             if found is None:
-                if len(self.buf) - start > self.MAX_ELEMENT_CHARS:
-                    self.eof, self.pos = True, len(self.buf)
-                    return Item(self.row, error=(
-                        f"element is over {self.MAX_ELEMENT_CHARS >> 20} Mi characters long (unbalanced "
-                        "brackets or quotes?); the rest of the file cannot be read")), None
+                too_long = too_long or len(self.buf) - start > self.limits.line_bytes
+                if too_long:
+                    self.buf, i, start = self.buf[i:], 0, 0
                 if not self._more():
                     self.pos = len(self.buf)
                     reason = ("the file ends inside this element: the JSON array is truncated"
-                              if self.buf[start:].strip() else
+                              if too_long or self.buf[start:].strip() else
                               "the file ends before the closing ']': the JSON array is truncated")
                     return Item(self.row, error=reason), None
                 continue
@@ -365,9 +556,15 @@ class JsonArrayReader:
                     while stack.pop() != opener:
                         pass
                 elif char == "]" and not stack:
-                    return self._cut(start, found.start(), "]")
+                    return self._end(start, found.start(), "]", too_long)
             elif not stack:
-                return self._cut(start, found.start(), ",")
+                return self._end(start, found.start(), ",", too_long)
+
+    def _end(self, start, end, terminator, too_long):
+        if too_long:
+            self.pos = end + 1
+            return Item(self.row, error=self.limits.too_long("element", "characters")), terminator
+        return self._cut(start, end, terminator)
 
     def _cut(self, start, end, terminator):
         self.pos = end + 1

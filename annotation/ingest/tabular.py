@@ -14,7 +14,7 @@ import os
 import orjson
 
 from .formats import RowError
-from .readers import FileError, Item, open_text, undecodable
+from .readers import SKIP_CHUNK, FileError, Item, Limits, open_text, undecodable
 
 FIELDS = (
     "prompt", "query", "system", "history", "chosen", "rejected", "domain", "model", "text", "scores",
@@ -134,26 +134,90 @@ def _history_messages(history, prompt):
     return messages + [{"role": "user", "content": prompt}]
 
 
+class RecordTooLong(Exception):
+    """A record over the line limit, read past without being kept."""
+
+
+class CutOff(Exception):
+    """The file's content stopped (truncated, corrupt, over a limit) inside a record."""
+
+
+class RecordLines:
+    """A CSV file's lines for the csv module, with a bound: a record longer than the line limit
+    (in characters) is read on to its end without being kept, the end being the first line end
+    where its quotes balance (RFC 4180), and RecordTooLong is raised in its place. Where the content
+    stopped early inside a record, CutOff is raised instead of handing the csv module a partial
+    record. Counts the file's lines, since a record's number is the line it starts on."""
+
+    NEWLINES = ("\n", "\r")
+
+    def __init__(self, text, opened, limit):
+        self.text = text
+        self.opened = opened
+        self.limit = limit
+        self.line = 0
+        self.start_record()
+
+    def start_record(self):
+        self.record_chars = self.record_quotes = 0
+        self.in_record = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.text.readline(self.limit + 1)
+        if not line:
+            if self.in_record and self.opened.problem:
+                raise CutOff()
+            raise StopIteration
+        self.line += 1
+        self.in_record = True
+        self.record_chars += len(line)
+        self.record_quotes += line.count('"')
+        if self.record_chars > self.limit:
+            self._skip_record(line)
+            raise RecordTooLong()
+        if self.opened.problem and not line.endswith(self.NEWLINES):
+            raise CutOff()
+        return line
+
+    def _skip_record(self, line):
+        while True:
+            ended = line.endswith(self.NEWLINES)
+            if ended and not self.record_quotes % 2:
+                return
+            line = self.text.readline(SKIP_CHUNK)
+            if not line:
+                return
+            if ended:
+                self.line += 1
+            self.record_quotes += line.count('"')
+
+
 class CsvReader:
     """A CSV file with a header line. Each record's number is the file line it starts on (the
     header is line 1; a quoted cell may span lines). The position is the number of records read;
     a resumed import re-reads and skips them."""
 
-    FIELD_LIMIT = 1 << 26  # characters a cell may have; the per-field limit applies after parsing
-
-    def __init__(self, path, start_row=0):
+    def __init__(self, path, start_row=0, limits=None):
         self.path = path
-        self.text, self.counter, self.encoding = open_text(path)
-        csv.field_size_limit(max(csv.field_size_limit(), self.FIELD_LIMIT))
-        self.reader = csv.reader(self.text)
+        self.limits = limits or Limits.from_settings()
+        self.text, self.opened, self.encoding = open_text(path, self.limits)
+        # The record bound (RecordLines) is the field bound; the csv module's own must not be lower.
+        csv.field_size_limit(max(csv.field_size_limit(), self.limits.line_bytes))
+        self.lines = RecordLines(self.text, self.opened, self.limits.line_bytes)
+        self.reader = csv.reader(self.lines)
         try:
             header = next(self.reader)
         except StopIteration:
             self.text.close()
-            raise FileError("the CSV file is empty: it has no header line") from None
-        except csv.Error as exc:
+            raise FileError(self.problem or "the CSV file is empty: it has no header line") from None
+        except (csv.Error, RecordTooLong, CutOff) as exc:
             self.text.close()
-            raise FileError(f"the CSV header line cannot be read: {exc}") from None
+            reason = (self.problem if isinstance(exc, CutOff) else
+                      self.limits.too_long("header line", "characters") if isinstance(exc, RecordTooLong) else exc)
+            raise FileError(f"the CSV header line cannot be read: {reason}") from None
         self.columns = [name.strip().lstrip("\ufeff") for name in header]
         problem = undecodable("".join(self.columns), self.encoding)
         duplicated = sorted({c for c in self.columns if self.columns.count(c) > 1})
@@ -163,16 +227,20 @@ class CsvReader:
                             else f"the CSV header names {', '.join(map(repr, duplicated))} more than once")
         self.start_row = start_row
         self.rows = 0
-        self.line = self.reader.line_num
+        self.line = self.lines.line
 
     def position(self):
         return {"row": self.rows, "line": self.line}
 
     def raw_bytes_read(self):
-        return self.counter.consumed
+        return self.opened.counter.consumed
 
     def total_bytes(self):
         return os.path.getsize(self.path)
+
+    @property
+    def problem(self):
+        return self.opened.problem
 
     def close(self):
         self.text.close()
@@ -180,13 +248,20 @@ class CsvReader:
     def __iter__(self):
         while True:
             start = self.line + 1
+            self.lines.start_record()
+            error = ""
             try:
                 cells = next(self.reader)
             except StopIteration:
                 return
             except csv.Error as exc:
                 cells, error = None, f"malformed CSV: {exc}"
-            self.line = self.reader.line_num
+            except RecordTooLong:
+                cells, error = None, self.limits.too_long("record", "characters")
+            except CutOff:
+                yield Item(start, error=f"the record is cut off: {self.problem}")
+                return
+            self.line = self.lines.line
             if cells is not None and not any(cell.strip() for cell in cells):
                 continue
             self.rows += 1
@@ -213,6 +288,7 @@ class ParquetReader:
     groups before it. `limit` stops after that many rows."""
 
     BATCH_ROWS = 1024
+    problem = ""  # pyarrow reads whole pages and raises for a damaged file
 
     def __init__(self, paths, start_row=0, limit=None):
         import pyarrow.parquet as pq

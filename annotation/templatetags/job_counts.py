@@ -22,6 +22,7 @@ LABELS = {
     "prompts_indexed": _("Prompts indexed for search"),
     "responses_indexed": _("Responses indexed for search"),
     **COUNT_LABELS,
+    "errors_not_stored": _("Errors not listed (over the limit)"),
 }
 
 

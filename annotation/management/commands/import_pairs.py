@@ -82,16 +82,20 @@ class Command(JobCommand):
         jobs.execute(job.pk, on_progress=on_progress)
         bar.close()
         job.refresh_from_db()
-        if job.error or job.status == Job.Status.CANCELLED:
+        if job.status == Job.Status.CANCELLED or (job.status == Job.Status.FAILED and job.error):
             self.finish(job, "import")  # the file could not be read, or the import was cancelled: no rows to report
+        if job.error:  # the file was cut off or damaged after the rows imported here
+            self.stderr.write(job.error)
         report = import_report(job)
         self.stdout.write(
             f"{report['imported_pairs']} pairs, {report['imported_prompts']} prompts, "
             f"{report['imported_responses']} responses imported; {report['duplicates']} duplicates; "
-            f"{len(report['rejected_rows'])} rows rejected (job {job.pk})"
+            f"{job.counts.get('rejected_rows', 0)} rows rejected (job {job.pk})"
         )
         for row in report["rejected_rows"][:20]:
             self.stdout.write(f"  line {row['line']}: {row['reason']}")
+        if report["rejected_rows_not_stored"]:
+            self.stdout.write(f"  {job.unstored_errors_note()}")
         if job.status == Job.Status.FAILED:  # every row was rejected: no follow-up job was created
             self.write_report(report, report_json)
             self.finish(job, "import")
@@ -136,6 +140,8 @@ def import_report(job):
         "imported_judgements": counts.get("imported_judgements", 0),
         "duplicates": counts.get("duplicates", 0),
         "rejected_rows": [{"line": e.line, "reason": e.reason} for e in job.errors.order_by("line", "pk")],
+        # Rows over JOB_MAX_STORED_ERRORS are counted, not listed.
+        "rejected_rows_not_stored": counts.get("errors_not_stored", 0),
         "by_domain": counts.get("by_domain", {}),
         "unknown_domains": counts.get("unknown_domains", {}),
     }
