@@ -10,6 +10,8 @@
 - Images are rendered as links ("image: alt"), never loaded: a remote image would tell its host who
   reads the dataset, and the CSP (img-src 'self' data:) would block it anyway.
 - Table alignment becomes a class (`align-right`), since the CSP forbids style attributes.
+- Nesting is capped (MAX_NESTING): text nested deeper, in blocks (thousands of ">" or "-") or inline
+  (emphasis inside emphasis), is shown as its source, wrapped, in a `<pre class="source">`.
 - The result goes through nh3 (ammonia) allowing only the tags and attributes this Markdown makes;
   links only to http, https and mailto, with rel="nofollow noopener". markdown-it already refuses
   `javascript:` links; nh3 is the second lock on the same door.
@@ -44,6 +46,11 @@ _ALLOWED_CLASS = {
     "a": re.compile(r"md-image"),
 }
 
+# Levels of nesting, blocks and inline markup together, that Markdown renders: real text nests a few levels
+# (a list in a list in a quote); each level indents and deepens the page's tree, so deeper text is shown as
+# its source. markdown-it stops blocks at this level (maxNesting) but nests emphasis without limit.
+MAX_NESTING = 20
+
 # Opening and closing delimiters, longest first so "$$" wins over "$".
 _MATH_DELIMITERS = [("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")]
 
@@ -74,7 +81,7 @@ def _math_inline(state, silent):
 
 
 def _render_math(self, tokens, idx, options, env):
-    # Verbatim and escaped: KaTeX's auto-render reads the text content, so "<" stays "<".
+    # Verbatim and escaped: static/js/render.js gives the text content to KaTeX, so "<" stays "<".
     return f'<span class="math">{escapeHtml(tokens[idx].content)}</span>'
 
 
@@ -96,7 +103,7 @@ def _alignment_to_class(state):
 
 
 def _build():
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md = MarkdownIt("commonmark", {"html": False, "maxNesting": MAX_NESTING}).enable("table")
     md.inline.ruler.before("escape", "math", _math_inline)
     md.core.ruler.push("table_align_class", _alignment_to_class)
     md.add_render_rule("math", _render_math)
@@ -129,8 +136,14 @@ def render_markdown(text) -> SafeString:
     text = str(text)
     env = {}
     tokens = _MD.parse(text, env)
-    if any(token.level >= _MD.options["maxNesting"] - 1 for token in tokens):
+    if _deepest_level(tokens) >= MAX_NESTING - 1:
         # markdown-it stops at its nesting limit and drops what is deeper (thousands of ">" or "-"):
         # show such text as it is rather than lose part of it.
-        return mark_safe(f"<pre>{escape(text)}</pre>")
+        return mark_safe(f'<pre class="source">{escape(text)}</pre>')
     return mark_safe(sanitise(_MD.renderer.render(tokens, _MD.options, env)))
+
+
+def _deepest_level(tokens):
+    """The deepest nesting in parsed text: a block's level plus that of the inline markup inside it."""
+    return max((token.level + max((child.level for child in token.children or ()), default=0) for token in tokens),
+               default=0)

@@ -2,6 +2,7 @@
 
 from html.parser import HTMLParser
 
+import pytest
 from django.template import Context, Template
 
 from review.rendering import render_markdown
@@ -98,7 +99,32 @@ def test_empty_text_renders_as_nothing():
     assert render_markdown("") == "" and render_markdown(None) == ""
 
 
-def test_nesting_beyond_the_parsers_limit_is_shown_as_text_not_lost():
-    html = render_markdown(">" * 5000 + " deep <script>")
-    assert html.startswith("<pre>") and "deep &lt;script&gt;" in html
-    assert "<blockquote>" in render_markdown("> > > 三层引用")
+@pytest.mark.parametrize("text", [
+    ">" * 5000 + " deep <script>",
+    "> " * 5000 + "deep <script>",
+    "- " * 5000 + "deep <script>",
+    "1. " * 3000 + "deep <script>",
+    "\n".join("  " * i + "- item" for i in range(40)) + " deep <script>",
+    "> - " * 2000 + "deep <script>",
+])
+def test_nesting_beyond_the_limit_is_shown_as_its_source_not_lost(text):
+    html = render_markdown(text)
+    assert html.startswith('<pre class="source">') and "deep &lt;script&gt;" in html
+    assert [tag for tag, _ in tags(html)] == ["pre"]
+
+
+def test_inline_markup_nested_beyond_the_limit_is_shown_as_its_source_too():
+    # markdown-it caps block nesting only: 5,000 emphasis levels would be 5,000 nested elements.
+    text = "*a " * 5000 + "deep" + " a*" * 5000
+    html = render_markdown(text)
+    assert html.startswith('<pre class="source">') and "<em>" not in html and "deep" in html
+
+
+def test_ordinary_nesting_renders():
+    assert html_tags("> > > 三层引用").count("blockquote") == 3
+    assert html_tags("- 一\n  - 二\n    - 三").count("ul") == 3
+    assert html_tags("***粗斜体*** 和 *斜体 **加粗** 斜体*") == ["p", "em", "strong", "em", "strong"]
+
+
+def html_tags(text):
+    return [tag for tag, _ in tags(render_markdown(text))]
