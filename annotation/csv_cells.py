@@ -17,7 +17,9 @@ import re
 
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
-_NEEDS_QUOTE = re.compile("^'*[=+\\-@\t\r]")
+_NEEDS_QUOTE = re.compile("'*[=+\\-@\t\r]")
+# First characters worth a closer look: almost no cell starts with one, so most cost one set lookup.
+_SUSPECT = frozenset(FORMULA_LEADS + (QUOTE,))
 UNDO = (
     "strip one leading ' from every cell that starts with one or more ' followed by =, +, -, @, "
     "a tab (0x09) or a carriage return (0x0D)"
@@ -28,7 +30,7 @@ def neutralise(value):
     """`value` with a leading quote when a spreadsheet would run it as a formula. Numbers and other
     non-strings pass as they are: the app wrote them, they hold no formula, and a quote would turn a
     negative number into text."""
-    if isinstance(value, str) and _NEEDS_QUOTE.match(value):
+    if isinstance(value, str) and value[:1] in _SUSPECT and _NEEDS_QUOTE.match(value):
         return QUOTE + value
     return value
 
