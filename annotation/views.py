@@ -1,4 +1,3 @@
-import csv
 import shutil
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ from django_htmx.http import HttpResponseStopPolling
 from review.access import get_dataset_for, get_job_for, visible_datasets
 
 from . import jobs, pairing
+from .csv_cells import CsvCells
 from .forms import BuildPairsForm, ImportForm, ScoreForm
 from .ingest.importer import hub_import_params, import_params
 from .ingest.report import import_report
@@ -120,7 +120,7 @@ class _Echo:
 @require_GET
 def job_errors_csv(request, pk):
     job = get_job_for(request, pk, Role.VIEWER)
-    writer = csv.writer(_Echo())
+    writer = CsvCells(_Echo())  # excerpts are the rejected input: hostile, and read in spreadsheets
     rows = job.errors.order_by("line", "pk").values_list("line", "reason", "excerpt").iterator(chunk_size=2000)
     note = job.unstored_errors_note()
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from annotation.csv_cells import FORMULA_LEADS, QUOTE, UNDO
 from annotation.models import Judge, PairBuildRun, RewardModel
 from annotation.statistics import cohen_kappa
 
@@ -48,7 +49,17 @@ def build_manifest(export, sel, counts, files):
         "review": review_summary(dataset),
         "code_version": code_version(),
         "files": files,
+        **({"csv_cells": csv_cells(sel, counts)} if export.format == "csv" else {}),
     }
+
+
+def csv_cells(sel, counts):
+    """Whether a CSV export's formula-leading cells were neutralised, and how to get the text back."""
+    if sel.raw_csv:
+        return {"neutralised": False,
+                "note": "cells are written as stored: do not open this file in a spreadsheet (formula injection)"}
+    return {"neutralised": True, "rule": "OWASP CSV injection", "prefix": QUOTE, "formula_leads": list(FORMULA_LEADS),
+            "cells_changed": counts["neutralised_cells"], "undo": UNDO}
 
 
 def judges_used(dataset):
@@ -167,4 +178,20 @@ def dataset_card(export, manifest):
     lines += ["", "## Review", "", f"- coverage: {review['reviewed_pairs']} of {review['total_pairs']} pairs reviewed "
               f"({review['coverage']:.1%})", f"- agreement (Cohen's kappa, first two reviewers, "
               f"{review['doubly_reviewed_pairs']} pairs): {kappa}", ""]
+    if "csv_cells" in manifest:
+        lines += ["## CSV cells", "", _csv_cells_note(manifest["csv_cells"]), ""]
     return "\n".join(lines)
+
+
+def _csv_cells_note(cells):
+    training = ("For training, use a JSONL or Parquet export of the same selection: their texts are never "
+                "altered.")
+    if not cells["neutralised"]:
+        return ("Cells are written exactly as stored (raw CSV cells, for machine consumers): a cell starting with "
+                "`=`, `+`, `-`, `@`, a tab or a carriage return runs as a formula if this file is opened in a "
+                "spreadsheet, so do not open it in one. " + training)
+    return (f"**These cells are altered.** So that spreadsheets show formulas as text (OWASP's CSV-injection rule), "
+            f"{cells['cells_changed']} cells that started with `=`, `+`, `-`, `@`, a tab or a carriage return (or "
+            f"with quotes before one) got a leading `'`: a math answer `-1` or `=` reads `'-1` or `'=` here, and "
+            f"a model trained on this file (e.g. through the `configs` above) would learn the quote. To get the text "
+            f"back, {cells['undo']}. " + training)

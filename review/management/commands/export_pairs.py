@@ -28,6 +28,9 @@ class Command(JobCommand):
         parser.add_argument("--limit", type=int, help="at most this many rows")
         parser.add_argument("--with-meta", action="store_true", help="add the metadata columns")
         parser.add_argument("--bom", action="store_true", help="CSV: start with a UTF-8 byte-order mark (Excel)")
+        parser.add_argument("--raw-csv", action="store_true",
+                            help="CSV: write cells as stored, for machine consumers, not spreadsheets. By default a "
+                                 "cell starting with = + - @ tab or CR gets a leading ' (formula injection)")
         parser.add_argument("--overwrite", action="store_true", help="replace files that exist")
         parser.add_argument("--no-progress", action="store_true")
 
@@ -38,7 +41,8 @@ class Command(JobCommand):
             raise CommandError(f"no dataset is called {o['dataset']!r}") from None
         statuses = [s.strip() for value in (o["status"] or ["pending,kept"]) for s in value.split(",") if s.strip()]
         selection = Selection(statuses=statuses, domains=o["domain"] or [], min_gap=o["min_gap"], split=o["split"],
-                              seed=o["seed"], limit=o["limit"], with_meta=o["with_meta"], bom=o["bom"])
+                              seed=o["seed"], limit=o["limit"], with_meta=o["with_meta"], bom=o["bom"],
+                              raw_csv=o["raw_csv"])
         out = Path(o["out"]).resolve()
         stem, ext = out.name.removesuffix(out.suffix) if out.suffix else out.name, out.suffix or None
         names = list(file_names(o["format"], stem, ext, o["split"]).values()) + side_file_names(o["format"])
@@ -61,6 +65,9 @@ class Command(JobCommand):
             f"{counts['swapped']} swapped by review; left out: "
             f"{', '.join(f'{k} {v}' for k, v in sorted(counts['excluded'].items())) or 'none'}"
         )
+        if "neutralised_cells" in counts and not selection.raw_csv:
+            self.stdout.write(f"{counts['neutralised_cells']} cells starting with = + - @ tab or CR got a leading ' so "
+                              "spreadsheets show them as text (see README.md; --raw-csv keeps them as stored)")
         for f in export.files:
             self.stdout.write(f"  {os.path.join(out.parent, f['name'])}")
         self.finish(job, "export")
