@@ -3,7 +3,9 @@ the jobs' outcome (README, "Exit status")."""
 
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
 from tqdm import tqdm
 
 from . import jobs
@@ -24,6 +26,12 @@ class JobCommand(BaseCommand):
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         return super().create_parser(prog_name, subcommand, epilog=EXIT_STATUS_HELP, **kwargs)
+
+    def execute(self, *args, **options):
+        # A command speaks the site's language (LANGUAGE_CODE), never the one a web request left active in
+        # this thread (tests and an in-process caller share threads with the views).
+        with translation.override(settings.LANGUAGE_CODE):
+            return super().execute(*args, **options)
 
     def run_from_argv(self, argv):
         super().run_from_argv(argv)

@@ -143,22 +143,6 @@ class JudgeStats:
                    data["pooled_mean"], data["pooled_std"])
 
 
-def compute_judge_stats(scores):
-    """JudgeStats from (judge, score) pairs."""
-    by_judge = defaultdict(list)
-    for judge, score in scores:
-        by_judge[judge].append(score)
-    pooled = [s for values in by_judge.values() for s in values]
-    if not pooled:
-        return JudgeStats()
-    return JudgeStats(
-        {j: statistics.fmean(v) for j, v in by_judge.items()},
-        {j: statistics.pstdev(v) for j, v in by_judge.items()},
-        statistics.fmean(pooled),
-        statistics.pstdev(pooled),
-    )
-
-
 def panel_score(scores, params, stats=None):
     """The panel score of one response from {judge: score} (the selected judges' scores only),
     or None when fewer than `params.min_judges` judges scored it."""

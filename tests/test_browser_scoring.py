@@ -27,7 +27,11 @@ def test_an_admin_scores_responses_from_the_dataset_page_and_sees_the_counts(liv
         page.get_by_label("qwen-loop").check()
         page.click("#score-form button[type=submit]")
         page.wait_for_url("**/jobs/*/")
-        page.wait_for_selector("#job-progress[data-status=succeeded]", timeout=60_000)
+        # One answer without a score: the job finished with problems, in amber, and says how many.
+        page.wait_for_selector("#job-progress[data-status=problems]", timeout=60_000)
+        assert page.locator("#job-status").inner_text() == "Finished with problems"
+        assert page.locator("#job-failures").inner_text() == "1 of 21 requests gave no score"
+        assert "finished with problems · 1 of 21 requests gave no score" in page.title()
         assert page.locator("[data-count=ok]").inner_text() == "20"
         assert page.locator("[data-count=parse_error]").inner_text() == "1"
         assert "Parse errors" in page.locator("#job-counts").inner_text()

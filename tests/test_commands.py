@@ -109,3 +109,18 @@ def test_every_command_that_runs_a_job_documents_its_exit_status(name):
 
     command = load_command_class(get_commands()[name], name)
     assert "Exit status: 0 succeeded; 1 failed" in command.create_parser("manage.py", name).format_help()
+
+
+def test_a_command_speaks_the_site_language_whatever_a_request_left_active(db, tmp_path, capsys):
+    # A view served in this thread in Chinese leaves zh-hans active; the CLI's report stays in English.
+    from django.utils import translation
+
+    from .helpers import sharegpt_line, write_jsonl
+
+    path = write_jsonl(tmp_path / "one-bad.jsonl", [sharegpt_line(i) for i in range(3)] + [{"bad": 1}])
+    translation.activate("zh-hans")
+    try:
+        call_command("import_pairs", str(path), dataset="lang", no_progress=True, no_near_duplicates=True)
+    finally:
+        translation.deactivate()
+    assert "import finished with problems: 1 of 4 rows rejected" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from annotation.pairing import BuildParams, Candidate, compute_judge_stats, pairs_for_prompt, panel_score
+from annotation.pairing import BuildParams, Candidate, JudgeStats, pairs_for_prompt, panel_score
 
 
 def params(**kwargs):
@@ -41,18 +41,22 @@ def test_panel_scores_are_rounded_to_six_places():
     assert panel_score({"a": 7, "b": 8, "c": 8}, params()) == 7.666667
 
 
-def test_judge_statistics_are_per_judge_and_pooled():
-    stats = compute_judge_stats([("h", 2), ("h", 4), ("g", 7), ("g", 9), ("g", 8)])
-    assert stats.mean == {"h": 3, "g": 8}
-    assert stats.std["h"] == 1 and stats.std["g"] == pytest.approx(statistics.pstdev([7, 9, 8]))
-    assert stats.pooled_mean == pytest.approx(6)
-    assert stats.pooled_std == pytest.approx(statistics.pstdev([2, 4, 7, 9, 8]))
+def stats_of(scores):
+    """The statistics the build job computes in SQL (tests/test_build_pairs.py checks those), here from
+    (judge, score) pairs: per-judge and pooled mean and population standard deviation."""
+    by_judge = {}
+    for judge, score in scores:
+        by_judge.setdefault(judge, []).append(score)
+    pooled = [score for _, score in scores]
+    return JudgeStats({j: statistics.fmean(v) for j, v in by_judge.items()},
+                      {j: statistics.pstdev(v) for j, v in by_judge.items()},
+                      statistics.fmean(pooled), statistics.pstdev(pooled))
 
 
 def test_zscore_normalisation_evens_out_a_harsh_and_a_generous_judge():
     # The harsh judge gives 2 and 4, the generous one 7 and 9. P got the harsh judge's best score,
     # Q the generous judge's worst: raw scores put Q ahead, normalised ones put P ahead.
-    stats = compute_judge_stats([("harsh", 2), ("harsh", 4), ("generous", 7), ("generous", 9)])
+    stats = stats_of([("harsh", 2), ("harsh", 4), ("generous", 7), ("generous", 9)])
     raw = params(min_judges=1)
     z = params(min_judges=1, normalise="zscore")
     assert panel_score({"harsh": 4}, raw) == 4 and panel_score({"generous": 7}, raw) == 7
@@ -66,7 +70,7 @@ def test_zscore_normalisation_evens_out_a_harsh_and_a_generous_judge():
 
 
 def test_a_judge_that_always_gives_the_same_score_contributes_the_pooled_mean():
-    stats = compute_judge_stats([("flat", 7), ("flat", 7), ("other", 2), ("other", 10)])
+    stats = stats_of([("flat", 7), ("flat", 7), ("other", 2), ("other", 10)])
     assert panel_score({"flat": 7}, params(min_judges=1, normalise="zscore"), stats) == pytest.approx(6.5)
 
 
