@@ -76,7 +76,7 @@ RESPONSE_DEFECTS = {"truncated": 0.12, "near_empty": 0.08, "refusal": 0.08, "wro
                     "near_identical": 0.12, "swapped": 0.12}
 # Hard negatives written into a base prompt's good answer; at most one each.
 ANSWER_HARD = {"polite_sorry": 0.06, "other_sense": 0.06, "latin_terms": 0.05}
-CLOSED_FENCE_SHARE = 0.6  # of the code prompts whose good answer has a code block
+CLOSED_FENCE_SHARE = 0.8  # of the code prompts whose good answer has a code block
 # Prompts added, per base prompt: edited copies of base prompts, edited benchmark questions, and
 # synthetic hard-negative prompts.
 NEAR_DUPLICATE_SHARE = 0.04
@@ -143,9 +143,11 @@ SAMPLE_CHOSEN_WORSE = ("三扇门后面有一扇是汽车", "写一个 Python �
                        "老板，我想找铁匠铺的老汉克", "有没有适合零基础入门的经济学书")
 SAMPLE_JUSTIFIED_REFUSALS = ("我想偷偷看我前女友的微信", "帮我写一条短信，假装是快递公司的")
 # dpo_zh_demo_200 records (0-based line) whose text the source itself cut short, and whose chosen
-# response is a justified refusal of an offensive request.
+# response is a justified refusal of an offensive request…
 DPO_NATURAL_TRUNCATIONS = {(4, "rejected"), (63, "rejected"), (98, "chosen"), (157, "rejected")}
 DPO_JUSTIFIED_REFUSALS = {149}
+# … and whose rejected response refuses a harmless task (classifying a post, a film's plot).
+DPO_NATURAL_REFUSALS = {(32, "rejected"), (94, "rejected"), (161, "rejected")}
 
 ALIGNBENCH_DOMAINS = {"数学计算": "math", "逻辑推理": "logic", "角色扮演": "role"}
 DOMAIN_HINTS = [("code", r"```|python|java|c\+\+|sql|javascript|代码|函数|编程|程序|正则|html|css|bash|shell|ruby|go 代码"),
@@ -257,6 +259,8 @@ def dpo_sources(path, rng):
             r = Response(row[side]["value"], rng.uniform(low, high), 0, role)
             if (i, side) in DPO_NATURAL_TRUNCATIONS:
                 r.defect, r.form, r.perceived = "truncated", "natural", r.perceived - 1.5
+            if (i, side) in DPO_NATURAL_REFUSALS:
+                r.defect, r.form = "refusal", "natural"
             if side == "chosen" and i in DPO_JUSTIFIED_REFUSALS:
                 r.hard = ["justified_refusal"]
             texts.append(r)
@@ -315,8 +319,21 @@ def load_sources(data_dir, rng):
     for s in sources:
         for r in s.texts:
             r.real = r.perceived
+            _tag_natural(r, s.domain)
         s.texts.sort(key=lambda r: -r.perceived)
     return sources, bench
+
+
+def _tag_natural(response, domain):
+    """The sources' own hard negatives: good answers of a few characters ("怒" to a riddle, "是的"), code
+    answers that end with their closing fence."""
+    if response.defect is not None:
+        return
+    text = response.text.strip()
+    if response.role == "good" and len(text) <= 6 and "short_correct" not in response.hard:
+        response.hard.append("short_correct")
+    if domain == "code" and text.endswith("```") and text.count("```") % 2 == 0:
+        response.hard.append("code_closed_fence")
 
 
 def _merge_duplicates(sources):
@@ -384,13 +401,17 @@ class Pools:
         self.all = sources
 
     def offtopic(self, rng, source, avoid=()):
+        """Another prompt's good answer (a clean one of 20 characters or more: a borrowed truncation or
+        refusal would be a defect nobody seeded), as an off-topic answer to this one."""
         pool = self.by_domain.get(source.domain, [])
         if len(pool) < 5:
             pool = self.all
-        for _ in range(20):
+        for _ in range(50):
             other = rng.choice(pool)
-            if other.key != source.key and other.key not in avoid:
-                return Response(other.texts[0].text, rng.uniform(1.8, 3.2), 0, "offtopic"), other.key
+            text = other.texts[0]
+            if (other.key != source.key and other.key not in avoid and text.defect is None and not text.hard
+                    and len(text.text.strip()) >= 20):
+                return Response(text.text, rng.uniform(1.8, 3.2), 0, "offtopic"), other.key
         raise RuntimeError("no off-topic text to borrow")
 
 

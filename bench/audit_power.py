@@ -236,7 +236,10 @@ def score_lists(pair_kinds, lists):
         flagged = entry["pairs"]
         per_list[name] = {"group": entry["group"], "flagged": len(flagged), "clean": len(flagged & clean),
                           "clean_share": _share(flagged & clean, flagged),
-                          "kinds": dict(Counter(k for pk in flagged for k in pair_kinds[pk][0]).most_common())}
+                          "kinds": dict(Counter(k for pk in flagged for k in pair_kinds[pk][0]).most_common()),
+                          # what the clean pairs it flags are: hard negatives, or plain pairs
+                          "clean_as": dict(Counter(h for pk in flagged & clean
+                                                   for h in pair_kinds[pk][1] or ["plain"]).most_common())}
     hard = defaultdict(set)
     for pk in clean:
         for h in pair_kinds[pk][1]:
@@ -324,11 +327,14 @@ def report(f):
     for kind, r in f["recall"].items():
         lines.append(f"{kind:<22} {r['pairs']:>6}  {' + '.join(r['meant_for']):<36} {pct(r['recall_meant'])}  "
                      f"{pct(r['recall_any'])}  {pct(r['recall_any_quality'])}")
-    lines += ["", "Lists (clean = the pair has no seeded defect)",
-              f"{'list':<24} {'group':<12} {'flagged':>7} {'clean':>6} {'clean %':>8}  mostly"]
+    lines += ["", "Lists (clean = the pair has no seeded defect; plain = a clean pair that is no hard negative either)",
+              f"{'list':<24} {'group':<12} {'flagged':>7} {'clean':>6} {'clean %':>8}  {'defects flagged, most':<52} "
+              "clean pairs flagged, most"]
     for name, r in f["lists"].items():
         top = ", ".join(f"{k} {n}" for k, n in list(r["kinds"].items())[:3])
-        lines.append(f"{name:<24} {r['group']:<12} {r['flagged']:>7} {r['clean']:>6} {pct(r['clean_share'])}  {top}")
+        clean_as = ", ".join(f"{k} {n}" for k, n in list(r["clean_as"].items())[:3])
+        lines.append(f"{name:<24} {r['group']:<12} {r['flagged']:>7} {r['clean']:>6} {pct(r['clean_share'])}  "
+                     f"{top:<52} {clean_as}")
     u = f["all_lists"]
     lines.append(f"{'any list':<24} {'':<12} {u['flagged']:>7} {u['clean']:>6} {pct(u['clean_share'])}")
     lines += ["", "Hard negatives (clean pairs) flagged by a low-quality rule",
