@@ -456,7 +456,8 @@ def defect_shares():
 
 def seed_defect(rng, kind, responses, source, pools, query, decks):
     """Put one defect of `kind` into the prompt's responses; False when this prompt cannot take it.
-    `decks`: tx.Deck of the phrasings that must all appear (refusal cores, near-empty answers)."""
+    `decks`: tx.Deck of the phrasings and forms to draw (refusal cores, near-empty answers, languages,
+    copy forms)."""
     good = responses[0]
     if kind.startswith("truncated:"):
         form = kind.split(":", 1)[1]
@@ -486,7 +487,7 @@ def seed_defect(rng, kind, responses, source, pools, query, decks):
             text, form = tx.refusal(rng, query, decks["refusal"])
             seeded = Response(text, rng.uniform(5.0, 6.5), 0, "seeded", defect="refusal", form=form)
         else:
-            lang = rng.choices(list(tx.FOREIGN_SHARES), weights=tx.FOREIGN_SHARES.values())[0]
+            lang = decks["language"].draw()
             seeded = Response(tx.foreign_answer(rng, lang, query), rng.uniform(6.0, 7.5), 0, "seeded",
                               defect="wrong_language", form=lang)
         responses.append(seeded)
@@ -502,10 +503,9 @@ def seed_defect(rng, kind, responses, source, pools, query, decks):
         candidates = [i for i, r in enumerate(responses) if r.role in ("good", "weak", "scored") and r.defect is None
                       and len(tx.sentences(r.text)) >= 3]
         rng.shuffle(candidates)
-        forms = list(tx.VARIANT_FORMS)
         for i in candidates:
             for _ in range(4):
-                form = rng.choices(forms, weights=tx.VARIANT_FORMS.values())[0]
+                form = decks["variant"].draw()
                 copy = tx.variant(rng, responses[i].text, form)
                 if copy is None or tx.similarity(copy, responses[i].text) < NEAR_IDENTICAL_MIN:
                     continue
@@ -619,22 +619,31 @@ def tool_list_item(rng, index, pools):
 
 # ------------------------------------------------------------------------------------ prompt-level edits
 
-def _edit_form(rng, query):
-    forms = dict(tx.PROMPT_EDITS)
-    if len(query) <= tx.SHORT_PROMPT:  # short prompts: mostly added prefixes and suffixes
-        for f in ("prefix", "suffix", "prefix_suffix"):
-            forms[f] *= 3
-    return rng.choices(list(forms), weights=forms.values())[0]
+class EditDecks:
+    """The prompt edits to draw, in their stated shares: short prompts mostly get added prefixes and
+    suffixes (what a 3-gram check misses there); benchmark questions are sometimes copied exactly."""
 
+    def __init__(self, rng, exact_share=0.0):
+        shares = dict(tx.PROMPT_EDITS)
+        short = {f: w * (3 if f in ("prefix", "suffix", "prefix_suffix") else 1) for f, w in shares.items()}
+        total = sum(short.values())
+        self.rng = rng
+        self.long = tx.Deck(rng, tx.weighted_cards({**{f: w * (1 - exact_share) for f, w in shares.items()},
+                                                     "exact": exact_share}))
+        self.short = tx.Deck(rng, tx.weighted_cards({**{f: w / total * (1 - exact_share) for f, w in short.items()},
+                                                      "exact": exact_share}))
 
-def edited_query(rng, query, allow_exact=False):
-    if allow_exact and rng.random() < 0.1:
-        return query, "exact"
-    for _ in range(8):
-        made = tx.edit_prompt(rng, query, _edit_form(rng, query))
-        if made is not None:
-            return made
-    return tx.edit_prompt(rng, query, "suffix")
+    def edit(self, query):
+        """(edited query, form); a form this query does not allow is drawn again."""
+        deck = self.short if len(query) <= tx.SHORT_PROMPT else self.long
+        for _ in range(8):
+            form = deck.draw()
+            if form == "exact":
+                return query, "exact"
+            made = tx.edit_prompt(self.rng, query, form)
+            if made is not None:
+                return made
+        return tx.edit_prompt(self.rng, query, "suffix")
 
 
 def with_query(messages, query):
@@ -705,6 +714,8 @@ def build(n_pairs, seed, data_dir=DEFAULT_DATA_DIR):
     rng = random.Random(seed)
     sources, bench = load_sources(data_dir, rng)
     rng.shuffle(sources)
+    # The sources' few justified refusals come first, so that every size has them.
+    sources.sort(key=lambda s: not any("justified_refusal" in r.hard for r in s.texts))
     n_base = min(len(sources), max(12, math.ceil(n_pairs / PAIRS_PER_BASE_PROMPT)))
     base, spare = sources[:n_base], sources[n_base:]
     pools = Pools(sources)
@@ -713,7 +724,10 @@ def build(n_pairs, seed, data_dir=DEFAULT_DATA_DIR):
         items.append(Item(s.domain, s.messages, clean_responses(rng, s, pools), s.key,
                           hard=sorted({h for r in s.texts for h in r.hard})))
 
-    decks = {"refusal": tx.Deck(rng, tx.REFUSAL_CORES), "near_empty": tx.Deck(rng, tx.NEAR_EMPTY)}
+    # Decks, not independent draws: each phrasing and form in its stated share whatever the seed.
+    decks = {"refusal": tx.Deck(rng, tx.REFUSAL_CORES), "near_empty": tx.Deck(rng, tx.NEAR_EMPTY),
+             "language": tx.Deck(rng, tx.weighted_cards(tx.FOREIGN_SHARES)),
+             "variant": tx.Deck(rng, tx.weighted_cards(tx.VARIANT_FORMS))}
     wanted = {kind: round(share * n_base) for kind, share in defect_shares().items()}
     for item, kind in _assign(rng, items, wanted, lambda item, kind: seed_defect(
             rng, kind, item.responses, _source_of(base, item), pools, _query(item.messages), decks)):
@@ -774,6 +788,7 @@ def _assign(rng, items, wanted, apply):
 
 def _near_duplicates(rng, items, base, pools, n):
     """Edited copies of `n` base prompts (clean responses of their own); both copies are in a group."""
+    edits = EditDecks(rng)
     candidates = [i for i in items if i.source.startswith(("sample", "dpo", "alignbench"))]
     # Short prompts first in line for half the copies: added words are what a 3-gram check misses there.
     short = [i for i in candidates if len(_query(i.messages)) <= tx.SHORT_PROMPT]
@@ -787,7 +802,7 @@ def _near_duplicates(rng, items, base, pools, n):
             picked.append(item)
     copies = []
     for k, item in enumerate(picked):
-        query, form = edited_query(rng, _query(item.messages))
+        query, form = edits.edit(_query(item.messages))
         source = _source_of(base, item)
         group = f"dup{k}"
         item.kinds.append("near_duplicate_prompt")
@@ -799,9 +814,10 @@ def _near_duplicates(rng, items, base, pools, n):
 
 
 def _contaminated(rng, bench, pools, n):
+    edits = EditDecks(rng, exact_share=0.1)
     out = []
     for row in rng.sample(bench, min(n, len(bench))):
-        query, form = edited_query(rng, row["question"], allow_exact=True)
+        query, form = edits.edit(row["question"])
         good = Response(row["reference"] or tx.vague_answer(rng, ""), rng.uniform(7.6, 9.0), 0, "good")
         source = Source("benchmark", row["domain"], [{"role": "user", "content": query}], [good])
         item = Item(row["domain"], source.messages, clean_responses(rng, source, pools), "benchmark",

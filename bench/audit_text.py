@@ -70,6 +70,11 @@ class Deck:
         return self.left.pop()
 
 
+def weighted_cards(shares, cards=20):
+    """A deck's cards for {item: share}: each item round(share · cards) times."""
+    return [item for item, share in shares.items() for _ in range(round(share * cards))]
+
+
 def tokens(text):
     return _TOKEN.findall(text)
 

@@ -83,8 +83,9 @@ def test_every_hard_negative_kind_is_present_in_clean_pairs():
         assert all(kind in p["responses"][0]["hard"] for p in bench["prompts"] if p["scenario"] == kind)
     hard = Counter(h for pair in bench["pairs"] if not pair["kinds"] for h in pair["hard"])
     for kind in audit_data.HARD_KINDS:
-        # The sources hold three justified refusals (sample_data 2, dpo 1): a few pairs each.
-        assert hard[kind] >= (5 if kind == "justified_refusal" else 10), (kind, hard[kind])
+        # The sources hold three justified refusals (sample_data 2, dpo 1), and a foreign answer is rarely
+        # 2 points below a good one: a few pairs each.
+        assert hard[kind] >= (5 if kind in ("justified_refusal", "wrong_language_rejected") else 10), (kind, hard[kind])
 
 
 def test_each_defect_comes_in_many_surface_forms():
