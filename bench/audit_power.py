@@ -161,6 +161,8 @@ def run(args):
                  Pair.objects.filter(dataset=dataset).values_list("pk", "prompt_id", "chosen_id", "rejected_id")}
         pair_kinds = {pk: audit_data.pair_truth(prompt_truth[p], response_truth[c], response_truth[r])
                       for pk, (p, c, r) in pairs.items()}
+        pair_forms = {pk: {kind: defect_form(kind, prompt_truth[p], response_truth[c], response_truth[r])
+                           for kind in pair_kinds[pk][0]} for pk, (p, c, r) in pairs.items()}
         lists = read_lists(dataset)
         judges = judge_verdict(dataset, response_truth)
     held_out = RewardModel.objects.get(name=model_name).metrics["held_out"]["overall"]
@@ -170,7 +172,7 @@ def run(args):
         "judgements": scored.get("by_status"), "pairs_built": len(pairs),
         "planned_pairs": len(truth["pairs"]), "planned_and_built": planned_built(truth, pairs, response_truth),
         "build": {k: built.get(k) for k in ("pairs_created", "prompts_without_pairs")},
-        **score_lists(pair_kinds, lists),
+        **score_lists(pair_kinds, pair_forms, lists),
         "judges": judges,
         "reward_model": {"held_out_accuracy": held_out["accuracy"], "longer_wins": held_out["longer_wins"],
                          "held_out_pairs": held_out["n"], "pairs_filtered": filtered.get("pairs_filtered"),
@@ -215,7 +217,18 @@ def planned_built(truth, pairs, response_truth):
     return len(built & set(truth["pairs"]))
 
 
-def score_lists(pair_kinds, lists):
+def defect_form(kind, prompt, chosen, rejected):
+    """The surface form of a pair's defect of `kind`: the prompt's edit, or the form of the response that
+    carries it ("natural": the sources' own)."""
+    if kind in ("near_duplicate_prompt", "contaminated"):
+        return prompt["edit"] or "original"
+    for r in (chosen, rejected):
+        if r["defect"] == kind:
+            return r["form"] or "natural"
+    return "natural"
+
+
+def score_lists(pair_kinds, pair_forms, lists):
     clean = {pk for pk, (kinds, _hard) in pair_kinds.items() if not kinds}
     by_kind = defaultdict(set)
     for pk, (kinds, _hard) in pair_kinds.items():
@@ -227,10 +240,15 @@ def score_lists(pair_kinds, lists):
     for kind in audit_data.DEFECT_KINDS:
         members = by_kind.get(kind, set())
         meant = set().union(*(lists[name]["pairs"] for name in MEANT_FOR[kind] if name in lists))
+        forms = defaultdict(set)
+        for pk in members:
+            forms[pair_forms[pk][kind]].add(pk)
         recall[kind] = {"pairs": len(members), "meant_for": list(MEANT_FOR[kind]),
                         "recall_meant": _share(members & meant, members),
                         "recall_any": _share(members & flagged_any, members),
-                        "recall_any_quality": _share(members & flagged_quality, members)}
+                        "recall_any_quality": _share(members & flagged_quality, members),
+                        "by_form": {form: {"pairs": len(pks), "recall_meant": _share(pks & meant, pks)}
+                                    for form, pks in sorted(forms.items(), key=lambda f: -len(f[1]))}}
     per_list = {}
     for name, entry in lists.items():
         flagged = entry["pairs"]
@@ -327,6 +345,11 @@ def report(f):
     for kind, r in f["recall"].items():
         lines.append(f"{kind:<22} {r['pairs']:>6}  {' + '.join(r['meant_for']):<36} {pct(r['recall_meant'])}  "
                      f"{pct(r['recall_any'])}  {pct(r['recall_any_quality'])}")
+    lines += ["", "Recall of the meant-for list by surface form (flagged / pairs)"]
+    for kind, r in f["recall"].items():
+        forms = ", ".join(f"{form} {round(x['recall_meant'] * x['pairs'])}/{x['pairs']}"
+                          for form, x in r["by_form"].items())
+        lines.append(f"{kind:<22} {forms}")
     lines += ["", "Lists (clean = the pair has no seeded defect; plain = a clean pair that is no hard negative either)",
               f"{'list':<24} {'group':<12} {'flagged':>7} {'clean':>6} {'clean %':>8}  {'defects flagged, most':<52} "
               "clean pairs flagged, most"]
