@@ -8,8 +8,10 @@ Sources (read, never copied into the project): the project's sample_data/ (68 pr
 prompts of scored responses), and where ../shared/data is present its dpo_zh_demo_200.jsonl (200 real
 pairs) and alignbench_v1.1_questions.jsonl (683 questions with reference answers). AlignBench is split by
 question id: even ids are the benchmark (written to benchmark.jsonl, imported as a benchmark dataset),
-odd ids are training prompts, so a re-run (any seed) never makes its own clean prompts contaminated.
-Without ../shared/data the benchmark questions are the 15 prompts of the sample responses file.
+odd ids are training prompts, so a re-run (any seed) never makes its own clean prompts contaminated
+(the few odd questions that near-duplicate an even one are left out). Without ../shared/data the
+benchmark questions are the 15 prompts of the sample responses file. --pairs sets how many sources are
+used (about 5 planned pairs each): the sources allow about 3,000 pairs, the sample data alone about 340.
 
 Each prompt gets responses the way a COIG-P pipeline would have them: its good answer, a weaker one
 (the source's own, or a vague one), a short one (the good answer's first sentences), and an off-topic
@@ -18,6 +20,8 @@ families write the good answers more often) and a *perceived* quality (what a ju
 scores) and a *real* one (they differ only for fluent wrong answers). The scoring judges of the
 loopback panel (bench/audit_judges.py) score the perceived quality plus noise, and the app builds the
 pairs (gap > 2); so which pairs exist is decided the app's way, and `pair_truth` gives any pair's truth.
+The sources' own flaws are labelled too: four texts dpo_zh_demo_200 cut short, three refusals of harmless
+tasks, three justified refusals, one-word correct answers.
 
 Defect kinds (a pair carries a kind when…):
 - truncated: either response was cut at a max-token boundary (mid-sentence, mid-word, after a comma,
@@ -37,7 +41,8 @@ Defect kinds (a pair carries a kind when…):
 Hard negatives (clean pairs): short correct answers ("7", "C"), translations into English or Japanese
 and English emails, answers opening with 抱歉 that then answer, refusal phrases in another sense, code
 answers ending in a closed fence, Latin-letter terms in Chinese answers, justified refusals of harmful
-requests (from the sources), short prompts that differ only in their numbers.
+requests (from the sources), distinct prompts that share most of their words (one template with
+other numbers, 6 faces or 8 vertices).
 
 Output in bench/out/audit_<pairs>_seed<seed>/ (git-ignored): responses.jsonl (the import file, format
 `responses`), benchmark.jsonl (format `prompts`), pairs.jsonl (the pairs the expected panel scores form,
@@ -89,7 +94,6 @@ TOOL_LIST_SHARE = 0.02
 PAIRS_PER_BASE_PROMPT = 5.0
 
 NEAR_IDENTICAL_MIN = 0.8  # tx.similarity at or above which two responses are copies of each other
-CLEAN_SIMILARITY_MAX = 0.6  # seeded clean responses of one prompt are kept below this
 SWAP_MARGIN = 0.5  # a pair is swapped when its chosen response is really worse by more than this
 PAIR_THRESHOLD = 2.0  # the app's default build threshold (gap strictly greater)
 NEAR_DUPLICATE_MIN = 0.8  # 3-gram Jaccard at or above which two sources ask one question (the app's default)
@@ -127,7 +131,7 @@ class JudgeSpec:
 
 
 # Noise of 1.0-1.5 points per judge gives the inter-judge agreement LLM judges have on a 1-10 scale
-# (a correlation of about 0.75 between two judges here), so single judges do flip built pairs.
+# (a correlation of 0.69-0.78 between two judges here, measured), so single judges do flip built pairs.
 JUDGES = (
     JudgeSpec("audit-qwen", "qwen", "qwen2-72b-instruct", offset=0.2, noise=1.2, self_bias=1.8, catch=0.1,
               pairwise_catch=0.6),
@@ -438,10 +442,6 @@ def _fix_real(responses):
     return responses
 
 
-def _index(responses, role):
-    return next((i for i, r in enumerate(responses) if r.role == role), None)
-
-
 def defect_shares():
     """RESPONSE_DEFECTS with truncation split by form (each form its share of the truncated prompts, on
     prompts whose texts allow it: a cut inside a code block needs code)."""
@@ -655,10 +655,6 @@ def with_query(messages, query):
 def pick_model(rng, quality):
     weights = [math.exp(MODEL_SELECTIVITY * strength * (quality - 5.5)) for _n, _f, strength in MODELS]
     return rng.choices([name for name, _f, _s in MODELS], weights=weights)[0]
-
-
-def family_of(model):
-    return next((f for n, f, _s in MODELS if n == model), "")
 
 
 def expected_panel(response):

@@ -447,7 +447,6 @@ _TRADITIONAL_PAIRS = """
 儿兒 兴興 养養 兰蘭 军軍 农農
 """
 TRADITIONAL = {tok[0]: tok[1] for tok in _TRADITIONAL_PAIRS.split()}
-SIMPLIFIED = {t: s for s, t in TRADITIONAL.items()}
 
 PREFIXES = ["请问，", "你好！", "在吗？我想问一下：", "帮我看看：", "老师好，", "问个问题：", "Q：", "求助：", "急问，",
             "大家好，", "想请教一下，", "【提问】"]
