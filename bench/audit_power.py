@@ -16,7 +16,8 @@ disagreement view (review.selections.select_pairs, as the pair list does) and th
 Prints recall per defect kind (by the rule meant for it, and by any list), per list its size and the
 share of its pairs that are clean, the hard negatives each rule trips, the judge analysis's verdict, and
 the reward model's accuracy. Progress goes to stderr. The datasets are kept, so the lists can be opened
-in the app (their names are printed).
+in the app (their names are printed); the run's benchmark dataset is unmarked as a benchmark at the end,
+so that no later import is checked against it.
 """
 
 import argparse
@@ -165,6 +166,10 @@ def run(args):
                            for kind in pair_kinds[pk][0]} for pk, (p, c, r) in pairs.items()}
         lists = read_lists(dataset)
         judges = judge_verdict(dataset, response_truth)
+    foreign = foreign_matches(dataset, f"{name} benchmark", prompt_truth)
+    # The run's benchmark is this run's only: a later run (other seed, or the sample data alone, whose
+    # benchmark questions are sample prompts) must not find its clean prompts in it.
+    Dataset.objects.filter(name=f"{name} benchmark").update(is_benchmark=False)
     held_out = RewardModel.objects.get(name=model_name).metrics["held_out"]["overall"]
     figures = {
         "machine": machine(), "command": " ".join(sys.argv), "dataset": name, "seed": args.seed,
@@ -172,6 +177,7 @@ def run(args):
         "judgements": scored.get("by_status"), "pairs_built": len(pairs),
         "planned_pairs": len(truth["pairs"]), "planned_and_built": planned_built(truth, pairs, response_truth),
         "build": {k: built.get(k) for k in ("pairs_created", "prompts_without_pairs")},
+        "prompts_matching_other_benchmarks": foreign,
         **score_lists(pair_kinds, pair_forms, lists),
         "judges": judges,
         "reward_model": {"held_out_accuracy": held_out["accuracy"], "longer_wins": held_out["longer_wins"],
@@ -181,6 +187,16 @@ def run(args):
     }
     figures["total_s"] = round(sum(timings.values()), 1)
     return figures
+
+
+def foreign_matches(dataset, benchmark_name, prompt_truth):
+    """Prompts not seeded as contaminated that match a benchmark dataset of the database other than this
+    run's: the `contaminated` list flags them, and the truth cannot know why."""
+    from annotation.models import ContaminationMatch
+
+    matched = (ContaminationMatch.objects.filter(prompt__dataset=dataset)
+               .exclude(benchmark_prompt__dataset__name=benchmark_name).values_list("prompt_id", flat=True))
+    return len({pk for pk in matched if "contaminated" not in prompt_truth[pk]["kinds"]})
 
 
 def analyze():
@@ -248,7 +264,7 @@ def score_lists(pair_kinds, pair_forms, lists):
                         "recall_any": _share(members & flagged_any, members),
                         "recall_any_quality": _share(members & flagged_quality, members),
                         "by_form": {form: {"pairs": len(pks), "recall_meant": _share(pks & meant, pks)}
-                                    for form, pks in sorted(forms.items(), key=lambda f: -len(f[1]))}}
+                                    for form, pks in sorted(forms.items(), key=lambda f: (-len(f[1]), f[0]))}}
     per_list = {}
     for name, entry in lists.items():
         flagged = entry["pairs"]
@@ -340,7 +356,11 @@ def report(f):
     lines = [f"Audit power: {f['pairs_built']:,} pairs built ({f['planned_and_built']:,} of {f['planned_pairs']:,} "
              f"planned), {f['prompts']:,} prompts, {f['responses']:,} responses, seed {f['seed']}; "
              f"{f['pairs_with_defects']:,} pairs carry a seeded defect, {f['clean_pairs']:,} are clean",
-             f"dataset: {f['dataset']}", "", "Recall by defect kind",
+             f"dataset: {f['dataset']}"]
+    if f["prompts_matching_other_benchmarks"]:
+        lines.append(f"warning: {f['prompts_matching_other_benchmarks']} prompts not seeded as contaminated match "
+                     "benchmark datasets of this database outside the run: the contaminated list's clean flags")
+    lines += ["", "Recall by defect kind",
              f"{'kind':<22} {'pairs':>6}  {'meant-for list':<36} {'recall':>7}  {'any list':>7}  {'any rule':>7}"]
     for kind, r in f["recall"].items():
         lines.append(f"{kind:<22} {r['pairs']:>6}  {' + '.join(r['meant_for']):<36} {pct(r['recall_meant'])}  "
