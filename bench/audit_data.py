@@ -52,7 +52,6 @@ with their truth) and truth.json (every prompt, response and planned pair, and t
 import argparse
 import json
 import math
-import os
 import random
 import re
 import sys
@@ -67,8 +66,8 @@ import audit_text as tx  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "sample_data"
-# The real sample data beside the checkout (tests/conftest.py reads the same place, and the same variable).
-DEFAULT_DATA_DIR = Path(os.environ.get("COIGP_SHARED_DATA") or ROOT.parent / "shared" / "data")
+# The real sample data beside the checkout (tests/conftest.py reads the same place).
+DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 DEFECT_KINDS = ("truncated", "near_empty", "refusal", "wrong_language", "near_identical", "near_duplicate_prompt",

@@ -14,8 +14,7 @@ from django.conf import settings
 from tests.helpers import Team
 
 ROOT = Path(__file__).resolve().parent.parent
-# COIGP_SHARED_DATA points elsewhere (a git worktree whose parent folder has no shared/ beside it).
-SHARED_DATA = Path(os.environ.get("COIGP_SHARED_DATA") or ROOT.parent / "shared" / "data")
+SHARED_DATA = ROOT.parent / "shared" / "data"
 DPO_SAMPLE = "dpo_zh_demo_200.jsonl"
 ALIGNBENCH_QUESTIONS = "alignbench_v1.1_questions.jsonl"
 TEST_OUTPUT = ROOT / "test-output"
