@@ -154,7 +154,7 @@ def test_judge_pages_show_the_statistics(client, world):
     team, data = world
     client.force_login(team.viewer)
     page = client.get(reverse("judge-detail", args=[team.dataset.pk, data.j1.pk])).content.decode()
-    assert 'data-figure="self-preference">4.000<' in page
+    assert 'data-figure="self-preference">4.500<' in page and 'data-figure="self-preference-raw">4.000<' in page
     assert f'data-figure="length">{-65 / math.sqrt(500 * 20.75):.3f}<' in page
     assert re.search(r'<tr data-domain="math"><td>Math</td><td class="num">4</td><td class="num">5.25</td>', page)
     table = client.get(reverse("judge-analysis", args=[team.dataset.pk])).content.decode()
