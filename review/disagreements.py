@@ -43,9 +43,7 @@ def reward_model_for(dataset, model_id=0):
     """The reward model whose margins count: `model_id`, or the newest that scored the dataset."""
     if model_id:
         return RewardModel.objects.filter(pk=int(model_id)).first()
-    from .exports import current_reward_model
-
-    return current_reward_model(dataset)
+    return RewardModel.objects.newest_for(dataset)
 
 
 def refreshed_at(dataset, view_name):

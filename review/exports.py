@@ -368,13 +368,6 @@ def _prefetched(iterator, depth=1):
 # --------------------------------------------------------------------------------------------
 # Metadata columns
 
-def current_reward_model(dataset):
-    """The reward model whose scores the margins use: the newest that scored this dataset."""
-    return (
-        RewardModel.objects.filter(scores__response__dataset=dataset).distinct().order_by("-created_at", "-pk").first()
-    )
-
-
 def add_meta(batch, reward_model):
     """Per-judge scores, reward margin and reviews for a batch, in two queries."""
     response_ids = [p.chosen_id for p in batch] + [p.rejected_id for p in batch]
@@ -621,7 +614,7 @@ def write_export(export, ctx=None):
     if ctx:
         ctx.set_total(total)
     test_ids = test_prompt_ids(dataset, sel) if sel.split is not None else None
-    reward_model = current_reward_model(dataset) if sel.with_meta else None
+    reward_model = RewardModel.objects.newest_for(dataset) if sel.with_meta else None
     writers = {split: open_writer(directory / name, export.format, sel) for split, name in names.items()}
     rows, by_domain, skipped = Counter(), {split: Counter() for split in names}, Counter()
     swapped = written = 0
