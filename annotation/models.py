@@ -10,9 +10,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+from .queries import latest_ok_judgements
 
 
 class Domain(models.TextChoices):
@@ -178,6 +181,13 @@ class Rubric(models.Model):
         return f"{self.domain} v{self.version}"
 
 
+class JudgementQuerySet(models.QuerySet):
+    def latest_ok(self, response_ids):
+        """Each judge's latest ok judgement of each of these responses (the rule: annotation/queries.py)."""
+        latest = latest_ok_judgements("j.response_id = ANY(%s)", columns="j.id")
+        return self.filter(pk__in=RawSQL(latest, [list(response_ids)]))
+
+
 class Judgement(models.Model):
     class Status(models.TextChoices):
         OK = "ok", _("OK")
@@ -198,6 +208,8 @@ class Judgement(models.Model):
     cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = JudgementQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -385,14 +385,10 @@ def item(queue, reviewer, assignment):
 
 
 def _judgements(response_ids):
-    """{response id: [each judge's newest ok judgement]}."""
-    newest = {}
-    for j in (Judgement.objects.filter(response_id__in=response_ids, status=Judgement.Status.OK)
-              .select_related("judge").order_by("judge__name", "-created_at")):
-        newest.setdefault((j.response_id, j.judge_id), j)
+    """{response id: [each judge's latest ok judgement]}, in judge name order."""
     by_response = {}
-    for (response_id, _judge), judgement in newest.items():
-        by_response.setdefault(response_id, []).append(judgement)
+    for judgement in Judgement.objects.latest_ok(response_ids).select_related("judge").order_by("judge__name"):
+        by_response.setdefault(judgement.response_id, []).append(judgement)
     return by_response
 
 

@@ -1,6 +1,7 @@
 """Rules that several pages, jobs and exports apply, each written once: on data where the copies they
 replace used to disagree, every reader gives the same answer.
 
+- each judge's latest ok judgement of a response (annotation/queries.py);
 - the newest reward model of a dataset (RewardModel.objects.newest_for).
 """
 
@@ -14,10 +15,15 @@ from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import Dataset, RewardModel, RewardScore
+from annotation import jobs
+from annotation.models import Dataset, Job, Judgement, RewardModel, RewardScore
+from annotation.pairing import BuildParams, start_build
+from annotation.reward import benchmark
 from review import dashboards
+from review.judge_analysis import judges_data
 from review.selections import select_pairs
 
+from .judged import judge, rubric, scored_prompt
 from .pair_data import make_pair
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -42,6 +48,71 @@ def queue_item(client, dataset, query):
     response = client.get(reverse("review-queue", args=[dataset.pk]) + f"?{query}", **HX)
     assert response.status_code == 200
     return response.content.decode()
+
+
+def response_card(page, side):
+    match = re.search(rf'<article class="card response"[^>]*data-side="{side}">(.*?)</article>', page, re.S)
+    assert match, f"the page shows the {side} response"
+    return match.group(1)
+
+
+def buckets(*scores):
+    counts = [0] * 10
+    for score in scores:
+        counts[min(int(score), 10) - 1] += 1
+    return counts
+
+
+# --- latest ok judgement ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rescored(team):
+    """One math prompt, responses A and B scored by two judges. j1's latest ok scores are 9 of A (a rescore
+    under rubric v2 failed to parse afterwards) and 7 of B (scored 3 under v1 and 7 under v2 at one
+    instant: the one stored last counts). j2 scored A 8 and B 2."""
+    responses = scored_prompt(team.dataset, "哪个回答更好？", {"A": {"j2": 8}, "B": {"j2": 2}}, domain="math")
+    a, b = responses["A"], responses["B"]
+    j1, v1, v2 = judge("j1"), rubric("math", 1), rubric("math", 2)
+    then = timezone.now() - timedelta(minutes=5)
+    Judgement.objects.create(response=a, judge=j1, rubric=v1, score=9, status="ok", created_at=then)
+    Judgement.objects.create(response=a, judge=j1, rubric=v2, status="parse_error",
+                             created_at=then + timedelta(seconds=1))
+    Judgement.objects.create(response=b, judge=j1, rubric=v1, score=3, status="ok", created_at=then)
+    Judgement.objects.create(response=b, judge=j1, rubric=v2, score=7, status="ok", created_at=then)
+    return a, b
+
+
+def test_every_reader_of_judge_scores_takes_each_judges_latest_ok_judgement(client, team, rescored, tmp_path):
+    a, b = rescored
+    dataset = team.dataset
+    job = start_build(dataset, BuildParams(), enqueue=False)
+    assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
+    pair = dataset.pairs.get()
+    assert (pair.chosen_id, pair.rejected_id, pair.chosen_score, pair.rejected_score) == (a.pk, b.pk, 8.5, 4.5)
+
+    assert {h["judge"]: h["counts"] for h in dashboards.score_histograms(dataset)} == {
+        "j1": buckets(9, 7), "j2": buckets(8, 2)}
+    analysis = {j["name"]: j for j in judges_data(dataset)["judges"]}
+    assert (analysis["j1"]["histogram"], analysis["j1"]["mean"]) == (buckets(9, 7), 8.0)
+    assert selected(dataset, "view=judge-spread") == [pair.pk]  # B: 7 − 2 > 3
+    assert selected(dataset, "view=judge-spread&spread=5") == []
+    # The panel's gap over the gold pairs is 8.5 − 4.5 = 4.
+    assert benchmark.filter_decisions(dataset, benchmark.PANEL, 3.9) == {pair.pk: ("math", True)}
+    assert benchmark.filter_decisions(dataset, benchmark.PANEL, 4.0) == {pair.pk: ("math", False)}
+    assert benchmark.judge_accuracies(dataset)["j1"]["missing"] == 0
+    row = exported(tmp_path, dataset)[pair.pk]
+    assert (row["chosen_scores"], row["rejected_scores"]) == ({"j1": 9.0, "j2": 8.0}, {"j1": 7.0, "j2": 2.0})
+
+    client.force_login(team.reviewer)
+    page = queue_item(client, dataset, "")
+    assert "j1: <strong>9</strong>" in response_card(page, "chosen")
+    rejected = response_card(page, "rejected")
+    assert "j1: <strong>7</strong>" in rejected and "<strong>3</strong>" not in rejected
+
+    latest = Judgement.objects.latest_ok([a.pk, b.pk])
+    assert sorted((j.response_id, j.judge.name, j.score) for j in latest) == [
+        (a.pk, "j1", 9), (a.pk, "j2", 8), (b.pk, "j1", 7), (b.pk, "j2", 2)]
 
 
 # --- newest reward model ---------------------------------------------------------------------------
