@@ -2,7 +2,8 @@
 replace used to disagree, every reader gives the same answer.
 
 - each judge's latest ok judgement of a response (annotation/queries.py);
-- the newest reward model of a dataset (RewardModel.objects.newest_for).
+- the newest reward model of a dataset (RewardModel.objects.newest_for);
+- a review accepts its pair (Review.ACCEPTS).
 """
 
 import re
@@ -19,8 +20,9 @@ from annotation import jobs
 from annotation.models import Dataset, Job, Judgement, RewardModel, RewardScore
 from annotation.pairing import BuildParams, start_build
 from annotation.reward import benchmark
-from review import dashboards
+from review import audits, dashboards
 from review.judge_analysis import judges_data
+from review.models import Review
 from review.selections import select_pairs
 
 from .judged import judge, rubric, scored_prompt
@@ -157,3 +159,29 @@ def test_every_reader_of_reward_margins_takes_the_newest_model_that_scored_the_d
     assert 'id="reward-margin"' not in queue_item(client, dataset, "domain=code")
 
     assert RewardModel.objects.newest_for(dataset) == newest
+
+
+# --- a review accepts the pair ---------------------------------------------------------------------
+
+
+def test_a_review_accepts_its_pair_only_when_it_marks_the_better_response_correct(client, team):
+    dataset = team.dataset
+    unanswered, correct, incorrect = (make_pair(dataset, f"问题{i}", f"好回答{i}", f"差回答{i}", domain="math")
+                                      for i in range(3))
+    # Correctness left unanswered (an edit in the admin can do that): nothing verified the chosen response.
+    Review.objects.create(pair=unanswered, reviewer=team.reviewer, verdict="chosen_better", better_correct=None)
+    Review.objects.create(pair=correct, reviewer=team.reviewer, verdict="chosen_better", better_correct=True)
+    Review.objects.create(pair=incorrect, reviewer=team.reviewer, verdict="chosen_better", better_correct=False)
+
+    assert dashboards.acceptance_by_domain(dataset) == [
+        {"domain": "math", "reviews": 3, "accepted": 1, "rate": pytest.approx(1 / 3)}]
+    client.force_login(team.viewer)
+    page = client.get(reverse("dataset-overview", args=[dataset.pk])).content.decode()
+    assert re.search(r'id="acceptance".*?data-domain="math"><td>[^<]*</td><td class="num">3</td>'
+                     r'<td class="num">1</td><td class="num">33%</td>', page, re.S)
+    audit = audits.draw(dataset, n_per_domain=10, reviews_per_pair=1)
+    overall = next(row for row in audits.report(audit) if row["domain"] == "all")
+    assert (overall["reviewed"], overall["good"]) == (3, 1)
+    assert benchmark.gold_size(dataset, "reviewed") == 1
+
+    assert list(Review.objects.filter(Review.ACCEPTS).values_list("pair_id", flat=True)) == [correct.pk]
