@@ -39,6 +39,7 @@ from django.utils import timezone
 from . import jobs
 from .jobs import JobCancelled, JobContext, JobFailed, job_runner
 from .models import Dataset, Domain, Job, Judge, Judgement, Pair, PairBuildRun
+from .queries import latest_ok_judgements
 
 AGGREGATES = ("mean", "median")
 NORMALISATIONS = ("none", "zscore")
@@ -317,13 +318,10 @@ def _run_counts(counts):
     return {**{key: counts.get(key, 0) for key in COUNT_KEYS}, "by_domain": counts.get("by_domain", {})}
 
 
-# Latest ok judgement per (response, judge) among the selected judges.
-_LATEST_OK = """
-    SELECT DISTINCT ON (j.response_id, j.judge_id) r.prompt_id, j.response_id, j.judge_id, j.score
-    FROM annotation_judgement j JOIN annotation_response r ON r.id = j.response_id
-    WHERE {where} AND j.status = 'ok' AND j.judge_id = ANY(%(judges)s)
-    ORDER BY j.response_id, j.judge_id, j.created_at DESC, j.id DESC
-"""
+def _latest_ok(where):
+    """(prompt, response, judge, score) of the latest ok judgements by the selected judges."""
+    return latest_ok_judgements(f"{where} AND j.judge_id = ANY(%(judges)s)",
+                                columns="r.prompt_id, j.response_id, j.judge_id, j.score")
 
 # Prompts a build visits: those with ok judgements from the selected judges, and those with
 # constructed pairs still standing (which must be withdrawn if their judgements went away).
@@ -372,7 +370,7 @@ def _judge_stats(dataset, params, judge_ids):
         where += " AND r.prompt_id IN (SELECT id FROM annotation_prompt WHERE dataset_id = %(dataset)s"
         where += " AND domain = ANY(%(domains)s))"
     sql = f"""
-        WITH latest AS ({_LATEST_OK.format(where=where)})
+        WITH latest AS ({_latest_ok(where)})
         SELECT judge_id, avg(score), stddev_pop(score), count(*) FROM latest GROUP BY judge_id
         UNION ALL SELECT NULL, avg(score), stddev_pop(score), count(*) FROM latest
     """
@@ -389,7 +387,7 @@ def build_chunk(dataset, run, prompt_ids, params, judge_ids, stats):
     """Rebuild the constructed pairs of `prompt_ids`; returns the chunk's counts. Call inside a transaction."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, dataset.pk])
-        cursor.execute(_LATEST_OK.format(where="r.prompt_id = ANY(%(prompts)s)"),
+        cursor.execute(_latest_ok("r.prompt_id = ANY(%(prompts)s)"),
                        {"prompts": prompt_ids, "judges": judge_ids})
         scores = defaultdict(lambda: defaultdict(dict))
         for prompt_id, response_id, judge_id, score in cursor.fetchall():

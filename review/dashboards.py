@@ -167,10 +167,9 @@ def review_counts(dataset):
     """{domain: (pairs with a review, reviews, reviews that accept the pair)} in one pass over the reviews.
     The overview reads this live on every visit (one query where the snapshot-freshness check on reviews
     used to be), and the snapshot computes its review numbers from it too."""
-    rows = _rows(
-        """SELECT v.domain, count(DISTINCT v.pair_id), count(*),
-                  count(*) FILTER (WHERE v.verdict = 'chosen_better' AND v.better_correct IS NOT FALSE)
-           FROM review_review v WHERE v.dataset_id = %s GROUP BY 1""", [dataset.pk])
+    rows = (Review.objects.filter(dataset=dataset).order_by().values_list("domain")
+            .annotate(pairs=Count("pair_id", distinct=True), reviews=Count("pk"),
+                      accepted=Count("pk", filter=Review.ACCEPTS)))
     return {domain: (pairs, reviews, accepted) for domain, pairs, reviews, accepted in rows}
 
 
@@ -255,8 +254,8 @@ def reward_overview(dataset):
 
 
 def acceptance_by_domain(dataset, counts=None):
-    """The paper's human check from our reviews: per domain, the share of reviews that find the chosen
-    response better and do not mark it incorrect."""
+    """The paper's human check from our reviews: per domain, the share of reviews that accept the pair
+    (find the chosen response better and mark it correct, Review.ACCEPTS)."""
     counts = review_counts(dataset) if counts is None else counts
     return [{"domain": d, "reviews": counts[d][1], "accepted": counts[d][2], "rate": counts[d][2] / counts[d][1]}
             for d in Domain.values if d in counts]

@@ -18,7 +18,7 @@ Two helper selections serve the overview's charts (a click on a bar opens its pa
 - margin-range: margin_min ≤ reward margin < margin_max (reward model as above).
 
 "Latest ok judgement": for each (response, judge), the newest judgement with status ok, as pair
-building and exports count it (a rescore under a new rubric version replaces the old score).
+building and exports count it (annotation/queries.py).
 """
 
 from django.db.models import Exists, F, OuterRef
@@ -26,26 +26,21 @@ from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
 
 from annotation.models import RewardModel
+from annotation.queries import latest_ok_judgements
 
 from .members import materialised
 from .models import DashboardSnapshot, Review
 from .selections import selection
 
-LATEST_SCORES = """
-    SELECT DISTINCT ON (j.response_id, j.judge_id) j.response_id, j.judge_id, j.score
-    FROM annotation_judgement j JOIN annotation_response r ON r.id = j.response_id
-    WHERE r.dataset_id = %s AND j.status = 'ok'
-    ORDER BY j.response_id, j.judge_id, j.created_at DESC, j.id DESC
-"""
+# (response, judge, score) of the dataset's latest ok judgements; params: the dataset's id.
+LATEST_SCORES = latest_ok_judgements("r.dataset_id = %s")
 
 
 def reward_model_for(dataset, model_id=0):
     """The reward model whose margins count: `model_id`, or the newest that scored the dataset."""
     if model_id:
         return RewardModel.objects.filter(pk=int(model_id)).first()
-    from .exports import current_reward_model
-
-    return current_reward_model(dataset)
+    return RewardModel.objects.newest_for(dataset)
 
 
 def refreshed_at(dataset, view_name):

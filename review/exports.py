@@ -36,6 +36,7 @@ from django.utils.translation import ngettext_lazy
 from annotation.csv_cells import CsvCells
 from annotation.jobs import JobContext, JobFailed, Tally, counted, create_job, job_runner
 from annotation.models import Domain, Job, RewardModel
+from annotation.queries import latest_ok_judgements
 
 from .export_manifest import build_manifest, dataset_card, query_cursor
 from .models import Export
@@ -368,26 +369,14 @@ def _prefetched(iterator, depth=1):
 # --------------------------------------------------------------------------------------------
 # Metadata columns
 
-def current_reward_model(dataset):
-    """The reward model whose scores the margins use: the newest that scored this dataset."""
-    return (
-        RewardModel.objects.filter(scores__response__dataset=dataset).distinct().order_by("-created_at", "-pk").first()
-    )
-
-
 def add_meta(batch, reward_model):
     """Per-judge scores, reward margin and reviews for a batch, in two queries."""
     response_ids = [p.chosen_id for p in batch] + [p.rejected_id for p in batch]
     scores = {}
     with query_cursor() as cursor:
-        # The newest judgement of each judge (a rescoring with a new rubric replaces the old score).
-        cursor.execute(
-            """SELECT DISTINCT ON (jm.response_id, jm.judge_id) jm.response_id, j.name, jm.score
-               FROM annotation_judgement jm JOIN annotation_judge j ON j.id = jm.judge_id
-               WHERE jm.response_id = ANY(%s) AND jm.status = 'ok'
-               ORDER BY jm.response_id, jm.judge_id, jm.created_at DESC, jm.id DESC""",
-            [response_ids],
-        )
+        # Each judge's latest ok judgement (a rescoring with a new rubric replaces the old score).
+        cursor.execute(latest_ok_judgements("j.response_id = ANY(%s)", columns="j.response_id, g.name, j.score",
+                                            joins="JOIN annotation_judge g ON g.id = j.judge_id"), [response_ids])
         for response_id, judge, score in cursor.fetchall():
             scores.setdefault(response_id, {})[judge] = score
         rewards = {}
@@ -621,7 +610,7 @@ def write_export(export, ctx=None):
     if ctx:
         ctx.set_total(total)
     test_ids = test_prompt_ids(dataset, sel) if sel.split is not None else None
-    reward_model = current_reward_model(dataset) if sel.with_meta else None
+    reward_model = RewardModel.objects.newest_for(dataset) if sel.with_meta else None
     writers = {split: open_writer(directory / name, export.format, sel) for split, name in names.items()}
     rows, by_domain, skipped = Counter(), {split: Counter() for split in names}, Counter()
     swapped = written = 0

@@ -29,18 +29,13 @@ import math
 from django.db import connection, transaction
 
 from annotation.models import Domain, Judge
+from annotation.queries import latest_ok_judgements
 from annotation.statistics import cohen_kappa
 
 
-_LATEST = """
-    CREATE TEMPORARY TABLE dash_latest ON COMMIT DROP AS
-    SELECT DISTINCT ON (j.response_id, j.judge_id) j.response_id, j.judge_id, j.score, p.domain, r.model,
-           char_length(r.text) AS length
-    FROM annotation_judgement j JOIN annotation_response r ON r.id = j.response_id
-    JOIN annotation_prompt p ON p.id = r.prompt_id
-    WHERE r.dataset_id = %s AND j.status = 'ok'
-    ORDER BY j.response_id, j.judge_id, j.created_at DESC, j.id DESC
-"""
+_LATEST = "CREATE TEMPORARY TABLE dash_latest ON COMMIT DROP AS " + latest_ok_judgements(
+    "r.dataset_id = %s", joins="JOIN annotation_prompt p ON p.id = r.prompt_id",
+    columns="j.response_id, j.judge_id, j.score, p.domain, r.model, char_length(r.text) AS length")
 
 _ORDERS = """
     CREATE TEMPORARY TABLE dash_order ON COMMIT DROP AS

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -17,6 +18,13 @@ class Review(models.Model):
         REJECTED_BETTER = "rejected_better", _("Rejected is better")
         TIE = "tie", _("Tie")
         BOTH_BAD = "both_bad", _("Both bad")
+
+    # A review accepts its pair when it finds the chosen response better and marks it correct: the paper's
+    # human check, counted by the dashboards' acceptance, an audit's good pairs and the reward benchmark's
+    # reviewed gold pairs (whose SQL in annotation/reward/benchmark.py says the same until it moves here).
+    # Unanswered (null) correctness is no yes: nothing verified the response. The queue never stores null
+    # with this verdict (its box is ticked by default); an edit in the admin can.
+    ACCEPTS = Q(verdict=Verdict.CHOSEN_BETTER, better_correct=True)
 
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")

@@ -178,8 +178,8 @@ class PairFilter(forms.Form):
     def _narrow_margin(pairs, dataset, data):
         if data.get("margin_min") is None and data.get("margin_max") is None:
             return pairs
-        model_id = data.get("reward_model") or newest_reward_model_id(dataset)
-        rewards = RewardScore.objects.filter(reward_model_id=model_id)
+        model = data.get("reward_model") or RewardModel.objects.newest_for(dataset)
+        rewards = RewardScore.objects.filter(reward_model=model)
 
         def reward_of(column):
             return Subquery(rewards.filter(response_id=OuterRef(column)).values("reward")[:1])
@@ -207,14 +207,6 @@ class PairFilter(forms.Form):
     def query_string(self):
         """The parameters as a URL query string (for links, pagination and the queue)."""
         return self.data.urlencode() if hasattr(self.data, "urlencode") else ""
-
-
-def newest_reward_model_id(dataset):
-    """The reward model whose margins the filters use by default: the newest that scored this dataset
-    (the same choice as the exports' reward_margin)."""
-    scored = RewardScore.objects.filter(reward_model=OuterRef("pk"), response__dataset=dataset)
-    return RewardModel.objects.filter(Exists(scored)).order_by("-created_at", "-pk").values_list(
-        "pk", flat=True).first()
 
 
 def select_pairs(dataset, params):

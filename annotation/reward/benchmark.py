@@ -18,6 +18,7 @@ from collections import defaultdict
 from django.db import connection
 
 from ..models import Domain, Judge, RewardModel
+from ..queries import latest_ok_judgements
 from ..statistics import cohen_kappa, pairs_table, wilson_interval
 
 GOLD_SOURCES = ("pairs", "reviewed")
@@ -94,22 +95,19 @@ def reward_model_accuracy(dataset, reward_model, source="pairs"):
     return result
 
 
-_JUDGE_SCORES = """
-    SELECT DISTINCT ON (j.response_id, j.judge_id) j.response_id, j.judge_id, j.score
-    FROM annotation_judgement j
-    WHERE j.status = 'ok' AND j.response_id IN (SELECT chosen_id FROM g UNION SELECT rejected_id FROM g)
-      {judges}
-    ORDER BY j.response_id, j.judge_id, j.created_at DESC, j.id DESC
-"""
+def _gold_scores_sql(by_judges):
+    """(response, judge, score) of the latest ok judgements of the gold pairs' responses (the CTE `g`),
+    by the judges in %(judges)s when `by_judges`, else by every judge."""
+    where = "j.response_id IN (SELECT chosen_id FROM g UNION SELECT rejected_id FROM g)"
+    return latest_ok_judgements(where + (" AND j.judge_id = ANY(%(judges)s)" if by_judges else ""))
 
 
 def _judge_scores(dataset, source, judge_ids=None):
     """Gold pairs and {judge id: {response id: latest ok score}}."""
-    where = "AND j.judge_id = ANY(%(judges)s)" if judge_ids else ""
     with connection.cursor() as cursor:
         cursor.execute(_gold_sql(source), {"dataset": dataset.pk})
         gold = cursor.fetchall()
-        cursor.execute(f"WITH g AS ({_gold_sql(source)}) {_JUDGE_SCORES.format(judges=where)}",
+        cursor.execute(f"WITH g AS ({_gold_sql(source)}) {_gold_scores_sql(judge_ids)}",
                        {"dataset": dataset.pk, "judges": list(judge_ids or [])})
         scores = defaultdict(dict)
         for response, judge, score in cursor.fetchall():
@@ -120,10 +118,9 @@ def _judge_scores(dataset, source, judge_ids=None):
 def judge_accuracies(dataset, source="pairs", judges=None):
     """{judge: result} for every judge with a score on a gold response (or the given judges): right when the
     chosen response's latest ok score is higher; ties and pairs left unscored are misses (counted apart)."""
-    where = "AND j.judge_id = ANY(%(judges)s)" if judges else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""WITH g AS ({_gold_sql(source)}), s AS ({_JUDGE_SCORES.format(judges=where)}),
+            f"""WITH g AS ({_gold_sql(source)}), s AS ({_gold_scores_sql(judges)}),
                      js AS (SELECT DISTINCT judge_id FROM s)
                 SELECT js.judge_id, g.domain, count(*) FILTER (WHERE sc.score > sr.score), count(*),
                        count(*) FILTER (WHERE sc.score IS NULL OR sr.score IS NULL),

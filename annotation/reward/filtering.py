@@ -5,7 +5,8 @@ A `reward_filter` job does one of three things (`mode`):
 - apply: score, then mark eligible pairs whose margin r(chosen) − r(rejected) is at or below the
   threshold as filtered, with status_reason "reward:<name> v<version> margin=<m> was=<old status>",
   and put back pairs this model filtered earlier whose margin is now above it (a new threshold);
-- unfilter: put every pair this model filtered back to the status it had.
+- unfilter: put every pair this model filtered back to the status (and reason) it had; the pair page's
+  unfilter puts one pair back the same way (`unfilter_pair`).
 Eligible pairs are pending, kept, or filtered by this same model: another rule's filtered pairs are
 never touched. Scores go in with ON CONFLICT DO NOTHING and pairs are updated by keyset chunks, each
 chunk committed with the job's cursor, so a re-run or a taken-over job neither repeats nor loses work.
@@ -176,6 +177,24 @@ WHERE q.dataset_id = %(dataset)s AND q.id > %(lo)s AND q.id <= %(hi)s
   AND q.status = 'filtered' AND left(q.status_reason, %(taglen)s) = %(tag)s
 RETURNING q.domain
 """
+
+
+_UNFILTER_ONE = f"""
+UPDATE annotation_pair q
+SET {_RESTORE}
+WHERE q.id = %(pair)s AND q.status = 'filtered' AND q.status_reason = %(reason)s
+RETURNING q.status
+"""
+
+
+def unfilter_pair(pair):
+    """Put one filtered pair back as the unfilter job does: the status and the earlier reason its reason
+    recorded (a pair filtered otherwise goes back to pending, with no reason). Returns the new status, or
+    None when the pair is no longer filtered with the reason read (someone changed it meanwhile)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_UNFILTER_ONE, {"pair": pair.pk, "reason": pair.status_reason})
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def apply_chunk(dataset, reward_model, lo, hi, threshold):
