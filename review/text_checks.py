@@ -160,7 +160,7 @@ _TILDE_FENCE = re.compile(r"^[ \t]*~~~", re.M)
 
 def cut_off(text):
     """Why `text` looks cut off by a token budget ('' when it does not): fence, formula, table, bracket,
-    punct or sentence."""
+    punct, word or sentence."""
     text = text.rstrip().replace("\\n", "\n")  # newlines some datasets keep escaped
     if not text:
         return ""
@@ -174,6 +174,8 @@ def cut_off(text):
         return ""
     if last.startswith("|"):
         return "" if last.endswith("|") else "table"
+    if last.count("$") % 2 and _MATH.search(last[last.rfind("$"):]):
+        return "formula"
     if _unclosed(last):
         return "bracket"
     end = text[-1]
@@ -181,9 +183,22 @@ def cut_off(text):
         return "" if _is_rule_line(last) else "punct"
     if not (end.isalnum() or end in "_%"):
         return ""
-    if last.count("$") % 2 and _MATH.search(last[last.rfind("$"):]):
-        return "formula"
+    if _cut_word(text):
+        return "word"
     return "sentence" if _stopped_mid_sentence(last, lines[:-1]) else ""
+
+
+def _cut_word(text):
+    """The text ends on the beginning of a word in Latin letters that it wrote in full before (Photosho after
+    Photoshop)."""
+    match = _LAST_LATIN.search(text)
+    if match is None:
+        return False
+    start = match.group()
+    return any(word != start and word.startswith(start) for word in _LATIN_WORD.findall(text, 0, match.start()))
+
+
+_LAST_LATIN = re.compile(f"(?<![{LATIN}])[{LATIN}]{{2,}}$")
 
 
 def _stopped_mid_sentence(line, before):
@@ -214,7 +229,8 @@ def _signed(line, before):
     if not before or Scripts.of(line).units() > SIGNATURE or re.search(r"[，,、；;：:]", line):
         return False
     previous = before[-1]
-    return previous[-1] in ",，" or Scripts.of(previous).units() <= 2 * SIGNATURE
+    # letters close with a courtesy ("Best regards,", "谢谢，期待您的回信！") or a sign-off (此致), not a statement
+    return previous[-1] in ",，!！" or (Scripts.of(previous).units() <= 2 * SIGNATURE and previous[-1] not in _LINE_ENDS)
 
 
 # Content units (Scripts.units) of a signature at most; the line before it (此致, 谢谢，期待您的回信！) up to twice
@@ -264,13 +280,15 @@ _SEPARATORS = re.compile(r"[^\w/]+|_+")
 
 def content_units(text):
     """Content units of `text` with words that say nothing left out: a Han, kana or Hangul character, half a
-    word of an alphabetic script (Scripts.units), a number."""
+    word of an alphabetic script (Scripts.units), a digit (two for a longer number), a pictograph, a letter
+    of another script."""
     pieces = [p for p in _SEPARATORS.split(unicodedata.normalize("NFKC", text).casefold())
               if p and not _NO_CONTENT.fullmatch(p)]
     pieces = [p[0] if len(set(p)) == 1 else p for p in pieces]  # 是是, 哈哈哈: one syllable said again
     rest = " ".join(pieces)
     pictographs = sum(1 for ch in text if unicodedata.category(ch) == "So")
-    return (Scripts.of(rest).units() + LETTER_WORD_WEIGHT * len(_NUMBER.findall(rest)) + pictographs
+    numbers = sum(min(len(re.sub(r"\D", "", n)), LETTER_WORD_WEIGHT) for n in _NUMBER.findall(rest))
+    return (Scripts.of(rest).units() + numbers + pictographs
             + len(_OTHER_LETTER.findall(rest)))
 
 
@@ -282,6 +300,7 @@ _SHORT_ASKED = re.compile(
     r"(?:只|只需|只要|直接|仅)(?:要|需)?(?:回答|答|给出|写|说出|输出|填)|"
     r"(?:一个|一|两个|几个)(?:字|词|数|数字|字母|单词|成语)|填空|简短回答|"
     r"等于多少|等于几|是多少|得多少|得几|结果是|计算|算一算|算一下|求值|"
+    r"(?:返回|输出|回复|回答)\s*[“\"'「]?(?:\d(?!\d)|[A-Za-z](?![A-Za-z])|是|否|对|错|正面|负面)|"
     r"which of the following|true or false|yes or no|answer with|only the (?:letter|number|answer)", re.I)
 _ARITHMETIC = re.compile(r"\d\s*[-+×xX*/÷＋－=＝]\s*\(?\d")
 # A prompt that ends where the answer is to be filled in ("答案：", "A:").
@@ -402,15 +421,15 @@ def refusal_score(text):
 
 # ------------------------------------------------------------------------------------------------ language
 
-# A prompt that names a language may want an answer in it (翻译成英文, 用日语回答, an English email); one
-# that asks for a translation or a foreign language without naming one may want any.
-_LANGUAGES_NAMED = [
-    ("en", re.compile(r"英文|英语|英译|译英|法语|法文|德语|德文|西班牙|葡萄牙|意大利语|拉丁|\benglish\b|\bfrench\b|"
-                      r"\bgerman\b|\bspanish\b", re.I)),
-    ("ja", re.compile(r"日语|日文|日本語|\bjapanese\b", re.I)),
-    ("ko", re.compile(r"韩语|韩文|朝鲜语|韓國語|한국어|\bkorean\b", re.I)),
-    ("ru", re.compile(r"俄语|俄文|\brussian\b", re.I)),
-]
+# A prompt that names a language may want its answer in it (翻译成英文, 用日语回答, 英文版说明书, 英语中的同义
+#谚语), unless it names the language for something else: its letters, a class, or the language of material it
+# describes (用英文大写字母代替, 英语老师, 一个用德语提出的问题). Languages in Latin letters are one: the checks
+# tell scripts apart, not French from English.
+_LANGUAGE_NAMES = {"en": r"英文|英语|法语|法文|德语|德文|西班牙语|西班牙文|葡萄牙语|意大利语|english|french|german|spanish",
+                   "ja": r"日语|日文|日本語|japanese", "ko": r"韩语|韩文|朝鲜语|한국어|korean", "ru": r"俄语|俄文|russian"}
+_LANGUAGES_NAMED = [(code, re.compile(rf"(?:{names})(?!\s*(?:大写|小写)?(?:字母|字符|老师|教师|课|成绩|水平|考试|专业))"
+                                      rf"(?!(?:提出|写|说|表达)的)", re.I))
+                    for code, names in _LANGUAGE_NAMES.items()]
 _ANY_LANGUAGE = re.compile(r"翻译|译成|译为|翻成|译文|外语|外文|双语|多语|(?:多|几|各|不同的?)种?语言|\btranslat", re.I)
 # Units of another language in a prompt from which an answer in it may be right.
 QUOTED_LANGUAGE_UNITS = 20
