@@ -158,6 +158,10 @@ _MATH = re.compile(r"\\[A-Za-z]|[\^_{]")  # TeX inside an unclosed $
 _TILDE_FENCE = re.compile(r"^[ \t]*~~~", re.M)
 
 
+# Characters at the end of a text that the cut-off check reads.
+TAIL = 2_000
+
+
 def cut_off(text):
     """Why `text` looks cut off by a token budget ('' when it does not): fence, formula, table, bracket,
     punct, word or sentence."""
@@ -168,7 +172,8 @@ def cut_off(text):
         return "fence"
     if text.count("$$") % 2:
         return "formula"
-    lines = [line.strip() for line in prose(text).split("\n") if line.strip()]
+    # only the end matters: the last lines, whose own convention the last one should follow
+    lines = [line.strip() for line in prose(text[-TAIL:]).split("\n") if line.strip()]
     last = text[text.rfind("\n") + 1:].strip()
     if last.startswith(("```", "~~~")) or not lines:  # ends with a closed code block
         return ""
@@ -278,10 +283,19 @@ _NO_CONTENT = re.compile(
 _SEPARATORS = re.compile(r"[^\w/]+|_+")
 
 
+# Content is counted in this many first characters: far more than any threshold needs.
+CONTENT_PREFIX = 200
+# Texts longer than this are read for content without looking for words that say nothing.
+SHORT_TEXT = 60
+
+
 def content_units(text):
     """Content units of `text` with words that say nothing left out: a Han, kana or Hangul character, half a
     word of an alphabetic script (Scripts.units), a digit (two for a longer number), a pictograph, a letter
     of another script."""
+    text = text[:CONTENT_PREFIX]
+    if len(text) > SHORT_TEXT:  # placeholders and acknowledgements are short: count the words as they are
+        return Scripts.of(text).units() + len(_NUMBER.findall(text))
     pieces = [p for p in _SEPARATORS.split(unicodedata.normalize("NFKC", text).casefold())
               if p and not _NO_CONTENT.fullmatch(p)]
     pieces = [p[0] if len(set(p)) == 1 else p for p in pieces]  # 是是, 哈哈哈: one syllable said again
@@ -386,9 +400,13 @@ def _refusal_core(head):
     return best
 
 
+# Characters at the start of a text that the refusal check reads (its opening and what follows it).
+HEAD = 1_000
+
+
 def opening(text, sentences=2, limit=200):
     """The first sentences of the prose, markup and quoted words taken out."""
-    text = _QUOTED.sub("", _MARKUP.sub("", prose(text))).strip()
+    text = _QUOTED.sub("", _MARKUP.sub("", prose(text[:HEAD]))).strip()
     end = 0
     for _ in range(sentences):
         match = _SENTENCE_END.search(text, end)
@@ -453,6 +471,9 @@ def languages_asked(prompt_text):
 
 # ------------------------------------------------------------------------------------------------ reading
 
+PROMPT_PART = 2_000
+
+
 @dataclass(frozen=True)
 class PromptReading:
     short_ok: bool  # the prompt asks for a short answer
@@ -460,7 +481,10 @@ class PromptReading:
 
     @classmethod
     def of(cls, query, system=""):
-        """`query`: the prompt's last user turn; `system`: its system prompt."""
+        """`query`: the prompt's last user turn; `system`: its system prompt. A long prompt is read at its
+        start and end, where its instructions are."""
+        if len(query) > 2 * PROMPT_PART:
+            query = f"{query[:PROMPT_PART]}\n{query[-PROMPT_PART:]}"
         asked = languages_asked(f"{system}\n{query}" if system else query)
         return cls(expects_short_answer(query), None if asked is None else frozenset(asked))
 
