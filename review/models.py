@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annotation.models import Dataset, Domain, Job, Pair
+from annotation.models import Dataset, Domain, Job, Pair, Response
 
 
 class Review(models.Model):
@@ -139,6 +139,22 @@ class SelectionMember(models.Model):
     class Meta:
         # (dataset, view) → pair ids is an index-only scan of this constraint's index.
         constraints = [models.UniqueConstraint(fields=["dataset", "view", "pair"], name="selection_member_unique")]
+
+
+class ResponseTextCheck(models.Model):
+    """What the text checks (review/text_checks.py) read in one response, stored once: a response's text
+    and prompt never change, so the low-quality rules that read texts (cut off, empty, refusal, language)
+    are a join on this table instead of a regular expression over a million texts. Rows of an older
+    `version` of the checks are read again by the next quality count."""
+
+    response = models.OneToOneField(Response, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveSmallIntegerField()
+    cut = models.CharField(max_length=8, blank=True)  # why the text looks cut off: fence, bracket, ...
+    content = models.PositiveSmallIntegerField()  # content units, words that say nothing left out
+    short_ok = models.BooleanField()  # the prompt asks for a short answer
+    refusal = models.FloatField()  # how surely it opens by declining, 0-1
+    language = models.CharField(max_length=2, blank=True)  # the prose's dominant language
+    off_language = models.FloatField()  # share of the prose in a language its Chinese prompt did not ask for
 
 
 class ReviewSettings(models.Model):
