@@ -1,14 +1,14 @@
 """Talking to an LLM judge over HTTP, whatever its API: the request and reply shapes are its
 provider's (judge_providers.py: OpenAI-compatible `/chat/completions`, Anthropic Messages).
 
-aiohttp, because it was measured fastest on the loopback benchmark (the LLM-judge scoring section
-of BENCHMARKS.md, against the loopback server bench/score.py uses, answering after 200 ms: 302 req/s
-at 64 concurrent against 198 for the openai SDK's async client and 46 for httpx with default
-settings). Per judge: a semaphore caps requests in flight, token buckets keep to requests/minute and tokens/minute, and
-transient failures (429, 408/409/425, 5xx, timeouts, dropped connections, malformed replies) are
-retried with exponential backoff and full jitter, never sooner than `Retry-After`. Other 4xx
-answers (bad request, bad key, no such model) are permanent: retrying cannot help, so the job
-stops with the provider's own message.
+aiohttp, because it was measured fastest on the loopback benchmark (BENCHMARKS.md, "LLM-judge
+scoring": the loopback server bench/score.py uses, answering after 200 ms: 302 req/s at 64
+concurrent against 198 for the openai SDK's async client and 46 for httpx with default settings).
+Per judge: a semaphore caps requests in flight, token buckets keep to requests/minute and
+tokens/minute, and transient failures (429, 408/409/425, 5xx, timeouts, dropped connections,
+malformed replies) are retried with exponential backoff and full jitter, never sooner than
+`Retry-After`. Other 4xx answers (bad request, bad key, no such model) are permanent: retrying
+cannot help, so the job stops with the provider's own message.
 
 Clients are made in one place, `open_clients` (or `judge_clients`), for scoring, pairwise re-judging
 and the admin's connection test alike. A client lives inside one event loop; nothing here touches
@@ -38,11 +38,10 @@ def check_env_name(value):
     """The name of an environment variable that may hold a provider's API key, or a ValueError.
 
     A pasted key must never be stored, and a judge or reward endpoint must not be able to name just any
-    variable: its key is sent (as a Bearer token, an x-api-key header: whatever its provider does) to a URL
-    an admin typed, so `DJANGO_SECRET_KEY` or
-    `DATABASE_URL` would leak to whoever runs that URL. Only names the operator marked as provider keys
-    are accepted: those starting with a prefix in settings.PROVIDER_KEY_ENV_PREFIXES, or listed in
-    settings.PROVIDER_KEY_ENV_ALLOWED."""
+    variable: its key is sent (as a Bearer token or an x-api-key header, as its provider asks) to a URL an
+    admin typed, so `DJANGO_SECRET_KEY` or `DATABASE_URL` would leak to whoever runs that URL. Only names
+    the operator marked as provider keys are accepted: those starting with a prefix in
+    settings.PROVIDER_KEY_ENV_PREFIXES, or listed in settings.PROVIDER_KEY_ENV_ALLOWED."""
     if not value:
         return value
     if not _ENV_NAME.match(value):

@@ -1,6 +1,7 @@
 """A loopback OpenAI-compatible `/chat/completions` server (or, with `api="anthropic"`, an Anthropic
-`/messages` one): the outside world of the judging tests and of bench/score.py. Real HTTP/1.1 with keep-alive on 127.0.0.1, an asyncio server in a thread
-of its own (or its own process: `python -m tests.llm_server --latency 0.2`).
+`/messages` one): the outside world of the judging tests and of bench/score.py. Real HTTP/1.1 with
+keep-alive on 127.0.0.1, an asyncio server in a thread of its own (or its own process:
+`python -m tests.llm_server --latency 0.2`).
 
 What it answers is programmable: `server.when(marker, reply, ...)` answers requests whose body
 contains `marker` with those replies in turn (the last one repeats); every other request gets the

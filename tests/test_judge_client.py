@@ -222,6 +222,7 @@ def test_no_provider_sends_a_variable_not_marked_as_a_provider_key(server, monke
 
 
 def test_a_judge_naming_an_unknown_provider_is_a_permanent_error_naming_the_known_ones(server):
-    with pytest.raises(JudgeError, match="loop: unknown provider 'gemini'; expected one of openai, anthropic") as raised:
+    expected = "loop: unknown provider 'gemini'; expected one of openai, anthropic"
+    with pytest.raises(JudgeError, match=expected) as raised:
         complete(judge_for(server, provider="gemini"))
     assert raised.value.permanent and server.requests == 0
