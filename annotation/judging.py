@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext_lazy
 
 from .jobs import JobContext, JobFailed, LeaseLost, Tally, counted, create_job, failure_summary, job_runner
-from .judge_client import Completion, Failure, JudgeClient, JudgeError, JudgeSettings, new_session, retry_policy
+from .judge_client import Completion, Failure, JudgeError, JudgeSettings, open_clients, retry_policy
 from .models import Domain, Job, Judge, Rubric
 from .rubrics import judge_messages
 from .score_parser import parse_score
@@ -192,17 +192,9 @@ class _LoopThread:
         settings_ = [JudgeSettings.of(j) for j in judges.values()]
         retry = retry_policy()
         try:
-            self.session, self.clients = self.call(self._open(settings_, retry))
+            self.session, self.clients = self.call(open_clients(settings_, retry))
         except BaseException:
             self.close()
-            raise
-
-    async def _open(self, settings_, retry):
-        session = new_session(settings_)
-        try:
-            return session, {s.pk: JudgeClient(s, session, retry) for s in settings_}
-        except BaseException:
-            await session.close()
             raise
 
     def call(self, coro):

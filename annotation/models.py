@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from .judge_providers import DEFAULT_PROVIDER, provider_choices
 from .queries import latest_ok_judgements
 
 
@@ -138,11 +139,13 @@ class Response(models.Model):
 
 
 class Judge(models.Model):
-    """An LLM judge behind an OpenAI-compatible API. The API key is read from the environment
-    variable named in `api_key_env`; it is never stored here."""
+    """An LLM judge behind an HTTP API, spoken as its `provider` says (judge_providers.py). The API key
+    is read from the environment variable named in `api_key_env`; it is never stored here."""
 
     name = models.CharField(max_length=100, unique=True)
     family = models.CharField(max_length=50, blank=True, help_text=_("Model family, e.g. qwen or gpt."))
+    provider = models.CharField(max_length=32, choices=provider_choices, default=DEFAULT_PROVIDER,
+                                help_text=_("The kind of API at the base URL."))
     base_url = models.URLField(blank=True, help_text=_("Blank for judges whose scores were imported."))
     model = models.CharField(max_length=200, blank=True)
     api_key_env = models.CharField(max_length=100, blank=True)

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.utils.translation import ngettext_lazy
 
 from ..jobs import JobContext, JobFailed, Tally, job_runner
-from ..judge_client import Failure, JudgeClient, JudgeError, JudgeSettings, new_session, retry_policy
+from ..judge_client import Failure, JudgeError, JudgeSettings, judge_clients, retry_policy
 from ..judging import _cache_row, _store_cache, request_key
 from ..models import Job, Judge
 from ..rubrics import conversation_parts
@@ -82,9 +82,8 @@ def _ask_all(settings_, requests):
     """Answers (text or Failure) for each messages list, in order; JudgeError when permanent."""
 
     async def run():
-        async with new_session([settings_]) as session:
-            client = JudgeClient(settings_, session, retry_policy())
-            tasks = [asyncio.ensure_future(client.complete(m)) for m in requests]
+        async with judge_clients([settings_], retry_policy()) as clients:
+            tasks = [asyncio.ensure_future(clients[settings_.pk].complete(m)) for m in requests]
             try:
                 return await asyncio.gather(*tasks)
             finally:
