@@ -302,19 +302,22 @@ def _share_n(n, total):
 
 
 def judge_verdict(dataset, response_truth):
-    """The judge page's self-preference (raw mean difference) per judge and whom it names, and beside it a
-    reference the benchmark computes: each judge minus the other judges on the same responses, own family
-    against other families, with a 95 % interval."""
+    """The judge page's self-preference per judge and whom it names (review.judge_analysis.verdict: the
+    judge's excess over the other judges of the same responses, own family against other families, named
+    when its 95 % interval lies above SELF_PREFERENCE_MARGIN), its raw own-family difference, and beside
+    them the same relative figure computed here independently of the app, as a check."""
     from annotation.models import Judgement
-    from review.judge_analysis import judges_data
+    from review.judge_analysis import judges_data, verdict
 
-    page = {e["name"]: e for e in judges_data(dataset)["judges"]}
+    judges = judges_data(dataset)["judges"]
+    page = {e["name"]: e for e in judges}
     raw = {}
     for name, e in page.items():
         sp = e.get("self_preference") or {}
-        raw[name] = {"family": e["family"], **{k: sp.get(k) for k in ("diff", "own_n", "own_mean", "other_n",
-                                                                     "other_mean")}}
-    named = max((n for n in raw if raw[n]["diff"] is not None), key=lambda n: raw[n]["diff"], default=None)
+        raw[name] = {"family": e["family"], **{k: sp.get(k) for k in ("raw_diff", "raw_own_n", "own_mean",
+                                                                     "raw_other_n", "other_mean", "diff", "low",
+                                                                     "high")}}
+    named = [j["name"] for j in verdict(judges)]
     scores = defaultdict(dict)
     for response_id, judge, score in (Judgement.objects.filter(response__dataset=dataset, status="ok")
                                       .values_list("response_id", "judge__name", "score")):
@@ -386,16 +389,18 @@ def report(f):
         worst = f"{r['worst_rule']} ({pct(r['worst_rule_share']).strip()})" if r["worst_rule"] else ""
         lines.append(f"{h:<24} {r['pairs']:>6} {pct(r['flagged_by_a_rule'])}  {worst}")
     j = f["judges"]
-    lines += ["", f"Judge analysis: the page's self-preference (raw mean, own family − others) names "
-                  f"{j['named_by_page']}; the seeded bias is {j['seeded_self_bias']}",
+    lines += ["", f"Judge analysis: the judges page names {j['named_by_page'] or 'no judge'} as self-preferring; "
+                  f"the seeded bias is {j['seeded_self_bias']}",
               f"{'judge':<16} {'family':<9} {'own n':>6} {'own':>6} {'other n':>7} {'other':>6} {'raw diff':>8}   "
-              f"{'vs other judges (bench)':<28}"]
+              f"{'page: vs other judges':<26} {'bench check':<26}"]
     for name, r in j["raw"].items():
         rel = j["relative"].get(name)
         rel_text = f"{rel['diff']:+.2f} [{rel['ci95'][0]:+.2f}, {rel['ci95'][1]:+.2f}]" if rel else "–"
-        diff = "–" if r["diff"] is None else format(r["diff"], "+.2f")
-        lines.append(f"{name:<16} {r['family']:<9} {r['own_n'] or 0:>6} {r['own_mean'] or 0:>6.2f} "
-                     f"{r['other_n'] or 0:>7} {r['other_mean'] or 0:>6.2f} {diff:>8}   {rel_text}")
+        page_text = "–" if r["diff"] is None else (
+            f"{r['diff']:+.2f}" + (f" [{r['low']:+.2f}, {r['high']:+.2f}]" if r["low"] is not None else ""))
+        diff = "–" if r["raw_diff"] is None else format(r["raw_diff"], "+.2f")
+        lines.append(f"{name:<16} {r['family']:<9} {r['raw_own_n'] or 0:>6} {r['own_mean'] or 0:>6.2f} "
+                     f"{r['raw_other_n'] or 0:>7} {r['other_mean'] or 0:>6.2f} {diff:>8}   {page_text:<26} {rel_text}")
     rm = f["reward_model"]
     lines += ["", f"Reward model: held-out accuracy {rm['held_out_accuracy']:.3f} on {rm['held_out_pairs']} pairs "
                   f"(longer wins {rm['longer_wins']:.3f}); "
