@@ -7,6 +7,8 @@ class ReviewConfig(AppConfig):
 
     def ready(self):
         # Modules that register named pair selections (review/selections.py) are imported here,
-        # so every list, dashboard and queue sees the whole registry.
+        # so every list, dashboard and queue sees the whole registry; likewise the reward benchmark's gold
+        # set of reviewed pairs.
+        from . import reviewed_gold  # noqa: F401
         from . import disagreements  # noqa: F401
         from . import quality_rules  # noqa: F401

@@ -21,8 +21,8 @@ class Command(JobCommand):
                                                           "prompt, chosen, rejected, domain) to import first")
         parser.add_argument("--gold-dataset", help="the dataset a gold FILE is imported into (default: rewardbench-"
                                                    "<file name>)")
-        parser.add_argument("--source", choices=B.GOLD_SOURCES, default="pairs",
-                            help="pairs: every pair of the gold set; reviewed: those reviewers verified")
+        parser.add_argument("--source", choices=list(B.GOLD_SOURCES), default="pairs",
+                            help="; ".join(f"{name}: {source.label}" for name, source in B.GOLD_SOURCES.items()))
         parser.add_argument("--model", action="append", required=True,
                             help="a reward model's name (latest version; scored first when needed) or a judge's "
                                  "name (its stored scores); repeat for several")
