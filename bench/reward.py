@@ -183,7 +183,8 @@ def bench_database(model, n_pairs, seed):
                 print(f"db: what-if over {result['scored']:,} scored pairs (histogram + survivors at "
                       f"{len(result['thresholds'])} thresholds): {time.perf_counter() - t0:.2f} s")
                 continue
-            job = jobs.create_job("reward_filter", dataset=dataset, params=filter_params(rm, mode=mode), enqueue_it=False)
+            job = jobs.create_job("reward_filter", dataset=dataset, params=filter_params(rm, mode=mode),
+                                  enqueue_it=False)
             t0 = time.perf_counter()
             jobs.execute(job.pk)
             took = time.perf_counter() - t0

@@ -1,9 +1,9 @@
 """The reward benchmark (CRBench-style): how often does a scorer prefer the gold chosen response?
 
 A gold set is a dataset's pairs (GOLD_SOURCES): an imported benchmark file (prompt, chosen, rejected,
-domain), or the pairs reviewers verified (review/reviewed_gold.py). A reward model is right on a pair when r(chosen) > r(rejected); an LLM
-judge when its score of the chosen response is higher than its score of the rejected one (its
-latest ok judgement of each). A tie is a miss; so is a pair a judge left unscored (counted apart).
+domain), or the pairs reviewers verified (review/reviewed_gold.py). A reward model is right on a pair
+when r(chosen) > r(rejected); an LLM judge when its score of the chosen response is higher than its
+score of the rejected one (its latest ok judgement of each). A tie is a miss; so is a pair a judge left unscored (counted apart).
 Accuracy comes with n and a 95% Wilson interval, per domain and overall, shaped like COIG-P's Table 7.
 
 Filter agreement compares two filters' keep/filter decisions on the same pairs: the confusion matrix
