@@ -415,6 +415,13 @@ class Job(models.Model):
     def __str__(self):
         return f"{self.kind} job {self.pk}"
 
+    @property
+    def kind_info(self):
+        """What the job's kind declares: its label, counts, unit (annotation/jobs.py, JobKind)."""
+        from .jobs import kind_of  # jobs.py builds on these models
+
+        return kind_of(self.kind)
+
     def is_finished(self):
         return self.status in self.FINISHED
 

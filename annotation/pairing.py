@@ -35,10 +35,12 @@ from dataclasses import asdict, dataclass, field
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from . import jobs
-from .jobs import JobCancelled, JobContext, JobFailed, job_runner
-from .models import Dataset, Domain, Job, Judge, Judgement, Pair, PairBuildRun
+from .jobs import JobCancelled, JobContext, JobFailed, job_kind
+from .models import Dataset, Domain, Judge, Judgement, Pair, PairBuildRun
 from .queries import latest_ok_judgements
 
 AGGREGATES = ("mean", "median")
@@ -219,13 +221,10 @@ def start_build(dataset, params, *, user=None, enqueue=True, chunk_size=None):
     job_params = params.to_dict() | ({"chunk_size": chunk_size} if chunk_size else {})
     with transaction.atomic():
         Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
-        running = Job.objects.filter(dataset=dataset, kind="build_pairs").exclude(status__in=Job.FINISHED).first()
+        running = jobs.running_job(dataset, "build_pairs")
         if running:
             raise BuildAlreadyRunning(running)
-        if not enqueue:
-            return Job.objects.create(kind="build_pairs", dataset=dataset, created_by=user, params=job_params,
-                                      unit="prompts")
-        return jobs.create_job("build_pairs", dataset=dataset, user=user, params=job_params)
+        return jobs.create_job("build_pairs", dataset=dataset, user=user, params=job_params, enqueue_it=enqueue)
 
 
 def scored_judges(dataset):
@@ -243,7 +242,22 @@ def scored_judges(dataset):
 # --- the job ----------------------------------------------------------------------------------
 
 
-@job_runner("build_pairs", unit="prompts")
+# What a build counts (its job's counts and its PairBuildRun's), with their labels on the job page.
+BUILD_COUNTS = {
+    "prompts_considered": _("Prompts considered"),
+    "prompts_without_pairs": _("Prompts without a pair"),
+    "pairs_created": _("Pairs created"),
+    "pairs_updated": _("Pairs updated"),
+    "pairs_withdrawn": _("Pairs withdrawn"),
+    "pairs_restored": _("Pairs restored"),
+    "pairs_same_as_imported": _("Pairs the same as an imported one"),
+    "responses_below_min_judges": _("Responses with too few judges"),
+    "pairs_in_run": _("Pairs in this run"),
+}
+COUNT_KEYS = tuple(BUILD_COUNTS)
+
+
+@job_kind("build_pairs", label=pgettext_lazy("job kind", "build_pairs"), unit="prompts", counts=BUILD_COUNTS)
 def run_build_pairs(ctx: JobContext):
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
     try:
@@ -308,10 +322,6 @@ def _begin(ctx, dataset, params):
         run = PairBuildRun.objects.create(dataset=dataset, params=recorded, job_id=ctx.job.pk)
         ctx.commit(cursor={"run": run.pk, "after": 0, "judge_ids": judge_ids,
                            "stats": stats.to_dict() if stats else None})
-
-
-COUNT_KEYS = ("prompts_considered", "prompts_without_pairs", "pairs_created", "pairs_updated", "pairs_withdrawn",
-              "pairs_restored", "pairs_same_as_imported", "responses_below_min_judges", "pairs_in_run")
 
 
 def _run_counts(counts):

@@ -10,7 +10,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation import pairing
 from annotation.forms import ScoreForm
-from annotation.models import Domain, Job, Judgement, Pair, Response, RewardScore, Role
+from annotation.jobs import running_job
+from annotation.models import Domain, Judgement, Pair, Response, RewardScore, Role
 
 from . import members, pair_actions, quality_rules, search
 from .access import get_dataset_for
@@ -74,7 +75,7 @@ def _search_state(dataset, user, found, next_after, shown):
     if found is None:
         return None
     indexed = found.indexed or search.is_indexed(dataset)
-    job = None if indexed else search.running_job(dataset)
+    job = None if indexed else running_job(dataset, search.KIND)
     return {"walked": found.walked, "stopped_at": next_after if found.walked_to and shown < PAGE_SIZE else None,
             "indexed": indexed, "job": job, "can_index": not indexed and job is None
             and dataset.allows(user, Role.ADMIN)}
@@ -223,7 +224,7 @@ def quality_overview(request, pk):
         by_domain = counts.get(rule.name)
         rows.append({"rule": rule, "total": sum(by_domain.values()) if by_domain is not None else None,
                      "cells": [(d, by_domain.get(d, 0) if by_domain is not None else None) for d, _ in domains]})
-    running = Job.objects.filter(dataset=dataset, kind="quality_counts").exclude(status__in=Job.FINISHED).first()
+    running = running_job(dataset, quality_rules.KIND)
     stale = job is not None and not members.unchanged_since(dataset, job.started_at)
     ctx = {"dataset": dataset, "rows": rows, "domains": domains, "total_pairs": total_pairs, "job": job,
            "stale": stale, "running": running, "is_admin": dataset.allows(request.user, Role.ADMIN)}

@@ -18,8 +18,9 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, FloatField, Func, OuterRef, Q, Value
 from django.db.models.functions import Cast, Greatest, Least, Length, Lower
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
-from annotation.jobs import JobContext, job_runner
+from annotation.jobs import JobContext, create_job, job_kind, jobs_under_way, running_job
 from annotation.models import ContaminationMatch, Dataset, Job, Judgement, NearDuplicateMember, Pair, Response
 
 from . import members, text_checks
@@ -28,6 +29,7 @@ from .models import ResponseTextCheck
 from .search import StrPos
 from .selections import selection
 
+KIND = "quality_counts"
 # Spaces, ASCII and CJK punctuation: ignored when comparing two responses.
 _IGNORED = "[[:space:][:punct:]，。！？、；：“”‘’（）《》【】…—·「」『』]+"
 
@@ -54,7 +56,7 @@ def _on_either_response(pairs, condition):
 
 def stored_counts(dataset):
     """The newest completed quality_counts job of the dataset, or None."""
-    return (Job.objects.filter(dataset=dataset, kind="quality_counts", status__in=Job.COMPLETED)
+    return (Job.objects.filter(dataset=dataset, kind=KIND, status__in=Job.COMPLETED)
             .order_by("-finished_at", "-pk").first())
 
 
@@ -204,7 +206,8 @@ def count_rule(rule, dataset):
     return dict(selected.order_by().values_list("domain").annotate(n=Count("pk")))
 
 
-@job_runner("quality_counts", unit="rules")
+# Its counts are {domain: pairs} per rule, shown on the quality page.
+@job_kind(KIND, label=pgettext_lazy("job kind", "quality_counts"), unit="rules", changes_data=False)
 def run_quality_counts(ctx: JobContext):
     """Count every rule by domain, storing the members of the materialised ones, one rule a transaction;
     a resumed job skips the rules it committed."""
@@ -238,17 +241,14 @@ def needs_recount(dataset):
     """A count stored the rules' lists, a job that may change the data finished since it began, and no
     job of the dataset is under way (beat then starts the next count)."""
     job = stored_counts(dataset)
-    if job is None or Job.objects.filter(dataset=dataset).exclude(status__in=Job.FINISHED).exists():
+    if job is None or jobs_under_way(dataset).exists():
         return False
     return not members.unchanged_since(dataset, job.started_at)
 
 
 def start_count(dataset, user=None):
     """A quality_counts job for the dataset, unless one is already waiting or running."""
-    from annotation.jobs import create_job
-
-    running = Job.objects.filter(dataset=dataset, kind="quality_counts").exclude(status__in=Job.FINISHED).first()
-    return running or create_job("quality_counts", dataset=dataset, user=user)
+    return running_job(dataset, KIND) or create_job(KIND, dataset=dataset, user=user)
 
 
 def flags_of(pair):

@@ -1,10 +1,9 @@
 """The reward benchmark (CRBench-style): how often does a scorer prefer the gold chosen response?
 
-A gold set is a dataset's pairs: an imported benchmark file (prompt, chosen, rejected, domain), or
-the pairs reviewers verified (some review says the chosen response is better and correct, none says
-the rejected one is better). A reward model is right on a pair when r(chosen) > r(rejected); an LLM
-judge when its score of the chosen response is higher than its score of the rejected one (its
-latest ok judgement of each). A tie is a miss; so is a pair a judge left unscored (counted apart).
+A gold set is a dataset's pairs (GOLD_SOURCES): an imported benchmark file (prompt, chosen, rejected,
+domain), or the pairs reviewers verified (review/reviewed_gold.py). A reward model is right on a pair
+when r(chosen) > r(rejected); an LLM judge when its score of the chosen response is higher than its
+score of the rejected one (its latest ok judgement of each). A tie is a miss; so is a pair a judge left unscored (counted apart).
 Accuracy comes with n and a 95% Wilson interval, per domain and overall, shaped like COIG-P's Table 7.
 
 Filter agreement compares two filters' keep/filter decisions on the same pairs: the confusion matrix
@@ -15,13 +14,38 @@ exceeds that of the rejected one by more than the threshold).
 
 from collections import defaultdict
 
+from dataclasses import dataclass
+
 from django.db import connection
+from django.utils.translation import gettext_lazy as _
 
 from ..models import Domain, Judge, RewardModel
 from ..queries import latest_ok_judgements
 from ..statistics import cohen_kappa, pairs_table, wilson_interval
 
-GOLD_SOURCES = ("pairs", "reviewed")
+
+@dataclass(frozen=True)
+class GoldSource:
+    """Which of a dataset's pairs are gold: `sql` selects them as (id, domain, chosen_id, rejected_id), the
+    dataset's id given as %(dataset)s."""
+
+    name: str
+    label: object
+    sql: str
+
+
+# name → GoldSource: every pair of the dataset here; review adds the pairs reviewers verified
+# (review/reviewed_gold.py), so that this module never reads review's tables.
+GOLD_SOURCES = {}
+
+
+def gold_source(source):
+    GOLD_SOURCES[source.name] = source
+
+
+gold_source(GoldSource("pairs", _("Every pair of this dataset"), """
+    SELECT q.id, q.domain, q.chosen_id, q.rejected_id FROM annotation_pair q
+    WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'"""))
 
 
 def _row(k, n, **extra):
@@ -60,15 +84,7 @@ def summarise_counts(counts):
 
 
 def _gold_sql(source):
-    if source == "reviewed":
-        return """SELECT q.id, q.domain, q.chosen_id, q.rejected_id FROM annotation_pair q
-                  WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'
-                    AND EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = q.id
-                                AND v.verdict = 'chosen_better' AND v.better_correct)
-                    AND NOT EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = q.id
-                                    AND v.verdict = 'rejected_better')"""
-    return """SELECT q.id, q.domain, q.chosen_id, q.rejected_id FROM annotation_pair q
-              WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'"""
+    return GOLD_SOURCES[source].sql
 
 
 def gold_size(dataset, source="pairs"):

@@ -19,9 +19,9 @@ from types import SimpleNamespace
 import orjson
 
 from django.db import connection, transaction
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
-from ..jobs import JobContext, JobFailed, Tally, job_runner
+from ..jobs import JobContext, JobFailed, Tally, job_kind
 from ..judge_client import Failure, JudgeError, JudgeSettings, judge_clients, retry_policy
 from ..judging import _cache_row, _store_cache, request_key
 from ..models import Job, Judge
@@ -106,7 +106,8 @@ PAIRWISE_TALLY = Tally(
 )
 
 
-@job_runner("pairwise_judge", unit="pairs", tally=PAIRWISE_TALLY)
+# Its counts are per domain (pairwise_by_domain), shown on the leaderboard.
+@job_kind("pairwise_judge", label=pgettext_lazy("job kind", "pairwise_judge"), unit="pairs", tally=PAIRWISE_TALLY)
 def run_pairwise(ctx: JobContext):
     judge = Judge.objects.filter(pk=ctx.params["judge"]).first()
     if judge is None:

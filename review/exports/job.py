@@ -10,9 +10,10 @@ from pathlib import Path
 import orjson
 from django.conf import settings
 from django.db import transaction
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
-from annotation.jobs import JobContext, JobFailed, Tally, counted, create_job, job_runner
+from annotation.jobs import JobContext, JobFailed, Tally, counted, create_job, job_kind
 from annotation.models import Job, RewardModel
 
 from ..models import Export
@@ -32,11 +33,8 @@ def create_export(dataset, fmt, selection, *, user=None, out_dir=None, stem="pai
         export = Export.objects.create(dataset=dataset, format=fmt, created_by=user, params={})
         directory = Path(out_dir) if out_dir else Path(settings.MEDIA_ROOT) / "exports" / str(export.pk)
         export.params = {**asdict(selection), "out_dir": str(directory), "stem": stem, "ext": ext}
-        params = {"export_id": export.pk}
-        if enqueue:
-            export.job = create_job("export", dataset=dataset, user=user, params=params)
-        else:
-            export.job = Job.objects.create(kind="export", dataset=dataset, created_by=user, params=params, unit="pairs")
+        export.job = create_job("export", dataset=dataset, user=user, params={"export_id": export.pk},
+                                enqueue_it=enqueue)
         export.save(update_fields=["params", "job"])
     return export
 
@@ -49,7 +47,10 @@ EXPORT_TALLY = Tally(
 )
 
 
-@job_runner("export", unit="pairs", tally=EXPORT_TALLY)
+# Its skipped pairs are listed in the manifest, not as job errors; the job page shows its files.
+@job_kind("export", label=pgettext_lazy("job kind", "export"), unit="pairs", changes_data=False, tally=EXPORT_TALLY,
+          counts={"rows": _("Pairs written"), "skipped": _("Pairs skipped"), "swapped": _("Pairs swapped by a review")},
+          errors_heading=None, page_section="review/_export_job.html")
 def run_export(ctx: JobContext):
     export = Export.objects.select_related("dataset").get(pk=ctx.params["export_id"])
     if ctx.cursor or ctx.counts:
