@@ -151,7 +151,7 @@ def run(args):
     with step("filter with it", timings):
         filtered = command("reward_filter", "--dataset", name, "--model", model_name, "--no-progress")
     with step("count the low-quality rules (the quality-count job)", timings):
-        job = Job.objects.create(kind="quality_counts", dataset=dataset, unit="rules")
+        job = jobs.create_job("quality_counts", dataset=dataset, enqueue_it=False)
         if jobs.execute(job.pk) != Job.Status.SUCCEEDED:
             job.refresh_from_db()
             sys.exit(f"the quality count failed: {job.error}")
