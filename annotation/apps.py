@@ -8,6 +8,6 @@ class AnnotationConfig(AppConfig):
     def ready(self):
         # The workflow modules declare the job kinds of the pipeline (annotation.jobs.job_kind) and the jobs
         # that follow an import; review's ready() adds its own.
-        from . import judging, pairing  # noqa: F401
+        from . import judging, pairing, rejudging  # noqa: F401
         from .ingest import importer, near_duplicates  # noqa: F401
         from .reward import filtering, pairwise, training  # noqa: F401

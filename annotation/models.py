@@ -533,3 +533,46 @@ class ContaminationMatch(models.Model):
             models.UniqueConstraint(fields=["prompt", "benchmark_prompt"], name="contamination_unique")
         ]
         indexes = [models.Index(fields=["dataset", "prompt"], name="contamination_dataset_prompt")]
+
+
+class RejudgeTarget(models.Model):
+    """A pair a `pairwise_rejudge` job asks about. The selection (a list of up to every pair) is resolved
+    once, when the job is made, into these rows: the job's params stay small at 1M pairs and it walks its
+    pairs by keyset, whatever happens to the list afterwards."""
+
+    # Indexed by the constraint below, which is also the job's keyset index (its pairs in id order).
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+", db_index=False)
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "pair"], name="rejudge_target_unique")]
+
+
+class PairwiseVerdict(models.Model):
+    """A judge's pairwise verdict on a pair, asked in both orders (annotation/rejudging.py): the letter it
+    chose with the chosen response as A, then as B, and the outcome. A re-run replaces it."""
+
+    class Outcome(models.TextChoices):
+        CHOSEN = "chosen", _("Prefers chosen")
+        REJECTED = "rejected", _("Prefers rejected")
+        # The letter stayed while the responses swapped places: the judge followed the position.
+        INCONSISTENT = "inconsistent", _("Position-inconsistent")
+        UNPARSEABLE = "unparseable", _("No verdict")
+
+    # Copied from the pair: the "pairwise judge disagrees" list reads one index of its dataset.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+", db_index=False)
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="pairwise_verdicts", db_index=False)
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="+")
+    # "A", "B", or "" when the answer held no single verdict.
+    chosen_first = models.CharField(max_length=1, blank=True)
+    chosen_second = models.CharField(max_length=1, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    # The answers, as JudgeCacheEntry keys (the pair page shows their text).
+    chosen_first_key = models.UUIDField()
+    chosen_second_key = models.UUIDField()
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pair", "judge"], name="pairwise_verdict_unique")]
+        indexes = [models.Index(fields=["dataset", "outcome", "pair"], name="pairwise_verdict_outcome")]

@@ -12,4 +12,5 @@ class ReviewConfig(AppConfig):
         # the reward benchmark's gold set of reviewed pairs.
         from . import dashboards, exports, reviewed_gold, search  # noqa: F401
         from . import disagreements  # noqa: F401
+        from . import pairwise_views  # noqa: F401
         from . import quality_rules  # noqa: F401

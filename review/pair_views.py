@@ -12,8 +12,9 @@ from annotation import pairing
 from annotation.forms import ScoreForm
 from annotation.jobs import running_job
 from annotation.models import Domain, Judgement, Pair, Response, RewardScore, Role
+from annotation.rejudging import DEFAULT_LIMIT, verdicts_of
 
-from . import members, pair_actions, quality_rules, search
+from . import members, pair_actions, pairwise_views, quality_rules, search
 from .access import get_dataset_for
 from .models import Review, ReviewEvent
 from .selections import REGISTRY, PairFilter
@@ -64,9 +65,17 @@ def pair_list(request, pk):
         row["gap"] = gap
     ctx = {"dataset": dataset, "form": form, "rows": rows, "next_after": next_after, "after": after,
            "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing,
-           "search": _search_state(dataset, request.user, found, next_after, len(rows))}
+           "search": _search_state(dataset, request.user, found, next_after, len(rows)),
+           "rejudge_form": _rejudge_form(dataset, request.user, form)}
     template = "review/pair_list.html#results" if request.htmx else "review/pair_list.html"
     return render(request, template, ctx, status=200 if form.is_valid() else 400)
+
+
+def _rejudge_form(dataset, user, form):
+    """For admins, the form that asks a judge about the pairs of this list (when it is valid)."""
+    if not form.is_valid() or not dataset.allows(user, Role.ADMIN):
+        return None
+    return pairwise_views.RejudgeForm(initial={"selection": form.query_string(), "limit": DEFAULT_LIMIT})
 
 
 def _search_state(dataset, user, found, next_after, shown):
@@ -151,6 +160,7 @@ def _detail_context(request, dataset, pair):
         "events": ReviewEvent.objects.filter(pair=pair).select_related("actor").order_by("-at", "-pk")[:100],
         "score_form": ScoreForm(initial={"rescore": True}) if is_admin else None,
         "can_rebuild": can_rebuild,
+        "pairwise_verdicts": verdicts_of(pair),
     }
 
 

@@ -11,8 +11,9 @@ from django.urls import reverse
 from annotation import jobs
 from annotation.ingest.importer import import_params
 from annotation.judging import start_scoring
-from annotation.models import Dataset, Job, Judge, RewardModel, Rubric
+from annotation.models import Dataset, Job, Judge, Pair, RewardModel, Rubric
 from annotation.pairing import BuildParams, start_build
+from annotation.rejudging import start_rejudge
 from annotation.reward.filtering import filter_params
 from annotation.reward.pairwise import pairwise_params
 from annotation.reward.training import train_params
@@ -75,6 +76,7 @@ def test_every_count_a_job_of_each_kind_writes_has_a_label(client, db, tmp_path,
     model = RewardModel.objects.get(pk=trained.cursor["reward_model"])
     _run(jobs.create_job("reward_filter", dataset=dataset, params=filter_params(model), enqueue_it=False))
     _run(jobs.create_job("pairwise_judge", dataset=dataset, params=pairwise_params(judge), enqueue_it=False))
+    _run(start_rejudge(dataset, judge, Pair.objects.filter(dataset=dataset), enqueue_it=False))
     _run(create_export(dataset, "trl", Selection(), out_dir=tmp_path / "out", enqueue=False).job)
     _run(jobs.create_job(quality_rules.KIND, dataset=dataset, enqueue_it=False))
     _run(jobs.create_job(dashboards.REFRESH_KIND, dataset=dataset, enqueue_it=False))

@@ -14,6 +14,7 @@ leaderboard reads the counts of the latest finished job.
 
 import asyncio
 import re
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import orjson
@@ -122,42 +123,71 @@ def run_pairwise(ctx: JobContext):
     after = ctx.cursor.get("after", 0)
     chunk = max(4, PAIRS_PER_SLOT * settings_.max_concurrency)
     while rows := _pairs(dataset_id, after, chunk):
-        requests = []
-        for _pk, _domain, messages, chosen, rejected in rows:
-            messages = messages if isinstance(messages, list) else orjson.loads(messages)
-            requests += [pairwise_messages(messages, chosen, rejected), pairwise_messages(messages, rejected, chosen)]
-        keys = [request_key(judge, None, m) for m in requests]
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT key, raw_output FROM annotation_judgecacheentry WHERE key = ANY(%s::uuid[])", [keys])
-            cached = dict(cursor.fetchall())
-        todo = [i for i, k in enumerate(keys) if k not in cached]
-        try:
-            answers = _ask_all(settings_, [requests[i] for i in todo]) if todo else []
-        except JudgeError as exc:
-            raise JobFailed(str(exc)) from None
-        texts = {i: cached[k] for i, k in enumerate(keys) if k in cached}
-        cache_rows, failed = [], set()
-        for i, answer in zip(todo, answers):
-            if isinstance(answer, Failure):
-                failed.add(i)
-                continue
-            texts[i] = answer.text
-            cache_rows.append(_cache_row(SimpleNamespace(key=keys[i], judge_id=judge.pk), answer, judge))
+        asked = ask_both_orders(judge, settings_, [(messages, chosen, rejected)
+                                                    for _pk, _domain, messages, chosen, rejected in rows])
         by_domain = {}
-        for n, (_pk, domain, *_rest) in enumerate(rows):
-            first, second = 2 * n, 2 * n + 1
-            if first in failed or second in failed:
-                result = "error"
-            else:
-                result = outcome(parse_verdict(texts[first]), parse_verdict(texts[second]))
+        for (_pk, domain, *_rest), answer in zip(rows, asked.answers):
+            result = "error" if answer is None else outcome(*answer.verdicts)
             counts = by_domain.setdefault(domain, {"n": 0, "correct": 0, "wrong": 0, "inconsistent": 0,
                                                    "unparseable": 0, "error": 0})
             counts["n"] += 1
             counts[result] += 1
         with transaction.atomic():
-            _store_cache(cache_rows, replace=False)
+            asked.store_cache()
             ctx.commit(done=len(rows), counts={"pairwise_by_domain": by_domain}, cursor={"after": rows[-1][0]})
         after = rows[-1][0]
+
+
+@dataclass
+class BothOrders:
+    """A pair's two answers: the verdicts with the chosen response as A, then as B, and their cache keys."""
+
+    verdicts: tuple
+    keys: tuple
+
+
+@dataclass
+class Asked:
+    """What `ask_both_orders` got: per pair a BothOrders, or None when a request failed after the retries;
+    `store_cache()` keeps the new answers (call it in the chunk's transaction)."""
+
+    answers: list
+    cache_rows: list
+
+    def store_cache(self):
+        _store_cache(self.cache_rows, replace=False)
+
+
+def ask_both_orders(judge, settings_, pairs):
+    """Ask `judge` about each (prompt messages, chosen text, rejected text) in both orders, answers cached in
+    JudgeCacheEntry (a re-run pays nothing); JobFailed on a permanent error (bad key, no such model)."""
+    requests = []
+    for messages, chosen, rejected in pairs:
+        messages = messages if isinstance(messages, list) else orjson.loads(messages)
+        requests += [pairwise_messages(messages, chosen, rejected), pairwise_messages(messages, rejected, chosen)]
+    keys = [request_key(judge, None, m) for m in requests]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key, raw_output FROM annotation_judgecacheentry WHERE key = ANY(%s::uuid[])", [keys])
+        cached = dict(cursor.fetchall())
+    todo = [i for i, k in enumerate(keys) if k not in cached]
+    try:
+        answers = _ask_all(settings_, [requests[i] for i in todo]) if todo else []
+    except JudgeError as exc:
+        raise JobFailed(str(exc)) from None
+    texts = {i: cached[k] for i, k in enumerate(keys) if k in cached}
+    cache_rows = []
+    for i, answer in zip(todo, answers):
+        if isinstance(answer, Failure):
+            continue
+        texts[i] = answer.text
+        cache_rows.append(_cache_row(SimpleNamespace(key=keys[i], judge_id=judge.pk), answer, judge))
+    both = []
+    for first, second in zip(range(0, len(keys), 2), range(1, len(keys), 2)):
+        if first not in texts or second not in texts:
+            both.append(None)
+            continue
+        both.append(BothOrders((parse_verdict(texts[first]), parse_verdict(texts[second])), (keys[first], keys[second])))
+    return Asked(both, cache_rows)
 
 
 def latest_results(dataset):
