@@ -81,7 +81,8 @@ def test_verdicts_are_stored_for_both_orders_and_position_flips_are_detected(tea
     assert job.total == job.done == 14
     verdicts = {_kind_of(v.pair): v for v in PairwiseVerdict.objects.select_related("pair__prompt")}
     assert len(verdicts) == 4 and PairwiseVerdict.objects.count() == 13  # one row a judged pair
-    assert (verdicts["good"].chosen_first, verdicts["good"].chosen_second, verdicts["good"].outcome) == ("A", "B", "chosen")
+    good = verdicts["good"]
+    assert (good.chosen_first, good.chosen_second, good.outcome) == ("A", "B", "chosen")
     assert (verdicts["swapped"].chosen_first, verdicts["swapped"].chosen_second) == ("B", "A")
     assert verdicts["swapped"].outcome == "rejected"
     assert (verdicts["position"].chosen_first, verdicts["position"].chosen_second) == ("A", "A")

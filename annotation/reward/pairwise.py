@@ -186,7 +186,8 @@ def ask_both_orders(judge, settings_, pairs):
         if first not in texts or second not in texts:
             both.append(None)
             continue
-        both.append(BothOrders((parse_verdict(texts[first]), parse_verdict(texts[second])), (keys[first], keys[second])))
+        verdicts = (parse_verdict(texts[first]), parse_verdict(texts[second]))
+        both.append(BothOrders(verdicts, (keys[first], keys[second])))
     return Asked(both, cache_rows)
 
 
