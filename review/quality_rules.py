@@ -23,7 +23,7 @@ from django.utils.translation import pgettext_lazy
 from annotation.jobs import JobContext, create_job, job_kind, jobs_under_way, running_job
 from annotation.models import ContaminationMatch, Dataset, Job, Judgement, NearDuplicateMember, Pair, Response
 
-from . import members, text_checks
+from . import members, suspicion, text_checks
 from .members import materialised
 from .models import ResponseTextCheck
 from .search import StrPos
@@ -235,6 +235,10 @@ def run_quality_counts(ctx: JobContext):
                 stored = [*stored, rule.name]
             ctx.commit(done=1, counts={rule.name: by_domain},
                        cursor={**ctx.cursor, "done": [*done, rule.name], "stored": stored})
+    if "suspicion" not in ctx.cursor:  # after the rules: their stored members are signals of the score
+        with transaction.atomic():
+            suspicion.store(dataset)
+            ctx.commit(cursor={**ctx.cursor, "suspicion": True})
 
 
 def needs_recount(dataset):
