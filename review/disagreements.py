@@ -17,7 +17,8 @@ Definitions (the settings are GET parameters with these defaults):
 - reviewer-vs-auto: a review's verdict is not "chosen is better" (the automatic label).
 - reviewer-vs-reviewer: the pair's reviews do not all have the same verdict.
 
-Two helper selections serve the overview's charts (a click on a bar opens its pairs):
+Helper selections serve the overview's charts (a click on a bar opens its pairs):
+- reward-sign: sign(r(chosen) − r(rejected)) differs from sign(panel gap) (the reward agreement chart).
 - gap-range: gap_min ≤ panel gap < gap_max.
 - margin-range: margin_min ≤ reward margin < margin_max (reward model as above).
 
@@ -138,6 +139,18 @@ def reviewer_vs_reviewer(pairs, dataset, settings):
         SELECT v.pair_id FROM review_review v
         WHERE v.dataset_id = %s GROUP BY v.pair_id HAVING count(DISTINCT v.verdict) > 1"""
     return pairs.filter(pk__in=RawSQL(sql, [dataset.pk]))
+
+
+@selection("reward-sign", _("Reward model's sign against the panel's"), "chart",
+           _("The sign of the reward margin differs from the sign of the panel's score gap (the overview's reward "
+             "agreement chart)."), model=0)
+def reward_sign(pairs, dataset, settings):
+    model = reward_model_for(dataset, settings["model"])
+    if model is None:
+        return pairs.none()
+    sql = _WITH_REWARDS + """ AND q.chosen_score IS NOT NULL AND q.rejected_score IS NOT NULL
+          AND sign(sc.reward - sr.reward) <> sign(q.chosen_score - q.rejected_score)"""
+    return pairs.filter(pk__in=RawSQL(sql, [model.pk, model.pk, dataset.pk]))
 
 
 @selection("gap-range", _("Panel gap in a range"), "chart",
