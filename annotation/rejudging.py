@@ -140,15 +140,19 @@ def run_rejudge(ctx: JobContext):
         after = rows[-1][0]
 
 
-def pairwise_against(pair_ids):
+# Per pair of a dataset (param %(dataset)s): the share of its consistent pairwise verdicts, any judge, that
+# prefer the rejected response. The one definition that pairwise_against and the suspicion score read.
+PAIRWISE_AGAINST_SQL = """
+    SELECT pair_id, avg((outcome = 'rejected')::int)::float AS against FROM annotation_pairwiseverdict
+    WHERE dataset_id = %(dataset)s AND outcome IN ('chosen', 'rejected') GROUP BY pair_id"""
+
+
+def pairwise_against(dataset, pair_ids):
     """{pair id: the share of its consistent pairwise verdicts (any judge) that prefer the rejected response}
     for the pairs among `pair_ids` with at least one consistent verdict: a signal for the suspicion score."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            """SELECT pair_id, avg((outcome = 'rejected')::int)::float FROM annotation_pairwiseverdict
-               WHERE pair_id = ANY(%s) AND outcome IN ('chosen', 'rejected') GROUP BY pair_id""",
-            [list(pair_ids)],
-        )
+        cursor.execute(f"SELECT pair_id, against FROM ({PAIRWISE_AGAINST_SQL}) a WHERE pair_id = ANY(%(ids)s)",
+                       {"dataset": dataset.pk, "ids": list(pair_ids)})
         return dict(cursor.fetchall())
 
 

@@ -166,6 +166,7 @@ def run(args):
                            for kind in pair_kinds[pk][0]} for pk, (p, c, r) in pairs.items()}
         lists = read_lists(dataset)
         judges = judge_verdict(dataset, response_truth)
+        ranked = suspicion_figures(dataset, pair_kinds, args)
     foreign = foreign_matches(dataset, f"{name} benchmark", prompt_truth)
     # The run's benchmark is this run's only: a later run (other seed, or the sample data alone, whose
     # benchmark questions are sample prompts) must not find its clean prompts in it.
@@ -180,6 +181,7 @@ def run(args):
         "prompts_matching_other_benchmarks": foreign,
         **score_lists(pair_kinds, pair_forms, lists),
         "judges": judges,
+        "suspicion": ranked,
         "reward_model": {"held_out_accuracy": held_out["accuracy"], "longer_wins": held_out["longer_wins"],
                          "held_out_pairs": held_out["n"], "pairs_filtered": filtered.get("pairs_filtered"),
                          "pairs_scored": filtered.get("pairs_scored")},
@@ -187,6 +189,63 @@ def run(args):
     }
     figures["total_s"] = round(sum(timings.values()), 1)
     return figures
+
+
+TOP_K = (50, 100, 200, 500)
+
+
+def suspicion_figures(dataset, pair_kinds, args):
+    """How many defective pairs the stored suspicion score (review/suspicion.py) puts in its top k, against
+    random order (k × the share of defective pairs), and its ROC AUC; with --fit-suspicion, the logistic
+    regression's weights fitted on this run's pairs (to be written into review/suspicion.py by hand)."""
+    from review.models import PairSuspicion
+    from review.suspicion import SIGNALS, signal_values
+
+    scores = dict(PairSuspicion.objects.filter(dataset=dataset).values_list("pair_id", "score"))
+    order = sorted(scores, key=lambda pk: (-scores[pk], pk))
+    bad = {pk for pk, (kinds, _hard) in pair_kinds.items() if kinds}
+    share = len(bad) / len(pair_kinds) if pair_kinds else 0
+    top = {k: {"defective": len(bad & set(order[:k])), "random": round(min(k, len(order)) * share, 1)}
+           for k in TOP_K}
+    figures = {"scored": len(scores), "top_k": top, "auc": _auc([scores[pk] for pk in order],
+                                                                 [pk in bad for pk in order])}
+    if args.fit_suspicion:
+        values = signal_values(dataset)
+        pks = sorted(values)
+        x = [[values[pk][s.name] for s in SIGNALS] for pk in pks]
+        figures["fitted"] = fit_logistic(x, [pk in bad for pk in pks], [s.name for s in SIGNALS])
+    return figures
+
+
+def fit_logistic(x, y, names, l2=1e-2, steps=5000, rate=0.5):
+    """Weights of a logistic regression (gradient descent on the mean log loss + l2 × |w|²), numpy, offline:
+    the app ships the fitted constants, not this."""
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    scale = np.maximum(x.std(axis=0), 1e-9)  # fitted on standardised values, reported on raw ones
+    xs = (x - x.mean(axis=0)) / scale
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(xs @ w + b)))
+        w -= rate * (xs.T @ (p - y) / len(y) + 2 * l2 * w)
+        b -= rate * float(np.mean(p - y))
+    raw = w / scale
+    return {"intercept": round(b - float(raw @ x.mean(axis=0)), 3),
+            "weights": {n: round(float(v), 3) for n, v in zip(names, raw)}}
+
+
+def _auc(scores, labels):
+    """ROC AUC: the chance that a defective pair scores above a clean one (ties count half)."""
+    pos = [s for s, bad in zip(scores, labels) if bad]
+    neg = [s for s, bad in zip(scores, labels) if not bad]
+    if not pos or not neg:
+        return None
+    ranks = {}
+    for i, s in enumerate(sorted(scores)):
+        ranks.setdefault(s, []).append(i + 1)
+    mean_rank = {s: sum(r) / len(r) for s, r in ranks.items()}
+    return round((sum(mean_rank[s] for s in pos) - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)), 4)
 
 
 def foreign_matches(dataset, benchmark_name, prompt_truth):
@@ -401,6 +460,13 @@ def report(f):
         diff = "–" if r["raw_diff"] is None else format(r["raw_diff"], "+.2f")
         lines.append(f"{name:<16} {r['family']:<9} {r['raw_own_n'] or 0:>6} {r['own_mean'] or 0:>6.2f} "
                      f"{r['raw_other_n'] or 0:>7} {r['other_mean'] or 0:>6.2f} {diff:>8}   {page_text:<26} {rel_text}")
+    sp = f["suspicion"]
+    lines += ["", f"Suspicion score: {sp['scored']:,} pairs scored, ROC AUC {sp['auc']}; defective pairs in the top k",
+              f"{'k':>5} {'score':>6} {'random':>7}"]
+    for k, r in sp["top_k"].items():
+        lines.append(f"{k:>5} {r['defective']:>6} {r['random']:>7}")
+    if "fitted" in sp:
+        lines.append(f"fitted (seed {f['seed']}): {sp['fitted']}")
     rm = f["reward_model"]
     lines += ["", f"Reward model: held-out accuracy {rm['held_out_accuracy']:.3f} on {rm['held_out_pairs']} pairs "
                   f"(longer wins {rm['longer_wins']:.3f}); "
@@ -418,6 +484,8 @@ def main():
     parser.add_argument("--data", type=Path, default=audit_data.DEFAULT_DATA_DIR,
                         help="the folder with the shared sample data (default ../shared/data)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--fit-suspicion", action="store_true",
+                        help="also fit the suspicion score's weights on this run (review/suspicion.py)")
     args = parser.parse_args()
     figures = run(args)
     print(report(figures))

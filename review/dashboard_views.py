@@ -122,7 +122,7 @@ def overview_charts(dataset, data):
             "labels": [r["label"] for r in data["crm_agreement"]],
             "datasets": [{"label": _("Agreement %"), "data": [round(100 * r["agree_share"], 1)
                                                                for r in data["crm_agreement"]]}],
-            "links": [[pair_list_url(dataset, view="reward-vs-panel", domain=r["domain"], model=model and model["id"])
+            "links": [[pair_list_url(dataset, view="reward-sign", domain=r["domain"], model=model and model["id"])
                        for r in data["crm_agreement"]]],
         },
         "acceptance": {

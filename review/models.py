@@ -220,3 +220,18 @@ class Audit(models.Model):
 
     def __str__(self):
         return self.label or f"audit {self.pk}"
+
+
+class PairSuspicion(models.Model):
+    """How likely the pair's automatic label is wrong (review/suspicion.py: a logistic score over the signals
+    the app has on it), stored by the quality-count job so that "most suspicious first" is an index scan at
+    a million pairs. `reasons` are the signals that raised it most, as [[signal name, contribution], …]."""
+
+    pair = models.OneToOneField(Pair, on_delete=models.CASCADE, primary_key=True, related_name="suspicion")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField()
+    reasons = models.JSONField(default=list)
+
+    class Meta:
+        # The pair list and the queue walk a dataset's pairs by (score desc, pair id).
+        indexes = [models.Index("dataset", models.F("score").desc(), "pair", name="pair_suspicion_order")]

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.db.models.functions import Left
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -14,10 +14,10 @@ from annotation.jobs import running_job
 from annotation.models import Domain, Judgement, Pair, Response, RewardScore, Role
 from annotation.rejudging import DEFAULT_LIMIT, verdicts_of
 
-from . import members, pair_actions, pairwise_views, quality_rules, search
+from . import disagreements, members, pair_actions, pairwise_views, quality_rules, search, suspicion
 from .access import get_dataset_for
 from .models import Review, ReviewEvent
-from .selections import REGISTRY, PairFilter
+from .selections import REGISTRY, PairFilter, after as pairs_after
 
 # Rows a page of the pair list shows. Keyset pagination (pk > after), so page 1,000 costs what page 1 does.
 PAGE_SIZE = 50
@@ -43,12 +43,12 @@ def pair_list(request, pk):
             found = search.page(pairs, dataset, text, after, limit=PAGE_SIZE + 1)
             pairs = Pair.objects.filter(pk__in=found.ids).order_by("pk")
         elif after:
-            pairs = pairs.filter(pk__gt=after)
+            pairs = pairs_after(pairs, form.cleaned_data.get("order"), after)
         rows = list(
             pairs.annotate(prompt_excerpt=Left("prompt__query", EXCERPT), chosen_excerpt=Left("chosen__text", EXCERPT),
-                           rejected_excerpt=Left("rejected__text", EXCERPT))
+                           rejected_excerpt=Left("rejected__text", EXCERPT), suspicion_score=F("suspicion__score"))
             .values("pk", "domain", "status", "status_reason", "chosen_score", "rejected_score", "prompt_excerpt",
-                    "chosen_excerpt", "rejected_excerpt")[:PAGE_SIZE + 1]
+                    "chosen_excerpt", "rejected_excerpt", "suspicion_score")[:PAGE_SIZE + 1]
         )
         if len(rows) > PAGE_SIZE:
             rows = rows[:PAGE_SIZE]
@@ -63,6 +63,7 @@ def pair_list(request, pk):
         if row["chosen_score"] is not None and row["rejected_score"] is not None:
             gap = row["chosen_score"] - row["rejected_score"]
         row["gap"] = gap
+        row["suspicion"] = row.pop("suspicion_score")
     ctx = {"dataset": dataset, "form": form, "rows": rows, "next_after": next_after, "after": after,
            "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing,
            "search": _search_state(dataset, request.user, found, next_after, len(rows)),
@@ -156,6 +157,8 @@ def _detail_context(request, dataset, pair):
                   ("rejected", _("Rejected"), rejected, pair.rejected_score)],
         "margins": margins,
         "flags": quality_rules.flags_of(pair),
+        "suspicion": suspicion.reasons_of(pair),
+        "judge_flips": disagreements.judge_flips(pair),
         "reviews": Review.objects.filter(pair=pair).select_related("reviewer").order_by("-updated_at"),
         "events": ReviewEvent.objects.filter(pair=pair).select_related("actor").order_by("-at", "-pk")[:100],
         "score_form": ScoreForm(initial={"rescore": True}) if is_admin else None,

@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from annotation.models import Judgement, Pair, RewardModel, RewardScore
 
 from .models import Audit, Review, ReviewAssignment, ReviewEvent, ReviewSettings
+from .selections import after as pairs_after
 from .selections import select_pairs
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Queue:
     query: str  # URL query string that rebuilds the queue
     blind: bool
     audit: Audit | None = None
+    order: str = ""  # the list's order (PairFilter's `order`): pairs are handed out in it
 
     @classmethod
     def from_params(cls, dataset, params):
@@ -86,7 +88,8 @@ class Queue:
         key = f"d{dataset.pk}?{query}"
         if len(key) > 200:
             key = f"d{dataset.pk}#{hashlib.sha1(query.encode()).hexdigest()}"
-        return cls(dataset, pairs, review_settings.reviews_per_pair, key, query, review_settings.blind_review), None
+        return cls(dataset, pairs, review_settings.reviews_per_pair, key, query, review_settings.blind_review,
+                   order=filters.get("order", "")), None
 
     @classmethod
     def for_audit(cls, audit, review_settings=None):
@@ -160,9 +163,9 @@ def next_assignment(queue, reviewer):
                 held.expires_at = now + lease()
                 held.save(update_fields=["expires_at"])
             return held
-    after = 0
+    after = None
     while True:
-        candidates = _candidates(queue, reviewer, now).filter(pk__gt=after)
+        candidates = pairs_after(_candidates(queue, reviewer, now), queue.order, after)
         ids = list(candidates.values_list("pk", flat=True)[:CANDIDATE_BATCH])
         if not ids:
             return None

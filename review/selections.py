@@ -20,6 +20,8 @@ Base parameters (all optional, repeatable where it says so):
     verdict=<verdict>     repeatable; has a review with this verdict (by `reviewer` when given)
     q=<text>              substring of the prompt's query or of either response, case-insensitive
                           (search.py: trigram-indexed from 3 characters on, once the dataset is indexed)
+    order=suspicious      most suspicious first (review/suspicion.py's stored score; unscored pairs last);
+                          default: pair id order
     view=<name>           a registered selection (a disagreement view, a low-quality rule, …)
     <setting>=<value>     the settings that view declares (e.g. spread=3), validated as numbers
 
@@ -94,6 +96,8 @@ class PairFilter(forms.Form):
                                       label=_("Reward model"))
     reviewer = forms.CharField(required=False, max_length=150, label=_("Reviewer"))
     verdict = forms.MultipleChoiceField(choices=(), required=False, label=_("Verdict"))
+    order = forms.ChoiceField(choices=[("", _("Pair id")), ("suspicious", _("Most suspicious first"))],
+                              required=False, label=_("Order"))
 
     def __init__(self, data=None, **kwargs):
         super().__init__(data, **kwargs)
@@ -148,7 +152,7 @@ class PairFilter(forms.Form):
         view = REGISTRY.get(data.get("view") or "")
         if view is not None:
             pairs = view.narrow(pairs, dataset, dict(self.view_settings))
-        return pairs.order_by("pk")
+        return ordered(pairs, data.get("order"))
 
     @staticmethod
     def _narrow_scores(pairs, data):
@@ -207,6 +211,30 @@ class PairFilter(forms.Form):
     def query_string(self):
         """The parameters as a URL query string (for links, pagination and the queue)."""
         return self.data.urlencode() if hasattr(self.data, "urlencode") else ""
+
+
+def ordered(pairs, order):
+    """The pairs in the list's order: pair id, or most suspicious first (an index scan of PairSuspicion's
+    (dataset, score desc, pair); pairs the quality-count job has not scored come last, in id order)."""
+    if order == "suspicious":
+        return pairs.order_by(F("suspicion__score").desc(nulls_last=True), "pk")
+    return pairs.order_by("pk")
+
+
+def after(pairs, order, pair_id):
+    """The pairs that come after pair `pair_id` in `order` (keyset pagination: page 1,000 costs what page 1 does);
+    all of them when `pair_id` is None."""
+    if pair_id is None:
+        return pairs
+    if order != "suspicious":
+        return pairs.filter(pk__gt=pair_id)
+    from .models import PairSuspicion
+
+    score = PairSuspicion.objects.filter(pair_id=pair_id).values_list("score", flat=True).first()
+    if score is None:
+        return pairs.filter(suspicion__isnull=True, pk__gt=pair_id)
+    return pairs.filter(Q(suspicion__score__lt=score) | Q(suspicion__score=score, pk__gt=pair_id)
+                        | Q(suspicion__isnull=True))
 
 
 def select_pairs(dataset, params):

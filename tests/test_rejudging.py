@@ -103,7 +103,7 @@ def test_the_view_lists_exactly_the_pairs_the_judge_prefers_rejected_in_both_ord
     pairs, form = select_pairs(team.dataset, {"view": "pairwise-disagrees"})
     listed = list(pairs.select_related("prompt"))
     assert [_kind_of(p) for p in listed] == ["swapped"] * 4
-    assert pairwise_against(Pair.objects.values_list("pk", flat=True)) == {
+    assert pairwise_against(team.dataset, Pair.objects.values_list("pk", flat=True)) == {
         p.pk: (1.0 if _kind_of(p) == "swapped" else 0.0)
         for p in Pair.objects.select_related("prompt") if _kind_of(p) in ("good", "swapped")}
 
