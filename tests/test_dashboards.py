@@ -126,13 +126,13 @@ def test_every_disagreement_count_equals_the_list_it_links_to(client, world):
     client.force_login(team.viewer)
     content = client.get(reverse("disagreements", args=[team.dataset.pk])).content.decode()
     links = _links(content)
-    assert len(links) == 5 * 8  # five views: the total and seven domains each
+    assert len(links) == 6 * 8  # six views: the total and seven domains each
     for href, shown in links:
         assert _list_count(client, href) == shown, href
     totals = dict(re.findall(r'data-count="([a-z-]+)">(\d+)</a>', content))
     # judge-order's one- and two-point flips and reward-vs-panel's −1 margin are within their default settings.
     assert totals == {"judge-spread": "2", "judge-order": "0", "reward-vs-panel": "0", "reviewer-vs-auto": "2",
-                      "reviewer-vs-reviewer": "1"}
+                      "reviewer-vs-reviewer": "1", "pairwise-disagrees": "0"}
 
 
 def test_disagreements_sort_by_count_or_name_and_filter_by_domain(client, world):
@@ -140,7 +140,7 @@ def test_disagreements_sort_by_count_or_name_and_filter_by_domain(client, world)
     client.force_login(team.viewer)
     url = reverse("disagreements", args=[team.dataset.pk])
     order = re.findall(r'<tr data-view="([a-z-]+)"', client.get(url).content.decode())
-    counts = {"judge-spread": 2, "judge-order": 0, "reviewer-vs-auto": 2, "reward-vs-panel": 0,
+    counts = {"judge-spread": 2, "judge-order": 0, "reviewer-vs-auto": 2, "reward-vs-panel": 0, "pairwise-disagrees": 0,
               "reviewer-vs-reviewer": 1}
     assert [counts[v] for v in order] == sorted(counts.values(), reverse=True)
     by_name = client.get(url, {"sort": "name"}).content.decode()
