@@ -113,7 +113,8 @@ def test_training_prompts_matching_alignbench_questions_are_flagged_with_the_ite
     for qid, query in CONTAMINATED.items():
         assert matches[query].benchmark_prompt.query == ALIGNBENCH[qid]
         assert matches[query].benchmark_prompt.dataset == bench
-        assert matches[query].similarity >= 0.8
+        # 261 is a short question with 请问 added: matched as found whole in it, at a Jaccard of 0.7
+        assert matches[query].similarity >= (0.7 if qid == 261 else 0.8)
 
 
 def test_importing_the_benchmark_after_the_training_data_flags_the_training_data(db, tmp_path):
@@ -167,6 +168,7 @@ RICE_AROUND = "各位好，怎样才能煮出好吃的米饭？先谢谢啦！"
 RICE_TRADITIONAL_THANKS = "怎樣才能煮出好吃的米飯？謝謝大家"
 LOOK_ALIKES = [
     ("一个长方形长 8 厘米、宽 5 厘米，面积是多少？", "一个长方形长 9 厘米、宽 5 厘米，面积是多少？"),
+    ("8 的平方根是多少？请保留两位小数。", "5 的平方根是多少？请保留两位小数。"),  # the first character: 0.86 unmarked
     ("从北京坐高铁到上海要几个小时？", "从北京坐高铁到广州要几个小时？"),
     ("猜一猜这组emoji说的是哪部电影：🚢🧊💑", "猜一猜这组emoji说的是哪部电影：🦁👑🐗"),
     ("请计算 25 × 48 的结果", "请计算 25 × 48 的结果再加 6"),  # the longer holds the shorter, and a number
@@ -189,7 +191,8 @@ def test_a_short_prompt_with_words_added_around_it_is_a_short_copy_and_look_alik
     assert minhash.jaccard(minhash.shingles(RICE), minhash.shingles(RICE_AROUND)) < 0.6  # what Jaccard alone misses
     for a, b in LOOK_ALIKES:
         assert not minhash.is_short_copy(n(a), n(b)), (a, b)
-    assert not minhash.is_short_copy(n("讲个笑话"), n("讲个笑话吧"))  # under 8 characters: too little to tell
+        assert minhash.jaccard(minhash.shingles(a), minhash.shingles(b)) < 0.8, (a, b)
+    assert not minhash.is_short_copy(n("讲个笑话"), n("讲个笑话吧"))  # under 6 characters: too little to tell
     assert not minhash.is_short_copy(n(RICE), n(RICE + "，要用电饭煲还是砂锅？火候和水量各是多少？"))  # a second question
 
 

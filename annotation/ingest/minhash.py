@@ -21,7 +21,7 @@ NGRAM = 3
 NUM_PERM = 128
 SEED = 20250405
 # Stored with every signature: a signature made with other settings (or another normalisation) is
-# recomputed, never compared. v2: traditional folded to simplified, symbols and emoji kept.
+# recomputed, never compared. v2: traditional folded to simplified, symbols and emoji kept, ends marked.
 SCHEME = f"char{NGRAM}-perm{NUM_PERM}-seed{SEED}-v2"
 
 # Buckets larger than this (a query copied hundreds of times) are linked as a chain instead of
@@ -87,13 +87,23 @@ def normalise(text):
 
 
 def _padded(text):
-    # Texts shorter than one n-gram still get one shingle (padded with NUL, which no stored text has).
+    # Texts shorter than one n-gram still get one shingle (padded with NUL, which no normalised text has).
     return text if len(text) >= NGRAM else text + "\0" * (NGRAM - len(text))
 
 
+def _marked(text):
+    """The text between start and end marks (control characters, which normalisation removes), for the
+    exact similarity: every character then lies in NGRAM n-grams, so a question whose first or last
+    character changed ("5 乘以 7 等于多少？直接给出答案。" / "3 乘以 7 …") loses as many as one changed
+    inside (Jaccard 0.68, not 0.86). The signatures leave the marks out: they only propose candidates,
+    and without the marks a short question with words added on both sides stays above the short-copy
+    banding's threshold."""
+    return "\x02" * (NGRAM - 1) + text + "\x03" * (NGRAM - 1)
+
+
 def shingles(text):
-    """The set of character n-grams of the normalised text (for exact Jaccard)."""
-    t = _padded(normalise(text))
+    """The set of character n-grams of the normalised, marked text (for exact Jaccard)."""
+    t = _marked(normalise(text))
     return {t[i : i + NGRAM] for i in range(len(t) - NGRAM + 1)}
 
 
@@ -160,14 +170,14 @@ def _block_signatures(texts):
 
 
 def shingle_arrays(normalised):
-    """Each normalised text's n-gram set as a sorted array of 64-bit hashes: exact Jaccard at 8 bytes an
+    """Each normalised, marked text's n-gram set as a sorted array of 64-bit hashes: exact Jaccard at 8 bytes an
     n-gram, where Python sets of strings take ~80 (92k prompts: ~70 MB instead of ~700 MB). Equal texts
     share one array (a query copied under other system prompts), which `jaccard_arrays` answers at once."""
     distinct = list(dict.fromkeys(normalised))
     arrays = {}
     for start in range(0, len(distinct), 2000):
         block = distinct[start : start + 2000]
-        hashed, seg_starts = _block_shingle_hashes([_padded(t) for t in block])
+        hashed, seg_starts = _block_shingle_hashes([_marked(t) for t in block])
         arrays.update(zip(block, (np.unique(part) for part in np.split(hashed, seg_starts[1:]))))
     return [arrays[t] for t in normalised]
 
@@ -180,21 +190,26 @@ def jaccard_arrays(a, b):
 
 
 # A short query with a greeting, a "please" or a thank-you added around it asks the same thing, but the
-# added characters move a 3-gram Jaccard a long way (a 10-character question with 7 added: 0.53), while a
+# added characters move a 3-gram Jaccard a long way (a 10-character question with 7 added: 0.35), while a
 # look-alike from one template ("一个数加上 9 等于 15" / "… 7 …", "立方体的 8 个顶点" / "6 个面") loses
 # n-grams in its middle. So a pair of short queries also counts when the shorter, normalised, appears whole
 # in the longer, is at least SHORT_COPY_MIN characters long, and the longer adds at most SHORT_COPY_ADDED
 # characters and no more than the shorter's own length, none of them digits (a number added is content:
-# "请计算 12×34" / "… 12×345", the operator being punctuation to the normalisation). Chosen on the audit
-# benchmark (bench/audit_power.py, seed 1; seeds 2-3 held out, BENCHMARKS.md): every prefixed or suffixed
-# short prompt has its whole original inside, no look-alike does (the closest keeps 85 % of its n-grams).
+# "请计算 12×34" / "… 12×345", the operator being punctuation to the normalisation). Measured on the audit
+# benchmark (bench/audit_power.py; BENCHMARKS.md, *Audit power*): on seed 1 every prefixed or suffixed short
+# prompt has its whole original inside and no look-alike does (the closest keeps 85 % of its n-grams). What
+# it cannot tell apart: a second sentence of content appended ("请把下面这句话翻译成英文：…。" with one more
+# sentence to translate) from a thank-you, and a synonym inside a short query (什么 → 啥) from another word.
 SHORT_QUERY = 120  # normalised characters: the longer of a pair it looks at (above, Jaccard decides)
-SHORT_COPY_MIN = 8
+# A six-character question ("负离子是什么？") is a whole question; a four-character request ("讲个笑话") is
+# inside too many others. Set to 8 at first; seeds 2, 3 and 5 each missed a six-character question with a
+# greeting added, so 6, with seeds 6 and 7 held out afresh.
+SHORT_COPY_MIN = 6
 SHORT_COPY_ADDED = 20
 # Banding for the short queries' candidates: 42 bands of 3 rows, which proposes a pair at Jaccard 0.45
-# with probability 0.98 (the rule's pairs have 0.43 at least, 8 characters with 8 added: 6 n-grams of
-# 14, found with 0.97), at 0.2 with 0.29; the default's banding (0.4 → 64 × 2) proposed pairs at 0.2
-# with 0.93.
+# with probability 0.98, at 0.2 with 0.29 (the default's banding for 0.4, 64 × 2, proposes pairs at 0.2
+# with 0.93). The rule's pairs have 0.4 at least (6 characters with 6 added: 4 n-grams of 10, proposed with
+# probability 0.94; 8 with 8 added: 0.43, 0.97).
 SHORT_COPY_LSH_THRESHOLD = 0.45
 
 
