@@ -46,6 +46,7 @@ def near_identical(a, b, similarity=SIMILARITY, containment=CONTAINMENT, length_
     if shorter >= length_ratio * longer:
         # M ≥ containment · shorter, and distance = total − 2M.
         allowed = max(allowed, total - 2 * containment * shorter)
+    allowed += 1e-9  # (1 − 0.8) · 10 is 1.9999999999999996: a similarity of exactly 0.8 is at least 0.8
     if longer - shorter > allowed:  # the distance is at least the difference in length
         return False
     return Indel.distance(a, b, score_cutoff=int(allowed)) <= allowed

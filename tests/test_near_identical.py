@@ -75,3 +75,9 @@ def test_real_chosen_and_rejected_answers_are_not_near_identical_but_their_one_c
     flagged = [row["chosen"]["value"] for row in rows
                if near_identical.near_identical(row["chosen"]["value"], row["rejected"]["value"])]
     assert flagged == ["我真的是故意的。"]  # and its rejected answer is "我是故意的。"
+
+
+def test_a_similarity_of_exactly_the_setting_counts():
+    # 2 edits over 10 characters: 1 − 2/10 = 0.8, which floating point makes 0.7999… if it is not careful.
+    assert near_identical.near_identical("甲乙丙丁戊", "甲乙丙丁己")
+    assert not near_identical.near_identical("甲乙丙丁戊", "甲乙丙己庚")
