@@ -10,13 +10,16 @@ from one edit distance that rapidfuzz computes in C (Indel: insertions and delet
   several dropped), counted only where the shorter is at least `length_ratio` of the longer, so that
   an answer and the same answer with a paragraph added are not "identical".
 
-Defaults chosen on the audit benchmark (bench/audit_power.py, tuned on seed 1, seeds 2-3 held out;
-BENCHMARKS.md, *Audit power*): similarity ≥ 0.8 or containment ≥ 0.9 at a length ratio ≥ 0.7. On seed 1's
-3,052 planned pairs they select 91 of the 92 near-identical pairs and no other; the clean pairs closest
-to them are right and wrong worked answers that differ in their result and a closing sentence
-(similarity 0.74, containment 0.895 at ratio 0.70) and answers with filler appended (containment 1.0 at
-ratio 0.5-0.6). Containment 0.95 instead of 0.9 lost four worked-answer copies; a ratio of 0.6 flagged
-two filler pairs.
+Defaults chosen on the audit benchmark (bench/audit_power.py, tuned on seed 1; BENCHMARKS.md, *Audit
+power*): similarity ≥ 0.8 or containment ≥ 0.9 at a length ratio ≥ 0.7. On seed 1's 3,052 planned pairs
+they select 91 of the 92 near-identical pairs and one other; the clean pairs closest to them are right and
+wrong worked answers that differ in their result and a closing sentence (similarity 0.76, containment 0.905
+at ratio 0.72: the one) and answers with filler appended (containment 1.0 at ratio 0.5-0.6). Containment
+0.95 finds the same 91 without that one, but a 60-character answer with 30 % dropped and three typos
+(similarity 0.76, containment 0.93) would escape it; a ratio of 0.6 flagged two filler pairs more,
+similarity 0.75 one more. On the built pairs, seeds 1-7: recall 97.2-100 % (seed 1: 98.6), 0-1.4 % of the
+flagged pairs clean; what it misses are one-line results the benchmark counts as copies ("17 − 9 = 8。" /
+"… = 10。", similarity 0.77), which are a right and a wrong answer.
 """
 
 from django.db.models import FloatField
@@ -60,8 +63,8 @@ def min_length_ratio(similarity=SIMILARITY, length_ratio=LENGTH_RATIO):
 
 def near_identical_ids(pairs, similarity=SIMILARITY, containment=CONTAINMENT, length_ratio=LENGTH_RATIO):
     """Ids of the pairs (a queryset) whose chosen and rejected responses are near-identical. Only pairs
-    whose stored lengths allow it are read (100k pairs: 53k read; 30 s, where the SQL containment rule
-    took 16 s)."""
+    whose stored lengths allow it are read: 100k pairs of ../shared/bench/gen_pairs.py, 53k read, in 5.5-6.1 s
+    (4.7-5.1 s of it in this process, peak RSS 111 MB), where the SQL containment rule took 8.3-9.4 s."""
     bound = STORED_LENGTH_SLACK * min_length_ratio(similarity, length_ratio)
     candidates = (pairs.order_by("pk").alias(ni_chosen=Length("chosen__text"), ni_rejected=Length("rejected__text"))
                   .alias(ni_ratio=Cast(Least("ni_chosen", "ni_rejected"), FloatField())

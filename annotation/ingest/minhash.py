@@ -199,7 +199,8 @@ def jaccard_arrays(a, b):
 # benchmark (bench/audit_power.py; BENCHMARKS.md, *Audit power*): on seed 1 every prefixed or suffixed short
 # prompt has its whole original inside and no look-alike does (the closest keeps 85 % of its n-grams). What
 # it cannot tell apart: a second sentence of content appended ("请把下面这句话翻译成英文：…。" with one more
-# sentence to translate) from a thank-you, and a synonym inside a short query (什么 → 啥) from another word.
+# sentence to translate: most of seed 2's clean flags) from a thank-you, and a synonym inside a short query
+# (什么 → 啥: most of what seeds 3, 5 and 7 miss) from another word.
 SHORT_QUERY = 120  # normalised characters: the longer of a pair it looks at (above, Jaccard decides)
 # A six-character question ("负离子是什么？") is a whole question; a four-character request ("讲个笑话") is
 # inside too many others. Set to 8 at first; seeds 2, 3 and 5 each missed a six-character question with a
