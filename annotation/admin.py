@@ -5,6 +5,7 @@ from django.utils.translation import gettext as _
 
 from . import models
 from .judge_client import JudgeError, check_env_name, test_connection
+from .judge_providers import DEFAULT_PROVIDER
 from .scoring_admin import score_selected
 
 
@@ -67,6 +68,14 @@ class JudgeForm(forms.ModelForm):
         model = models.Judge
         fields = "__all__"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["provider"].required = False
+
+    def clean_provider(self):
+        # Left out of a form post (a script, an older form): the OpenAI-compatible API, as before providers.
+        return self.cleaned_data["provider"] or DEFAULT_PROVIDER
+
     def clean_api_key_env(self):
         try:
             return check_env_name(self.cleaned_data["api_key_env"])
@@ -83,14 +92,18 @@ class JudgeForm(forms.ModelForm):
 @admin.register(models.Judge)
 class JudgeAdmin(admin.ModelAdmin):
     form = JudgeForm
-    list_display = ["name", "family", "model", "base_url", "api_key_env", "max_concurrency", "is_active"]
-    list_filter = ["family", "is_active"]
+    list_display = ["name", "family", "provider", "model", "base_url", "api_key_env", "max_concurrency",
+                    "is_active"]
+    list_filter = ["family", "provider", "is_active"]
     search_fields = ["name", "model", "family"]
     actions = ["test_connection"]
     fieldsets = [
         (None, {"fields": ["name", "family", "is_active"]}),
-        ("API", {"fields": ["base_url", "model", "api_key_env"],
-                 "description": "An OpenAI-compatible API. api_key_env is the NAME of the environment variable "
+        ("API", {"fields": ["provider", "base_url", "model", "api_key_env"],
+                 "description": "The provider is the kind of API at the base URL (e.g. "
+                                "https://api.deepseek.com/v1 for an OpenAI-compatible one, "
+                                "https://api.anthropic.com/v1 for Anthropic Messages). "
+                                "api_key_env is the NAME of the environment variable "
                                 "holding the key, never the key itself. Only variables marked as provider keys "
                                 "can be named: by default those starting with COIGP_JUDGE_KEY_ (e.g. "
                                 "COIGP_JUDGE_KEY_DEEPSEEK); set it where the worker runs, not only where the web "

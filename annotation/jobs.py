@@ -10,13 +10,19 @@ therefore leaves the last committed cursor behind, and whichever worker takes th
 A job that runs to its end is judged by its counts, never by its runner alone: a kind whose items
 can fail one by one declares which counts are its items and which its failures (`Tally`), and the
 job then ends succeeded (no failure), finished with problems (some) or failed (all of them).
+
+A kind is declared once, with `job_kind` on its runner, in the module of its workflow: its progress unit,
+its name and count labels on the pages, whether it changes data, its tally. Each app imports its workflow
+modules in its AppConfig.ready(), so every process knows every kind. Every job row is made by
+`create_job`.
 """
 
 import logging
+import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,13 +30,16 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .models import Job, JobError
 
 log = logging.getLogger(__name__)
 
-# kind → (runner, progress unit, Tally or None)
-RUNNERS = {}
+# name → JobKind, filled by `job_kind` as the apps' ready() import their workflow modules.
+KINDS = {}
+# Labels of the counts the framework itself keeps, for a job of any kind.
+FRAMEWORK_COUNTS = {"errors_not_stored": _("Errors not listed (over the limit)")}
 
 
 @dataclass(frozen=True)
@@ -48,16 +57,53 @@ def counted(*keys):
     return lambda counts: sum(counts.get(key, 0) for key in keys)
 
 
-def job_runner(kind, unit="items", tally=None):
-    """Register `fn(ctx)` as the runner of jobs of `kind`. A kind whose items can fail one by one (rows
-    rejected, requests failed) declares them with a `Tally`, and its jobs end by it (`outcome`); without
-    one, a job that returns succeeded."""
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job, as declared with `job_kind`."""
+
+    name: str
+    runner: Callable | None
+    # The kind's name on the pages. Kinds are identifiers: in English the pages show them as they are, so
+    # the msgid is the name itself (pgettext_lazy("job kind", name)).
+    label: object
+    unit: str = "items"
+    # Labels of the plain-number counts its runner writes, in the order the job page lists them (counts
+    # that are dicts have tables of their own).
+    counts: dict = field(default_factory=dict)
+    # False for a job that only reads the data and writes derived rows (snapshots, counts, stored
+    # members, search-index flags, export files): it leaves stored lists and dashboards current.
+    changes_data: bool = True
+    tally: Tally | None = None
+    # The heading of its errors on the job page and what locates one; no heading: it stores none.
+    errors_heading: object = _("Rejected rows")
+    error_place: object = _("Line")
+    # A template the job page includes below the job's progress (its files, say), or "".
+    page_section: str = ""
+
+    def count_labels(self):
+        return {**self.counts, **FRAMEWORK_COUNTS}
+
+
+def job_kind(name, *, label, unit="items", counts=None, changes_data=True, tally=None, **page):
+    """Declare the kind `name` with `fn(ctx)` as its runner (see JobKind for the rest). A kind whose items
+    can fail one by one (rows rejected, requests failed) declares them with a `Tally`, and its jobs end by
+    it (`outcome`); without one, a job that returns succeeded."""
 
     def register(fn):
-        RUNNERS[kind] = (fn, unit, tally)
+        KINDS[name] = JobKind(name, fn, label, unit, dict(counts or {}), changes_data, tally, **page)
         return fn
 
     return register
+
+
+def kind_of(name):
+    """The declared kind, or a bare one named as it is (a job row of a kind no longer declared)."""
+    return KINDS.get(name) or JobKind(name, None, name)
+
+
+def read_only_kinds():
+    """Kinds whose jobs change no data (JobKind.changes_data)."""
+    return [name for name, kind in KINDS.items() if not kind.changes_data]
 
 
 def outcome(kind, counts):
@@ -81,7 +127,7 @@ def failure_summary(job):
 
 
 def _tally(kind):
-    return RUNNERS[kind][2] if kind in RUNNERS else None
+    return kind_of(kind).tally
 
 
 class JobCancelled(Exception):
@@ -107,6 +153,7 @@ class JobContext:
         # Set by a runner that did its work but not all of it for a reason outside its items (a file cut
         # off after its complete rows were imported): the job ends with problems and shows this message.
         self.problem = ""
+        self._last_beat = time.monotonic()  # the claim has just renewed the lease
 
     @property
     def params(self):
@@ -166,6 +213,19 @@ class JobContext:
         if row["cancel_requested"]:
             raise JobCancelled()
 
+    def heartbeat(self, every=0.0):
+        """Renew the lease and honour a cancel between commits, while a slow step runs (a model scoring a
+        chunk, requests in flight); at most once every `every` seconds. Call it outside the chunk's
+        transaction, so other workers see the renewed lease."""
+        if time.monotonic() - self._last_beat < every:
+            return
+        renewed = Job.objects.filter(pk=self.job.pk, worker_token=self.token, status=Job.Status.RUNNING).update(
+            heartbeat_at=timezone.now())
+        if not renewed:
+            raise LeaseLost()
+        self.check_cancelled()
+        self._last_beat = time.monotonic()
+
 
 def _add(old, new):
     """Counts add up: numbers are summed, dicts merged key by key."""
@@ -177,33 +237,71 @@ def _add(old, new):
     return (old or 0) + new
 
 
-def create_job(kind, *, dataset=None, user=None, params=None):
-    """Create a job row and enqueue it once the surrounding transaction commits."""
+def create_job(kind, *, dataset=None, user=None, params=None, enqueue_it=True):
+    """Create a job row and enqueue it once the surrounding transaction commits; `enqueue_it=False`
+    leaves it for the caller to run in its own process (`execute`: the CLI's commands)."""
     from .tasks import run_job
 
-    if kind not in RUNNERS:
+    if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
-    job = Job.objects.create(
-        kind=kind, dataset=dataset, created_by=user, params=params or {}, unit=RUNNERS[kind][1]
-    )
-    transaction.on_commit(lambda: enqueue(job, run_job))
-    return job
-
-
-def follow_up(import_job, kind, *, params=None, enqueue_it=True):
-    """The job of `kind` that follows an import (created once, even if the import is re-run; its params
-    record `after_import`); `enqueue_it=False` leaves it for the caller to run (the CLI runs it
-    in-process with a bar)."""
-    from .tasks import run_job
-
-    existing = follow_up_of(import_job, kind)
-    if existing is not None:
-        return existing
-    job = Job.objects.create(kind=kind, dataset_id=import_job.dataset_id, created_by_id=import_job.created_by_id,
-                             unit=RUNNERS[kind][1], params={**(params or {}), "after_import": import_job.pk})
+    job = Job.objects.create(kind=kind, dataset=dataset, created_by=user, params=params or {}, unit=KINDS[kind].unit)
     if enqueue_it:
         transaction.on_commit(lambda: enqueue(job, run_job))
     return job
+
+
+def running_job(dataset, kind):
+    """The dataset's newest job of `kind` that is waiting or running, or None."""
+    return jobs_under_way(dataset).filter(kind=kind).order_by("-pk").first()
+
+
+def jobs_under_way(dataset):
+    """The dataset's jobs that are waiting or running."""
+    return Job.objects.filter(dataset=dataset).exclude(status__in=Job.FINISHED)
+
+
+# Jobs that follow an import that imported something, in the order they were registered (each app's
+# ready() imports the modules that register them, annotation's before review's).
+FOLLOW_UPS = {}
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A job kind that follows every import. Its params come from `params(import_job)`; the import job's
+    params may hold its kind as a key: False skips it, "caller" leaves it to the caller to run.
+    `import_pairs`, which runs it in its own process, calls it `what` (progress bar options `bar`), prints
+    `describe(job)` after it and puts `report(job)` under its kind in --report-json (if given)."""
+
+    kind: str
+    what: str
+    describe: Callable[[Job], str]
+    params: Callable[[Job], dict] = lambda import_job: {}
+    bar: dict = field(default_factory=dict)
+    report: Callable[[Job], dict] | None = None
+
+
+def follows_imports(follow):
+    FOLLOW_UPS[follow.kind] = follow
+
+
+def start_follow_ups(import_job):
+    """Create the jobs that follow the import (see FollowUp); what the import's params skip is left out."""
+    for kind in FOLLOW_UPS:
+        choice = import_job.params.get(kind, True)
+        if choice:
+            follow_up(import_job, kind, enqueue_it=choice != "caller")
+
+
+def follow_up(import_job, kind, *, enqueue_it=True):
+    """The job of `kind` that follows an import (created once, even if the import is re-run; its params
+    record `after_import`); `enqueue_it=False` leaves it for the caller to run (the CLI runs it
+    in-process with a bar)."""
+    existing = follow_up_of(import_job, kind)
+    if existing is not None:
+        return existing
+    params = {**FOLLOW_UPS[kind].params(import_job), "after_import": import_job.pk}
+    return create_job(kind, dataset=import_job.dataset, user=import_job.created_by, params=params,
+                      enqueue_it=enqueue_it)
 
 
 def follow_up_of(import_job, kind):
@@ -248,7 +346,7 @@ def execute(job_id, task_id="", on_progress=None):
         return None
     job = Job.objects.get(pk=job_id)
     Job.objects.filter(pk=job_id).update(attempts=job.attempts + 1)
-    runner = RUNNERS[job.kind][0]
+    runner = KINDS[job.kind].runner
     ctx = JobContext(job, token, on_progress)
     try:
         runner(ctx)

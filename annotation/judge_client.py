@@ -1,14 +1,18 @@
-"""Talking to an LLM judge behind an OpenAI-compatible `/chat/completions` API.
+"""Talking to an LLM judge over HTTP, whatever its API: the request and reply shapes are its
+provider's (judge_providers.py: OpenAI-compatible `/chat/completions`, Anthropic Messages).
 
-aiohttp, because it was measured fastest on the loopback benchmark (PRODUCT.md: 302 req/s at 64
-concurrent against 198 for the openai SDK and 46 for httpx with default settings). Per judge: a
-semaphore caps requests in flight, token buckets keep to requests/minute and tokens/minute, and
-transient failures (429, 408/409/425, 5xx, timeouts, dropped connections, malformed replies) are
-retried with exponential backoff and full jitter, never sooner than `Retry-After`. Other 4xx
-answers (bad request, bad key, no such model) are permanent: retrying cannot help, so the job
-stops with the provider's own message.
+aiohttp, because it was measured fastest on the loopback benchmark (BENCHMARKS.md, "LLM-judge
+scoring": the loopback server bench/score.py uses, answering after 200 ms: 302 req/s at 64
+concurrent against 198 for the openai SDK's async client and 46 for httpx with default settings).
+Per judge: a semaphore caps requests in flight, token buckets keep to requests/minute and
+tokens/minute, and transient failures (429, 408/409/425, 5xx, timeouts, dropped connections,
+malformed replies) are retried with exponential backoff and full jitter, never sooner than
+`Retry-After`. Other 4xx answers (bad request, bad key, no such model) are permanent: retrying
+cannot help, so the job stops with the provider's own message.
 
-A client lives inside one event loop; nothing here touches the database.
+Clients are made in one place, `open_clients` (or `judge_clients`), for scoring, pairwise re-judging
+and the admin's connection test alike. A client lives inside one event loop; nothing here touches
+the database.
 """
 
 import asyncio
@@ -17,11 +21,14 @@ import os
 import random
 import re
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import aiohttp
 import orjson
+
+from .judge_providers import DEFAULT_PROVIDER, get_provider
 
 RETRYABLE_STATUS = {408, 409, 425, 429}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
@@ -31,10 +38,10 @@ def check_env_name(value):
     """The name of an environment variable that may hold a provider's API key, or a ValueError.
 
     A pasted key must never be stored, and a judge or reward endpoint must not be able to name just any
-    variable: its key is sent as a Bearer token to a URL an admin typed, so `DJANGO_SECRET_KEY` or
-    `DATABASE_URL` would leak to whoever runs that URL. Only names the operator marked as provider keys
-    are accepted: those starting with a prefix in settings.PROVIDER_KEY_ENV_PREFIXES, or listed in
-    settings.PROVIDER_KEY_ENV_ALLOWED."""
+    variable: its key is sent (as a Bearer token or an x-api-key header, as its provider asks) to a URL an
+    admin typed, so `DJANGO_SECRET_KEY` or `DATABASE_URL` would leak to whoever runs that URL. Only names
+    the operator marked as provider keys are accepted: those starting with a prefix in
+    settings.PROVIDER_KEY_ENV_PREFIXES, or listed in settings.PROVIDER_KEY_ENV_ALLOWED."""
     if not value:
         return value
     if not _ENV_NAME.match(value):
@@ -87,6 +94,7 @@ class JudgeSettings:
     max_concurrency: int = 16
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    provider: str = DEFAULT_PROVIDER
 
     @classmethod
     def of(cls, judge):
@@ -94,6 +102,7 @@ class JudgeSettings:
             pk=judge.pk, name=judge.name, base_url=judge.base_url, model=judge.model, api_key_env=judge.api_key_env,
             temperature=judge.temperature, max_tokens=judge.max_tokens, timeout_s=judge.timeout_s,
             max_concurrency=max(1, judge.max_concurrency), rpm_limit=judge.rpm_limit, tpm_limit=judge.tpm_limit,
+            provider=judge.provider,
         )
 
     def api_key(self):
@@ -165,22 +174,20 @@ class JudgeClient:
         self.judge = judge
         self.session = session
         self.retry = retry
-        self.url = judge.base_url.rstrip("/") + "/chat/completions"
+        try:
+            self.provider = get_provider(judge.provider)
+        except ValueError as exc:
+            raise JudgeError(f"{judge.name}: {exc}", permanent=True) from None
         self.semaphore = asyncio.Semaphore(judge.max_concurrency)
         self.rpm = TokenBucket(judge.rpm_limit) if judge.rpm_limit else None
         self.tpm = TokenBucket(judge.tpm_limit) if judge.tpm_limit else None
-        key = judge.api_key()
-        self.headers = {"Content-Type": "application/json"}
-        if key:
-            self.headers["Authorization"] = f"Bearer {key}"
+        # Read (and checked against the key rule) here, for every provider, before any request is made.
+        self.api_key = judge.api_key()
         self.timeout = aiohttp.ClientTimeout(total=judge.timeout_s)
 
     async def complete(self, messages, max_tokens=None):
         """The judge's answer, or a Failure after the last retry; raises JudgeError(permanent=True)."""
-        body = orjson.dumps({
-            "model": self.judge.model, "messages": messages,
-            "temperature": self.judge.temperature, "max_tokens": max_tokens or self.judge.max_tokens,
-        })
+        request = self.provider.request(self.judge, messages, max_tokens or self.judge.max_tokens, self.api_key)
         # Chinese text is about a token per character; the reply may use all of max_tokens.
         estimate = sum(len(m["content"]) for m in messages) + (max_tokens or self.judge.max_tokens)
         last = None
@@ -192,7 +199,7 @@ class JudgeClient:
                     await self.rpm.take(1)
                 if self.tpm:
                     await self.tpm.take(estimate)
-                last = await self._attempt(body)
+                last = await self._attempt(*request)
             if isinstance(last, Completion):
                 last.attempts = attempt + 1
                 if self.tpm:
@@ -201,10 +208,10 @@ class JudgeClient:
         return Failure(f"{last.message} (gave up after {self.retry.policy_max + 1} attempts)",
                        attempts=self.retry.policy_max + 1, raw=last.raw)
 
-    async def _attempt(self, body):
+    async def _attempt(self, url, headers, body):
         started = time.monotonic()
         try:
-            async with self.session.post(self.url, data=body, headers=self.headers, timeout=self.timeout) as resp:
+            async with self.session.post(url, data=body, headers=headers, timeout=self.timeout) as resp:
                 payload = await resp.read()
                 status, retry_after = resp.status, _retry_after(resp.headers.get("Retry-After"))
         except asyncio.TimeoutError:
@@ -213,22 +220,19 @@ class JudgeClient:
             return _Transient(f"connection failed: {type(exc).__name__}: {exc}")
         latency_ms = int((time.monotonic() - started) * 1000)
         if status >= 400:
-            message = f"{self.judge.name}: HTTP {status} from {self.url}: {_provider_message(payload)}"
+            message = f"{self.judge.name}: HTTP {status} from {url}: {_provider_message(payload)}"
             if status in RETRYABLE_STATUS or status >= 500:
                 return _Transient(message, retry_after=retry_after)
             raise JudgeError(message, permanent=True)
         try:
-            data = orjson.loads(payload)
-            choice = data["choices"][0]["message"]
-            text = choice.get("content") or choice.get("refusal") or ""
-            usage = data.get("usage") or {}
+            text, input_tokens, output_tokens = self.provider.parse(orjson.loads(payload))
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
             raw = payload[:2000].decode("utf-8", "replace")
-            return _Transient(f"{self.judge.name}: malformed reply from {self.url}: {raw[:200]!r}", raw=raw)
+            return _Transient(f"{self.judge.name}: malformed reply from {url}: {raw[:200]!r}", raw=raw)
         return Completion(
             text=text if isinstance(text, str) else str(text),
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             latency_ms=latency_ms,
         )
 
@@ -274,6 +278,26 @@ def new_session(judges):
     return aiohttp.ClientSession(connector=connector, json_serialize=lambda o: orjson.dumps(o).decode())
 
 
+async def open_clients(judges, retry):
+    """(session, {pk: client}) for `judges` (JudgeSettings), each speaking its provider's API on one
+    shared HTTP session, which the caller closes; a judge that cannot be asked (unknown provider, key
+    variable refused or unset) raises JudgeError(permanent=True) before any request."""
+    session = new_session(judges)
+    try:
+        return session, {judge.pk: JudgeClient(judge, session, retry) for judge in judges}
+    except BaseException:
+        await session.close()
+        raise
+
+
+@asynccontextmanager
+async def judge_clients(judges, retry):
+    """`open_clients` for the length of a `with` block."""
+    session, clients = await open_clients(judges, retry)
+    async with session:
+        yield clients
+
+
 def retry_policy():
     from django.conf import settings
 
@@ -291,9 +315,8 @@ def test_connection(judge):
         raise JudgeError(f"{judge.name}: set a base URL and a model id first", permanent=True)
 
     async def once():
-        async with new_session([settings_]) as session:
-            client = JudgeClient(settings_, session, Retry(policy_max=0))
-            result = await client.complete([{"role": "user", "content": "请只回答：OK"}], max_tokens=16)
+        async with judge_clients([settings_], Retry(policy_max=0)) as clients:
+            result = await clients[settings_.pk].complete([{"role": "user", "content": "请只回答：OK"}], max_tokens=16)
             if isinstance(result, Failure):
                 raise JudgeError(result.message)
             return result

@@ -22,12 +22,12 @@ from decimal import Decimal
 import orjson
 from django.db import connection, transaction
 from django.db.models import Max
-from django.utils import timezone
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
-from .jobs import JobContext, JobFailed, LeaseLost, Tally, counted, create_job, failure_summary, job_runner
-from .judge_client import Completion, Failure, JudgeClient, JudgeError, JudgeSettings, new_session, retry_policy
-from .models import Domain, Job, Judge, Rubric
+from .jobs import JobContext, JobFailed, Tally, counted, create_job, failure_summary, job_kind
+from .judge_client import Completion, Failure, JudgeError, JudgeSettings, open_clients, retry_policy
+from .models import Domain, Judge, Rubric
 from .rubrics import judge_messages
 from .score_parser import parse_score
 
@@ -39,7 +39,17 @@ WINDOW = 2
 # While a chunk is in flight the job renews its lease and looks for a cancel this often.
 HEARTBEAT_S = 1.0
 
-COUNT_KEYS = ["ok", "parse_error", "refused", "error", "cached", "requests", "input_tokens", "output_tokens", "cost"]
+SCORE_COUNTS = {
+    "ok": _("Scored"),
+    "parse_error": _("Parse errors"),
+    "refused": _("Refusals"),
+    "error": _("Errors"),
+    "cached": _("From the cache"),
+    "requests": _("Requests sent"),
+    "input_tokens": _("Input tokens"),
+    "output_tokens": _("Output tokens"),
+    "cost": _("Cost"),
+}
 
 
 def rubric_map(version=None, domains=None):
@@ -192,17 +202,9 @@ class _LoopThread:
         settings_ = [JudgeSettings.of(j) for j in judges.values()]
         retry = retry_policy()
         try:
-            self.session, self.clients = self.call(self._open(settings_, retry))
+            self.session, self.clients = self.call(open_clients(settings_, retry))
         except BaseException:
             self.close()
-            raise
-
-    async def _open(self, settings_, retry):
-        session = new_session(settings_)
-        try:
-            return session, {s.pk: JudgeClient(s, session, retry) for s in settings_}
-        except BaseException:
-            await session.close()
             raise
 
     def call(self, coro):
@@ -251,7 +253,8 @@ SCORE_TALLY = Tally(
 )
 
 
-@job_runner("score", unit="requests", tally=SCORE_TALLY)
+@job_kind("score", label=pgettext_lazy("job kind", "score"), unit="requests", counts=SCORE_COUNTS, tally=SCORE_TALLY,
+          errors_heading=_("Responses not scored"), error_place=_("Response"))
 def run_score(ctx: JobContext):
     params = ctx.params
     judges = {j.pk: j for j in Judge.objects.filter(pk__in=params["judge_ids"])}
@@ -321,15 +324,7 @@ class _ScoreRun:
             try:
                 return future.result(timeout=HEARTBEAT_S)
             except concurrent.futures.TimeoutError:
-                self._heartbeat()
-
-    def _heartbeat(self):
-        job = self.ctx.job
-        renewed = Job.objects.filter(pk=job.pk, worker_token=self.ctx.token, status=Job.Status.RUNNING).update(
-            heartbeat_at=timezone.now())
-        if not renewed:
-            raise LeaseLost()
-        self.ctx.check_cancelled()
+                self.ctx.heartbeat()
 
     def _write(self, units, results):
         if not units:
@@ -337,7 +332,7 @@ class _ScoreRun:
                 self.ctx.commit(cursor={"response": self.after[0], "judge": self.after[1]})
             return
         fresh = iter(results)
-        counts = dict.fromkeys(COUNT_KEYS, 0)
+        counts = dict.fromkeys(SCORE_COUNTS, 0)
         rows, cache_rows, errors = [], [], []
         for unit in units:
             judge = self.judges[unit.judge_id]

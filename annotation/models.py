@@ -10,9 +10,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+from .judge_providers import DEFAULT_PROVIDER, provider_choices
+from .queries import latest_ok_judgements
 
 
 class Domain(models.TextChoices):
@@ -135,11 +139,13 @@ class Response(models.Model):
 
 
 class Judge(models.Model):
-    """An LLM judge behind an OpenAI-compatible API. The API key is read from the environment
-    variable named in `api_key_env`; it is never stored here."""
+    """An LLM judge behind an HTTP API, spoken as its `provider` says (judge_providers.py). The API key
+    is read from the environment variable named in `api_key_env`; it is never stored here."""
 
     name = models.CharField(max_length=100, unique=True)
     family = models.CharField(max_length=50, blank=True, help_text=_("Model family, e.g. qwen or gpt."))
+    provider = models.CharField(max_length=32, choices=provider_choices, default=DEFAULT_PROVIDER,
+                                help_text=_("The kind of API at the base URL."))
     base_url = models.URLField(blank=True, help_text=_("Blank for judges whose scores were imported."))
     model = models.CharField(max_length=200, blank=True)
     api_key_env = models.CharField(max_length=100, blank=True)
@@ -178,6 +184,13 @@ class Rubric(models.Model):
         return f"{self.domain} v{self.version}"
 
 
+class JudgementQuerySet(models.QuerySet):
+    def latest_ok(self, response_ids):
+        """Each judge's latest ok judgement of each of these responses (the rule: annotation/queries.py)."""
+        latest = latest_ok_judgements("j.response_id = ANY(%s)", columns="j.id")
+        return self.filter(pk__in=RawSQL(latest, [list(response_ids)]))
+
+
 class Judgement(models.Model):
     class Status(models.TextChoices):
         OK = "ok", _("OK")
@@ -198,6 +211,8 @@ class Judgement(models.Model):
     cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = JudgementQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -298,6 +313,19 @@ class Pair(models.Model):
         return self.chosen_score - self.rejected_score
 
 
+class RewardModelQuerySet(models.QuerySet):
+    def newest_for(self, dataset):
+        """The reward model whose margins a dataset's dashboards, pair list filters, review queue and exports
+        use: the newest (created last) that scored a response of the dataset; None when none did."""
+        # One probe per model, newest first, up to the first that scored the dataset: such a probe stops at its
+        # first score (2 ms), where a single EXISTS over every model hashed all their scores (0.7-1.1 s at 1.4M
+        # scores, measured). A newer model that scored only other datasets still costs a full probe (0.5 s).
+        for model in self.order_by("-created_at", "-pk"):
+            if RewardScore.objects.filter(reward_model=model, response__dataset=dataset).exists():
+                return model
+        return None
+
+
 class RewardModel(models.Model):
     class Backend(models.TextChoices):
         BUILTIN = "builtin", _("Built-in")
@@ -316,6 +344,8 @@ class RewardModel(models.Model):
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+
+    objects = RewardModelQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["name", "version"], name="reward_model_unique_version")]
@@ -384,6 +414,13 @@ class Job(models.Model):
 
     def __str__(self):
         return f"{self.kind} job {self.pk}"
+
+    @property
+    def kind_info(self):
+        """What the job's kind declares: its label, counts, unit (annotation/jobs.py, JobKind)."""
+        from .jobs import kind_of  # jobs.py builds on these models
+
+        return kind_of(self.kind)
 
     def is_finished(self):
         return self.status in self.FINISHED
@@ -499,3 +536,46 @@ class ContaminationMatch(models.Model):
             models.UniqueConstraint(fields=["prompt", "benchmark_prompt"], name="contamination_unique")
         ]
         indexes = [models.Index(fields=["dataset", "prompt"], name="contamination_dataset_prompt")]
+
+
+class RejudgeTarget(models.Model):
+    """A pair a `pairwise_rejudge` job asks about. The selection (a list of up to every pair) is resolved
+    once, when the job is made, into these rows: the job's params stay small at 1M pairs and it walks its
+    pairs by keyset, whatever happens to the list afterwards."""
+
+    # Indexed by the constraint below, which is also the job's keyset index (its pairs in id order).
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+", db_index=False)
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "pair"], name="rejudge_target_unique")]
+
+
+class PairwiseVerdict(models.Model):
+    """A judge's pairwise verdict on a pair, asked in both orders (annotation/rejudging.py): the letter it
+    chose with the chosen response as A, then as B, and the outcome. A re-run replaces it."""
+
+    class Outcome(models.TextChoices):
+        CHOSEN = "chosen", _("Prefers chosen")
+        REJECTED = "rejected", _("Prefers rejected")
+        # The letter stayed while the responses swapped places: the judge followed the position.
+        INCONSISTENT = "inconsistent", _("Position-inconsistent")
+        UNPARSEABLE = "unparseable", _("No verdict")
+
+    # Copied from the pair: the "pairwise judge disagrees" list reads one index of its dataset.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+", db_index=False)
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="pairwise_verdicts", db_index=False)
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="+")
+    # "A", "B", or "" when the answer held no single verdict.
+    chosen_first = models.CharField(max_length=1, blank=True)
+    chosen_second = models.CharField(max_length=1, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    # The answers, as JudgeCacheEntry keys (the pair page shows their text).
+    chosen_first_key = models.UUIDField()
+    chosen_second_key = models.UUIDField()
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pair", "judge"], name="pairwise_verdict_unique")]
+        indexes = [models.Index(fields=["dataset", "outcome", "pair"], name="pairwise_verdict_outcome")]

@@ -10,9 +10,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
-from review.access import get_dataset_for, visible_datasets
-
 from . import jobs
+from .access import get_dataset_for, visible_datasets
 from .ingest.near_duplicates import DEFAULT_THRESHOLD, KIND, contamination_for, params_for
 from .models import NearDuplicateGroup, NearDuplicateMember, Role
 

@@ -35,10 +35,13 @@ from dataclasses import asdict, dataclass, field
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from . import jobs
-from .jobs import JobCancelled, JobContext, JobFailed, job_runner
-from .models import Dataset, Domain, Job, Judge, Judgement, Pair, PairBuildRun
+from .jobs import JobCancelled, JobContext, JobFailed, job_kind
+from .models import Dataset, Domain, Judge, Judgement, Pair, PairBuildRun
+from .queries import latest_ok_judgements
 
 AGGREGATES = ("mean", "median")
 NORMALISATIONS = ("none", "zscore")
@@ -218,13 +221,10 @@ def start_build(dataset, params, *, user=None, enqueue=True, chunk_size=None):
     job_params = params.to_dict() | ({"chunk_size": chunk_size} if chunk_size else {})
     with transaction.atomic():
         Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
-        running = Job.objects.filter(dataset=dataset, kind="build_pairs").exclude(status__in=Job.FINISHED).first()
+        running = jobs.running_job(dataset, "build_pairs")
         if running:
             raise BuildAlreadyRunning(running)
-        if not enqueue:
-            return Job.objects.create(kind="build_pairs", dataset=dataset, created_by=user, params=job_params,
-                                      unit="prompts")
-        return jobs.create_job("build_pairs", dataset=dataset, user=user, params=job_params)
+        return jobs.create_job("build_pairs", dataset=dataset, user=user, params=job_params, enqueue_it=enqueue)
 
 
 def scored_judges(dataset):
@@ -242,7 +242,22 @@ def scored_judges(dataset):
 # --- the job ----------------------------------------------------------------------------------
 
 
-@job_runner("build_pairs", unit="prompts")
+# What a build counts (its job's counts and its PairBuildRun's), with their labels on the job page.
+BUILD_COUNTS = {
+    "prompts_considered": _("Prompts considered"),
+    "prompts_without_pairs": _("Prompts without a pair"),
+    "pairs_created": _("Pairs created"),
+    "pairs_updated": _("Pairs updated"),
+    "pairs_withdrawn": _("Pairs withdrawn"),
+    "pairs_restored": _("Pairs restored"),
+    "pairs_same_as_imported": _("Pairs the same as an imported one"),
+    "responses_below_min_judges": _("Responses with too few judges"),
+    "pairs_in_run": _("Pairs in this run"),
+}
+COUNT_KEYS = tuple(BUILD_COUNTS)
+
+
+@job_kind("build_pairs", label=pgettext_lazy("job kind", "build_pairs"), unit="prompts", counts=BUILD_COUNTS)
 def run_build_pairs(ctx: JobContext):
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
     try:
@@ -309,21 +324,14 @@ def _begin(ctx, dataset, params):
                            "stats": stats.to_dict() if stats else None})
 
 
-COUNT_KEYS = ("prompts_considered", "prompts_without_pairs", "pairs_created", "pairs_updated", "pairs_withdrawn",
-              "pairs_restored", "pairs_same_as_imported", "responses_below_min_judges", "pairs_in_run")
-
-
 def _run_counts(counts):
     return {**{key: counts.get(key, 0) for key in COUNT_KEYS}, "by_domain": counts.get("by_domain", {})}
 
 
-# Latest ok judgement per (response, judge) among the selected judges.
-_LATEST_OK = """
-    SELECT DISTINCT ON (j.response_id, j.judge_id) r.prompt_id, j.response_id, j.judge_id, j.score
-    FROM annotation_judgement j JOIN annotation_response r ON r.id = j.response_id
-    WHERE {where} AND j.status = 'ok' AND j.judge_id = ANY(%(judges)s)
-    ORDER BY j.response_id, j.judge_id, j.created_at DESC, j.id DESC
-"""
+def _latest_ok(where):
+    """(prompt, response, judge, score) of the latest ok judgements by the selected judges."""
+    return latest_ok_judgements(f"{where} AND j.judge_id = ANY(%(judges)s)",
+                                columns="r.prompt_id, j.response_id, j.judge_id, j.score")
 
 # Prompts a build visits: those with ok judgements from the selected judges, and those with
 # constructed pairs still standing (which must be withdrawn if their judgements went away).
@@ -372,7 +380,7 @@ def _judge_stats(dataset, params, judge_ids):
         where += " AND r.prompt_id IN (SELECT id FROM annotation_prompt WHERE dataset_id = %(dataset)s"
         where += " AND domain = ANY(%(domains)s))"
     sql = f"""
-        WITH latest AS ({_LATEST_OK.format(where=where)})
+        WITH latest AS ({_latest_ok(where)})
         SELECT judge_id, avg(score), stddev_pop(score), count(*) FROM latest GROUP BY judge_id
         UNION ALL SELECT NULL, avg(score), stddev_pop(score), count(*) FROM latest
     """
@@ -389,7 +397,7 @@ def build_chunk(dataset, run, prompt_ids, params, judge_ids, stats):
     """Rebuild the constructed pairs of `prompt_ids`; returns the chunk's counts. Call inside a transaction."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, dataset.pk])
-        cursor.execute(_LATEST_OK.format(where="r.prompt_id = ANY(%(prompts)s)"),
+        cursor.execute(_latest_ok("r.prompt_id = ANY(%(prompts)s)"),
                        {"prompts": prompt_ids, "judges": judge_ids})
         scores = defaultdict(lambda: defaultdict(dict))
         for prompt_id, response_id, judge_id, score in cursor.fetchall():

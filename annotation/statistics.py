@@ -2,7 +2,7 @@
 
 Used by the reward benchmark (annotation/reward/benchmark.py), reviewer agreement and audits
 (review/agreement.py), judge analysis (review/judge_analysis.py) and the exports' dataset card
-(review/export_manifest.py). Kappa is None when it is undefined (no data, or chance agreement of 1:
+(review/exports/manifest.py). Kappa is None when it is undefined (no data, or chance agreement of 1:
 every rating the same label), never a made-up 1.0.
 """
 

@@ -10,9 +10,7 @@ log = logging.getLogger(__name__)
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_job(self, job_id):
-    # Importing the runners registers them; they live in the workflow modules.
-    from . import runners  # noqa: F401
-
+    # The apps' ready() declared every kind (annotation.jobs.job_kind) when the worker set Django up.
     return jobs.execute(job_id, task_id=self.request.id or "")
 
 

@@ -12,9 +12,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from review.access import get_dataset_for, get_job_for, visible_datasets
-
 from . import jobs, pairing
+from .access import get_dataset_for, get_job_for, visible_datasets
 from .csv_cells import CsvCells
 from .forms import BuildPairsForm, ImportForm, ScoreForm
 from .ingest.importer import hub_import_params, import_params

@@ -151,7 +151,7 @@ def run(args):
     with step("filter with it", timings):
         filtered = command("reward_filter", "--dataset", name, "--model", model_name, "--no-progress")
     with step("count the low-quality rules (the quality-count job)", timings):
-        job = Job.objects.create(kind="quality_counts", dataset=dataset, unit="rules")
+        job = jobs.create_job("quality_counts", dataset=dataset, enqueue_it=False)
         if jobs.execute(job.pk) != Job.Status.SUCCEEDED:
             job.refresh_from_db()
             sys.exit(f"the quality count failed: {job.error}")
@@ -166,6 +166,7 @@ def run(args):
                            for kind in pair_kinds[pk][0]} for pk, (p, c, r) in pairs.items()}
         lists = read_lists(dataset)
         judges = judge_verdict(dataset, response_truth)
+        ranked = suspicion_figures(dataset, pair_kinds, args)
     foreign = foreign_matches(dataset, f"{name} benchmark", prompt_truth)
     # The run's benchmark is this run's only: a later run (other seed, or the sample data alone, whose
     # benchmark questions are sample prompts) must not find its clean prompts in it.
@@ -180,6 +181,7 @@ def run(args):
         "prompts_matching_other_benchmarks": foreign,
         **score_lists(pair_kinds, pair_forms, lists),
         "judges": judges,
+        "suspicion": ranked,
         "reward_model": {"held_out_accuracy": held_out["accuracy"], "longer_wins": held_out["longer_wins"],
                          "held_out_pairs": held_out["n"], "pairs_filtered": filtered.get("pairs_filtered"),
                          "pairs_scored": filtered.get("pairs_scored")},
@@ -187,6 +189,63 @@ def run(args):
     }
     figures["total_s"] = round(sum(timings.values()), 1)
     return figures
+
+
+TOP_K = (50, 100, 200, 500)
+
+
+def suspicion_figures(dataset, pair_kinds, args):
+    """How many defective pairs the stored suspicion score (review/suspicion.py) puts in its top k, against
+    random order (k × the share of defective pairs), and its ROC AUC; with --fit-suspicion, the logistic
+    regression's weights fitted on this run's pairs (to be written into review/suspicion.py by hand)."""
+    from review.models import PairSuspicion
+    from review.suspicion import SIGNALS, signal_values
+
+    scores = dict(PairSuspicion.objects.filter(dataset=dataset).values_list("pair_id", "score"))
+    order = sorted(scores, key=lambda pk: (-scores[pk], pk))
+    bad = {pk for pk, (kinds, _hard) in pair_kinds.items() if kinds}
+    share = len(bad) / len(pair_kinds) if pair_kinds else 0
+    top = {k: {"defective": len(bad & set(order[:k])), "random": round(min(k, len(order)) * share, 1)}
+           for k in TOP_K}
+    figures = {"scored": len(scores), "top_k": top, "auc": _auc([scores[pk] for pk in order],
+                                                                 [pk in bad for pk in order])}
+    if args.fit_suspicion:
+        values = signal_values(dataset)
+        pks = sorted(values)
+        x = [[values[pk][s.name] for s in SIGNALS] for pk in pks]
+        figures["fitted"] = fit_logistic(x, [pk in bad for pk in pks], [s.name for s in SIGNALS])
+    return figures
+
+
+def fit_logistic(x, y, names, l2=1e-2, steps=5000, rate=0.5):
+    """Weights of a logistic regression (gradient descent on the mean log loss + l2 × |w|²), numpy, offline:
+    the app ships the fitted constants, not this."""
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    scale = np.maximum(x.std(axis=0), 1e-9)  # fitted on standardised values, reported on raw ones
+    xs = (x - x.mean(axis=0)) / scale
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(xs @ w + b)))
+        w -= rate * (xs.T @ (p - y) / len(y) + 2 * l2 * w)
+        b -= rate * float(np.mean(p - y))
+    raw = w / scale
+    return {"intercept": round(b - float(raw @ x.mean(axis=0)), 3),
+            "weights": {n: round(float(v), 3) for n, v in zip(names, raw)}}
+
+
+def _auc(scores, labels):
+    """ROC AUC: the chance that a defective pair scores above a clean one (ties count half)."""
+    pos = [s for s, bad in zip(scores, labels) if bad]
+    neg = [s for s, bad in zip(scores, labels) if not bad]
+    if not pos or not neg:
+        return None
+    ranks = {}
+    for i, s in enumerate(sorted(scores)):
+        ranks.setdefault(s, []).append(i + 1)
+    mean_rank = {s: sum(r) / len(r) for s, r in ranks.items()}
+    return round((sum(mean_rank[s] for s in pos) - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)), 4)
 
 
 def foreign_matches(dataset, benchmark_name, prompt_truth):
@@ -302,19 +361,22 @@ def _share_n(n, total):
 
 
 def judge_verdict(dataset, response_truth):
-    """The judge page's self-preference (raw mean difference) per judge and whom it names, and beside it a
-    reference the benchmark computes: each judge minus the other judges on the same responses, own family
-    against other families, with a 95 % interval."""
+    """The judge page's self-preference per judge and whom it names (review.judge_analysis.verdict: the
+    judge's excess over the other judges of the same responses, own family against other families, named
+    when its 95 % interval lies above SELF_PREFERENCE_MARGIN), its raw own-family difference, and beside
+    them the same relative figure computed here independently of the app, as a check."""
     from annotation.models import Judgement
-    from review.judge_analysis import judges_data
+    from review.judge_analysis import judges_data, verdict
 
-    page = {e["name"]: e for e in judges_data(dataset)["judges"]}
+    judges = judges_data(dataset)["judges"]
+    page = {e["name"]: e for e in judges}
     raw = {}
     for name, e in page.items():
         sp = e.get("self_preference") or {}
-        raw[name] = {"family": e["family"], **{k: sp.get(k) for k in ("diff", "own_n", "own_mean", "other_n",
-                                                                     "other_mean")}}
-    named = max((n for n in raw if raw[n]["diff"] is not None), key=lambda n: raw[n]["diff"], default=None)
+        raw[name] = {"family": e["family"], **{k: sp.get(k) for k in ("raw_diff", "raw_own_n", "own_mean",
+                                                                     "raw_other_n", "other_mean", "diff", "low",
+                                                                     "high")}}
+    named = [j["name"] for j in verdict(judges)]
     scores = defaultdict(dict)
     for response_id, judge, score in (Judgement.objects.filter(response__dataset=dataset, status="ok")
                                       .values_list("response_id", "judge__name", "score")):
@@ -386,16 +448,25 @@ def report(f):
         worst = f"{r['worst_rule']} ({pct(r['worst_rule_share']).strip()})" if r["worst_rule"] else ""
         lines.append(f"{h:<24} {r['pairs']:>6} {pct(r['flagged_by_a_rule'])}  {worst}")
     j = f["judges"]
-    lines += ["", f"Judge analysis: the page's self-preference (raw mean, own family − others) names "
-                  f"{j['named_by_page']}; the seeded bias is {j['seeded_self_bias']}",
+    lines += ["", f"Judge analysis: the judges page names {j['named_by_page'] or 'no judge'} as self-preferring; "
+                  f"the seeded bias is {j['seeded_self_bias']}",
               f"{'judge':<16} {'family':<9} {'own n':>6} {'own':>6} {'other n':>7} {'other':>6} {'raw diff':>8}   "
-              f"{'vs other judges (bench)':<28}"]
+              f"{'page: vs other judges':<26} {'bench check':<26}"]
     for name, r in j["raw"].items():
         rel = j["relative"].get(name)
         rel_text = f"{rel['diff']:+.2f} [{rel['ci95'][0]:+.2f}, {rel['ci95'][1]:+.2f}]" if rel else "–"
-        diff = "–" if r["diff"] is None else format(r["diff"], "+.2f")
-        lines.append(f"{name:<16} {r['family']:<9} {r['own_n'] or 0:>6} {r['own_mean'] or 0:>6.2f} "
-                     f"{r['other_n'] or 0:>7} {r['other_mean'] or 0:>6.2f} {diff:>8}   {rel_text}")
+        page_text = "–" if r["diff"] is None else (
+            f"{r['diff']:+.2f}" + (f" [{r['low']:+.2f}, {r['high']:+.2f}]" if r["low"] is not None else ""))
+        diff = "–" if r["raw_diff"] is None else format(r["raw_diff"], "+.2f")
+        lines.append(f"{name:<16} {r['family']:<9} {r['raw_own_n'] or 0:>6} {r['own_mean'] or 0:>6.2f} "
+                     f"{r['raw_other_n'] or 0:>7} {r['other_mean'] or 0:>6.2f} {diff:>8}   {page_text:<26} {rel_text}")
+    sp = f["suspicion"]
+    lines += ["", f"Suspicion score: {sp['scored']:,} pairs scored, ROC AUC {sp['auc']}; defective pairs in the top k",
+              f"{'k':>5} {'score':>6} {'random':>7}"]
+    for k, r in sp["top_k"].items():
+        lines.append(f"{k:>5} {r['defective']:>6} {r['random']:>7}")
+    if "fitted" in sp:
+        lines.append(f"fitted (seed {f['seed']}): {sp['fitted']}")
     rm = f["reward_model"]
     lines += ["", f"Reward model: held-out accuracy {rm['held_out_accuracy']:.3f} on {rm['held_out_pairs']} pairs "
                   f"(longer wins {rm['longer_wins']:.3f}); "
@@ -413,6 +484,8 @@ def main():
     parser.add_argument("--data", type=Path, default=audit_data.DEFAULT_DATA_DIR,
                         help="the folder with the shared sample data (default ../shared/data)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--fit-suspicion", action="store_true",
+                        help="also fit the suspicion score's weights on this run (review/suspicion.py)")
     args = parser.parse_args()
     figures = run(args)
     print(report(figures))

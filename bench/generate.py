@@ -184,7 +184,7 @@ def import_generated(dataset, n_pairs, seed):
     params = import_params(str(generated_file(n_pairs, seed)))
     params["near_duplicates"] = False
     params["search_index"] = "caller"
-    job = Job.objects.create(kind="import", dataset=dataset, params=params, unit="bytes")
+    job = jobs.create_job("import", dataset=dataset, params=params, enqueue_it=False)
     started = time.perf_counter()
     if jobs.execute(job.pk) not in Job.COMPLETED:
         job.refresh_from_db()

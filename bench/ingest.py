@@ -56,7 +56,7 @@ def main():
     params = import_params(str(path))
     params["near_duplicates"] = False if args.no_near_duplicates else "caller"
     params["search_index"] = False if args.no_search_index else "caller"
-    job = Job.objects.create(kind="import", dataset=dataset, params=params, unit="bytes")
+    job = jobs.create_job("import", dataset=dataset, params=params, enqueue_it=False)
     bar = tqdm(total=size, unit="B", unit_scale=True, desc="import", disable=args.no_progress)
 
     def on_progress(state, counts):

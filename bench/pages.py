@@ -161,7 +161,6 @@ def run_jobs(dataset, kinds):
     finished: the dashboard refresh (snapshots and the disagreement views' members) and the quality
     count (counts and the low-quality rules' members). Prints the time of each step."""
     from annotation import jobs
-    from annotation.models import Job
     from review import dashboards, quality_rules
 
     from review import search
@@ -172,7 +171,7 @@ def run_jobs(dataset, kinds):
         if kind not in kinds:
             continue
         print(f"\n{title}, per step:")
-        job = Job.objects.create(kind=kind, dataset=dataset, unit=jobs.RUNNERS[kind][1])
+        job = jobs.create_job(kind, dataset=dataset, enqueue_it=False)
         clock = [time.perf_counter(), time.perf_counter()]
 
         def step_done(job, counts, clock=clock, steps=steps, seen=[0]):

@@ -147,7 +147,7 @@ def bench_database(model, n_pairs, seed):
     from annotation import jobs
     from annotation.ingest.formats import PairRecord
     from annotation.ingest.writer import write_batch
-    from annotation.models import Dataset, Job, RewardModel
+    from annotation.models import Dataset, RewardModel
     from annotation.reward.builtin import model_path
     from annotation.reward.filtering import filter_params, what_if
 
@@ -183,7 +183,8 @@ def bench_database(model, n_pairs, seed):
                 print(f"db: what-if over {result['scored']:,} scored pairs (histogram + survivors at "
                       f"{len(result['thresholds'])} thresholds): {time.perf_counter() - t0:.2f} s")
                 continue
-            job = Job.objects.create(kind="reward_filter", dataset=dataset, params=filter_params(rm, mode=mode))
+            job = jobs.create_job("reward_filter", dataset=dataset, params=filter_params(rm, mode=mode),
+                                  enqueue_it=False)
             t0 = time.perf_counter()
             jobs.execute(job.pk)
             took = time.perf_counter() - t0

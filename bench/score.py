@@ -72,7 +72,7 @@ def main():
             name="bench-loopback", defaults={"base_url": f"http://127.0.0.1:{port}/v1", "model": "loopback",
                                              "max_concurrency": args.concurrency, "timeout_s": 30})
         params = score_params(dataset, [judge], rescore=True, force=True, chunk_size=args.chunk_size)
-        job = Job.objects.create(kind="score", dataset=dataset, params=params, unit="requests")
+        job = jobs.create_job("score", dataset=dataset, params=params, enqueue_it=False)
         process = psutil.Process()
         samples = []  # (seconds, done, rss MiB)
         started = time.monotonic()

@@ -6,7 +6,8 @@ pending and kept), ordered within each domain by md5(pair id, seed) so that the 
 same sample, and reviewed through the queue by k reviewers each.
 
 The report counts, per domain, the pairs whose chosen response is better *and* correct: a review says
-so when its verdict is "chosen is better" and it marks the better response correct; a pair counts when
+so when its verdict is "chosen is better" and it marks the better response correct (it accepts the pair,
+`Review.ACCEPTS`); a pair counts when
 more than half of its reviews say so (with two reviewers: both). The share comes with a 95 % Wilson
 interval, and agreement between reviewers on that yes/no judgement (Cohen's kappa for two reviewers,
 Krippendorff's alpha for more). Reviews are read when the report is shown, so it follows late reviews.
@@ -14,7 +15,7 @@ Krippendorff's alpha for more). Reviews are read when the report is shown, so it
 
 from collections import defaultdict
 
-from django.db.models import CharField, F, Value, Window
+from django.db.models import Case, CharField, F, Value, When, Window
 from django.db.models.functions import Cast, Concat, MD5, RowNumber
 from django.http import QueryDict
 from django.utils.translation import gettext as _
@@ -48,18 +49,14 @@ def draw(dataset, *, n_per_domain=40, reviews_per_pair=2, seed=0, query=DEFAULT_
                                 reviews_per_pair=reviews_per_pair, query=query, pair_ids=[pk for *_x, pk in drawn])
 
 
-def says_good(review):
-    """Does this review say the chosen response is better and correct?"""
-    return review.verdict == Review.Verdict.CHOSEN_BETTER and review.better_correct is True
-
-
 def report(audit):
     """Per domain (and overall): pairs drawn, pairs reviewed, good pairs, share, Wilson interval, agreement."""
     domains = dict(Pair.objects.filter(pk__in=audit.pair_ids).values_list("pk", "domain"))
     ratings = defaultdict(dict)  # pair → reviewer → good?
-    for review in Review.objects.filter(pair_id__in=audit.pair_ids).only("pair_id", "reviewer_id", "verdict",
-                                                                          "better_correct"):
-        ratings[review.pair_id][review.reviewer_id] = says_good(review)
+    reviews = Review.objects.filter(pair_id__in=audit.pair_ids).annotate(
+        good=Case(When(Review.ACCEPTS, then=True), default=False))
+    for pair_id, reviewer_id, good in reviews.values_list("pair_id", "reviewer_id", "good"):
+        ratings[pair_id][reviewer_id] = good
     labels = dict(Domain.choices)
     rows = []
     for domain in [d for d, _ in Domain.choices if d in domains.values()] + [None]:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import Domain, Judgement, Pair, Role
 
-from . import dashboards
+from . import dashboards, judge_analysis
 from .access import get_dataset_for
 from .selections import REGISTRY
 
@@ -122,7 +122,7 @@ def overview_charts(dataset, data):
             "labels": [r["label"] for r in data["crm_agreement"]],
             "datasets": [{"label": _("Agreement %"), "data": [round(100 * r["agree_share"], 1)
                                                                for r in data["crm_agreement"]]}],
-            "links": [[pair_list_url(dataset, view="reward-vs-panel", domain=r["domain"], model=model and model["id"])
+            "links": [[pair_list_url(dataset, view="reward-sign", domain=r["domain"], model=model and model["id"])
                        for r in data["crm_agreement"]]],
         },
         "acceptance": {
@@ -201,7 +201,8 @@ def judge_list(request, pk):
     names = {str(j["id"]): j["name"] for j in judges}
     for j in judges:
         j["kappa_row"] = [j["kappa_judges"].get(str(other["id"])) for other in judges]
-    ctx.update(judges=judges, names=names, charts=_finish(_judge_charts(dataset, judges)))
+    ctx.update(judges=judges, names=names, charts=_finish(_judge_charts(dataset, judges)),
+               self_preferring=judge_analysis.verdict(judges), margin=judge_analysis.SELF_PREFERENCE_MARGIN)
     return render(request, "review/judges.html", ctx)
 
 

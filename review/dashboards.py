@@ -21,8 +21,10 @@ import time
 from django.db import connection, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
-from annotation.jobs import job_runner
+from annotation.jobs import create_job, job_kind, jobs_under_way, read_only_kinds, running_job
 from annotation.models import Domain, Job, Pair
 
 from .disagreements import LATEST_SCORES, reward_model_for
@@ -74,15 +76,16 @@ def freshness(dataset, snap, reviews_live=False):
     # Only what changed after the snapshot is looked at (review_updated: the reviews saved since), never
     # all of a large dataset's reviews.
     since = snap.computed_at
-    changed = (Job.objects.filter(dataset=dataset, finished_at__gt=since).exclude(kind__in=members.READ_ONLY_KINDS)
+    changed = (Job.objects.filter(dataset=dataset, finished_at__gt=since).exclude(kind__in=read_only_kinds())
                .exists() or (not reviews_live and
                              Review.objects.filter(updated_at__gt=since, dataset=dataset).exists()))
-    running = Job.objects.filter(dataset=dataset, kind=REFRESH_KIND).exclude(status__in=Job.FINISHED).first()
+    running = running_job(dataset, REFRESH_KIND)
     return {"computed_at": snap.computed_at, "age": timezone.now() - snap.computed_at, "seconds": snap.seconds,
             "stale": changed, "refresh_job": running}
 
 
-@job_runner(REFRESH_KIND, unit="dashboards")
+@job_kind(REFRESH_KIND, label=pgettext_lazy("job kind", "dashboard_refresh"), unit="dashboards",
+          changes_data=False, counts={"seconds": _("Seconds computing")})
 def run_refresh(ctx):
     """Recompute every dashboard of the job's dataset; each one commits on its own."""
     names = list(COMPUTE)
@@ -98,21 +101,18 @@ def needs_refresh(dataset):
     computed, or it has no snapshot yet but a job has filled it (an import) and no refresh was ever tried
     (a failed one is left to the admins' button rather than retried every minute)."""
     oldest = DashboardSnapshot.objects.filter(dataset=dataset).aggregate(at=Min("computed_at"))["at"]
-    jobs = Job.objects.filter(dataset=dataset)
-    if jobs.exclude(status__in=Job.FINISHED).exists():
+    if jobs_under_way(dataset).exists():
         return False
-    changed = jobs.exclude(kind__in=members.READ_ONLY_KINDS).filter(status__in=Job.COMPLETED)
+    jobs = Job.objects.filter(dataset=dataset)
+    changed = jobs.exclude(kind__in=read_only_kinds()).filter(status__in=Job.COMPLETED)
     if oldest is None:
         return changed.exists() and not jobs.filter(kind=REFRESH_KIND).exists()
-    return jobs.exclude(kind__in=members.READ_ONLY_KINDS).filter(finished_at__gt=oldest).exists()
+    return jobs.exclude(kind__in=read_only_kinds()).filter(finished_at__gt=oldest).exists()
 
 
 def start_refresh(dataset, user=None):
     """A refresh job for the dataset, unless one is already waiting or running."""
-    from annotation.jobs import create_job
-
-    running = Job.objects.filter(dataset=dataset, kind=REFRESH_KIND).exclude(status__in=Job.FINISHED).first()
-    return running or create_job(REFRESH_KIND, dataset=dataset, user=user)
+    return running_job(dataset, REFRESH_KIND) or create_job(REFRESH_KIND, dataset=dataset, user=user)
 
 
 # --- the overview --------------------------------------------------------------------------------
@@ -167,10 +167,9 @@ def review_counts(dataset):
     """{domain: (pairs with a review, reviews, reviews that accept the pair)} in one pass over the reviews.
     The overview reads this live on every visit (one query where the snapshot-freshness check on reviews
     used to be), and the snapshot computes its review numbers from it too."""
-    rows = _rows(
-        """SELECT v.domain, count(DISTINCT v.pair_id), count(*),
-                  count(*) FILTER (WHERE v.verdict = 'chosen_better' AND v.better_correct IS NOT FALSE)
-           FROM review_review v WHERE v.dataset_id = %s GROUP BY 1""", [dataset.pk])
+    rows = (Review.objects.filter(dataset=dataset).order_by().values_list("domain")
+            .annotate(pairs=Count("pair_id", distinct=True), reviews=Count("pk"),
+                      accepted=Count("pk", filter=Review.ACCEPTS)))
     return {domain: (pairs, reviews, accepted) for domain, pairs, reviews, accepted in rows}
 
 
@@ -255,8 +254,8 @@ def reward_overview(dataset):
 
 
 def acceptance_by_domain(dataset, counts=None):
-    """The paper's human check from our reviews: per domain, the share of reviews that find the chosen
-    response better and do not mark it incorrect."""
+    """The paper's human check from our reviews: per domain, the share of reviews that accept the pair
+    (find the chosen response better and mark it correct, Review.ACCEPTS)."""
     counts = review_counts(dataset) if counts is None else counts
     return [{"domain": d, "reviews": counts[d][1], "accepted": counts[d][2], "rate": counts[d][2] / counts[d][1]}
             for d in Domain.values if d in counts]

@@ -4,6 +4,8 @@ from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Dataset, Domain, Role
 
+from .exports import Selection
+from .exports import formats as export_formats
 from .models import ReviewSettings
 
 
@@ -33,18 +35,10 @@ class MemberForm(forms.Form):
 
 
 class ExportForm(forms.Form):
-    """What to export; the workflow (review/exports.py) checks the values again."""
+    """What to export; the workflow (review/exports/) checks the values again."""
 
-    format = forms.ChoiceField(
-        choices=[("sharegpt", _("LLaMA-Factory / COIG-P sharegpt ranking (JSONL)")),
-                 ("trl", _("TRL preference, standard (JSONL)")),
-                 ("trl-chat", _("TRL preference, conversational (JSONL)")),
-                 ("openrlhf", _("OpenRLHF (JSONL)")),
-                 ("alpaca", _("Alpaca ranking (JSONL)")),
-                 ("csv", _("CSV")),
-                 ("parquet", _("Parquet"))],
-        initial="sharegpt", label=_("Format"),
-    )
+    # Read from the registry each time the form is made, so every registered format is offered.
+    format = forms.ChoiceField(choices=export_formats.choices, initial="sharegpt", label=_("Format"))
     statuses = forms.MultipleChoiceField(
         choices=[("pending", _("Pending")), ("kept", _("Kept")), ("filtered", _("Filtered")),
                  ("all", _("All pairs, no exclusions"))],
@@ -69,8 +63,6 @@ class ExportForm(forms.Form):
     )
 
     def selection(self):
-        from .exports import Selection
-
         data = self.cleaned_data
         return Selection(statuses=data["statuses"], domains=data["domains"], min_gap=data["min_gap"],
                          split=data["split"], seed=data["seed"] or 0, limit=data["limit"],

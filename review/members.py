@@ -18,20 +18,18 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q
 
+from annotation.jobs import read_only_kinds
 from annotation.models import Job
 
 from .models import SelectionMember
 from .selections import REGISTRY
 
-# Jobs that only read the data and write derived rows (snapshots, counts, stored members, search-index
-# flags, export files): none of them changes what a selection selects.
-READ_ONLY_KINDS = ("dashboard_refresh", "quality_counts", "search_index", "export")
-
 
 def unchanged_since(dataset, at):
-    """No job of the dataset that may change its data finished after `at` or is under way now."""
+    """No job of the dataset that may change its data (JobKind.changes_data: none of the others changes what a
+    selection selects) finished after `at` or is under way now."""
     changed = Q(finished_at__gt=at) | Q(finished_at__isnull=True)
-    return not Job.objects.filter(dataset=dataset).exclude(kind__in=READ_ONLY_KINDS).filter(changed).exists()
+    return not Job.objects.filter(dataset=dataset).exclude(kind__in=read_only_kinds()).filter(changed).exists()
 
 
 def materialised(name, stored_at):

@@ -5,10 +5,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from annotation.models import Dataset, Domain, Job, Pair
+from annotation.models import Dataset, Domain, Job, Pair, Response
 
 
 class Review(models.Model):
@@ -17,6 +18,13 @@ class Review(models.Model):
         REJECTED_BETTER = "rejected_better", _("Rejected is better")
         TIE = "tie", _("Tie")
         BOTH_BAD = "both_bad", _("Both bad")
+
+    # A review accepts its pair when it finds the chosen response better and marks it correct: the paper's
+    # human check, counted by the dashboards' acceptance, an audit's good pairs and the reward benchmark's
+    # reviewed gold pairs (whose SQL in annotation/reward/benchmark.py says the same until it moves here).
+    # Unanswered (null) correctness is no yes: nothing verified the response. The queue never stores null
+    # with this verdict (its box is ticked by default); an edit in the admin can.
+    ACCEPTS = Q(verdict=Verdict.CHOSEN_BETTER, better_correct=True)
 
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
@@ -133,6 +141,22 @@ class SelectionMember(models.Model):
         constraints = [models.UniqueConstraint(fields=["dataset", "view", "pair"], name="selection_member_unique")]
 
 
+class ResponseTextCheck(models.Model):
+    """What the text checks (review/text_checks.py) read in one response, stored once: a response's text
+    and prompt never change, so the low-quality rules that read texts (cut off, empty, refusal, language)
+    are a join on this table instead of a regular expression over a million texts. Rows of an older
+    `version` of the checks are read again by the next quality count."""
+
+    response = models.OneToOneField(Response, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveSmallIntegerField()
+    cut = models.CharField(max_length=8, blank=True)  # why the text looks cut off: fence, bracket, ...
+    content = models.PositiveSmallIntegerField()  # content units, words that say nothing left out
+    short_ok = models.BooleanField()  # the prompt asks for a short answer
+    refusal = models.FloatField()  # how surely it opens by declining, 0-1
+    language = models.CharField(max_length=2, blank=True)  # the prose's dominant language
+    off_language = models.FloatField()  # share of the prose in a language its Chinese prompt did not ask for
+
+
 class ReviewSettings(models.Model):
     """How a dataset is reviewed. A dataset without a row has the defaults (one reviewer per pair, not blind)."""
 
@@ -196,3 +220,18 @@ class Audit(models.Model):
 
     def __str__(self):
         return self.label or f"audit {self.pk}"
+
+
+class PairSuspicion(models.Model):
+    """How likely the pair's automatic label is wrong (review/suspicion.py: a logistic score over the signals
+    the app has on it), stored by the quality-count job so that "most suspicious first" is an index scan at
+    a million pairs. `reasons` are the signals that raised it most, as [[signal name, contribution], …]."""
+
+    pair = models.OneToOneField(Pair, on_delete=models.CASCADE, primary_key=True, related_name="suspicion")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField()
+    reasons = models.JSONField(default=list)
+
+    class Meta:
+        # The pair list and the queue walk a dataset's pairs by (score desc, pair id).
+        indexes = [models.Index("dataset", models.F("score").desc(), "pair", name="pair_suspicion_order")]

@@ -3,18 +3,16 @@
 Each is the dataset-wide workflow narrowed to the pair, never a second copy of it: rescoring is a
 scoring job (annotation/judging.py) with `pair_ids=[pair]`; rebuilding is a pair-building job
 (annotation/pairing.py) over the pair's prompt with the parameters of the build run that formed the
-pair; unfiltering puts the status back the way the reward filter's own unfilter does.
+pair; unfiltering is the reward filter's own unfilter for one pair.
 """
-
-import re
 
 from django.utils.translation import gettext as _
 
 from annotation import pairing
 from annotation.judging import start_scoring
 from annotation.models import Pair
+from annotation.reward.filtering import unfilter_pair
 
-_WAS = re.compile(r"\bwas=(\w+)\s*$")
 # Parameters a build run records besides BuildParams (resolved ids and statistics).
 _RECORDED_ONLY = {"judge_ids", "judge_stats", "pooled"}
 
@@ -23,24 +21,13 @@ class ActionRefused(Exception):
     """The action does not apply to this pair; the message says why."""
 
 
-def restored_status(pair):
-    """The status a filtered pair goes back to: the one its reason records (`was=kept`, written by the
-    reward filter), else pending. Mirrors annotation/reward/filtering.py's unfilter."""
-    match = _WAS.search(pair.status_reason or "")
-    if match and match.group(1) == Pair.Status.KEPT:
-        return Pair.Status.KEPT
-    return Pair.Status.PENDING
-
-
 def unfilter(pair):
-    """Set a filtered pair back; returns the new status. The update is conditional, so a pair that
-    someone else changed in the meantime is left alone."""
+    """Set a filtered pair back as the reward filter's unfilter does; returns the new status. The update is
+    conditional, so a pair that someone else changed in the meantime is left alone."""
     if pair.status != Pair.Status.FILTERED:
         raise ActionRefused(_("Pair %(pk)s is %(status)s, not filtered.") % {"pk": pair.pk, "status": pair.status})
-    status = restored_status(pair)
-    updated = Pair.objects.filter(pk=pair.pk, status=Pair.Status.FILTERED, status_reason=pair.status_reason).update(
-        status=status, status_reason="")
-    if not updated:
+    status = unfilter_pair(pair)
+    if status is None:
         raise ActionRefused(_("Pair %(pk)s changed meanwhile; reload the page.") % {"pk": pair.pk})
     return status
 

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.db.models.functions import Left
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -10,12 +10,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation import pairing
 from annotation.forms import ScoreForm
-from annotation.models import Domain, Job, Judgement, Pair, Response, RewardScore, Role
+from annotation.jobs import running_job
+from annotation.models import Domain, Judgement, Pair, Response, RewardScore, Role
+from annotation.rejudging import DEFAULT_LIMIT, verdicts_of
 
-from . import members, pair_actions, quality_rules, search
+from . import disagreements, members, pair_actions, pairwise_views, quality_rules, search, suspicion
 from .access import get_dataset_for
 from .models import Review, ReviewEvent
-from .selections import REGISTRY, PairFilter
+from .selections import REGISTRY, PairFilter, after as pairs_after
 
 # Rows a page of the pair list shows. Keyset pagination (pk > after), so page 1,000 costs what page 1 does.
 PAGE_SIZE = 50
@@ -41,12 +43,12 @@ def pair_list(request, pk):
             found = search.page(pairs, dataset, text, after, limit=PAGE_SIZE + 1)
             pairs = Pair.objects.filter(pk__in=found.ids).order_by("pk")
         elif after:
-            pairs = pairs.filter(pk__gt=after)
+            pairs = pairs_after(pairs, form.cleaned_data.get("order"), after)
         rows = list(
             pairs.annotate(prompt_excerpt=Left("prompt__query", EXCERPT), chosen_excerpt=Left("chosen__text", EXCERPT),
-                           rejected_excerpt=Left("rejected__text", EXCERPT))
+                           rejected_excerpt=Left("rejected__text", EXCERPT), suspicion_score=F("suspicion__score"))
             .values("pk", "domain", "status", "status_reason", "chosen_score", "rejected_score", "prompt_excerpt",
-                    "chosen_excerpt", "rejected_excerpt")[:PAGE_SIZE + 1]
+                    "chosen_excerpt", "rejected_excerpt", "suspicion_score")[:PAGE_SIZE + 1]
         )
         if len(rows) > PAGE_SIZE:
             rows = rows[:PAGE_SIZE]
@@ -61,11 +63,20 @@ def pair_list(request, pk):
         if row["chosen_score"] is not None and row["rejected_score"] is not None:
             gap = row["chosen_score"] - row["rejected_score"]
         row["gap"] = gap
+        row["suspicion"] = row.pop("suspicion_score")
     ctx = {"dataset": dataset, "form": form, "rows": rows, "next_after": next_after, "after": after,
            "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing,
-           "search": _search_state(dataset, request.user, found, next_after, len(rows))}
+           "search": _search_state(dataset, request.user, found, next_after, len(rows)),
+           "rejudge_form": _rejudge_form(dataset, request.user, form)}
     template = "review/pair_list.html#results" if request.htmx else "review/pair_list.html"
     return render(request, template, ctx, status=200 if form.is_valid() else 400)
+
+
+def _rejudge_form(dataset, user, form):
+    """For admins, the form that asks a judge about the pairs of this list (when it is valid)."""
+    if not form.is_valid() or not dataset.allows(user, Role.ADMIN):
+        return None
+    return pairwise_views.RejudgeForm(initial={"selection": form.query_string(), "limit": DEFAULT_LIMIT})
 
 
 def _search_state(dataset, user, found, next_after, shown):
@@ -74,7 +85,7 @@ def _search_state(dataset, user, found, next_after, shown):
     if found is None:
         return None
     indexed = found.indexed or search.is_indexed(dataset)
-    job = None if indexed else search.running_job(dataset)
+    job = None if indexed else running_job(dataset, search.KIND)
     return {"walked": found.walked, "stopped_at": next_after if found.walked_to and shown < PAGE_SIZE else None,
             "indexed": indexed, "job": job, "can_index": not indexed and job is None
             and dataset.allows(user, Role.ADMIN)}
@@ -146,10 +157,13 @@ def _detail_context(request, dataset, pair):
                   ("rejected", _("Rejected"), rejected, pair.rejected_score)],
         "margins": margins,
         "flags": quality_rules.flags_of(pair),
+        "suspicion": suspicion.reasons_of(pair),
+        "judge_flips": disagreements.judge_flips(pair),
         "reviews": Review.objects.filter(pair=pair).select_related("reviewer").order_by("-updated_at"),
         "events": ReviewEvent.objects.filter(pair=pair).select_related("actor").order_by("-at", "-pk")[:100],
         "score_form": ScoreForm(initial={"rescore": True}) if is_admin else None,
         "can_rebuild": can_rebuild,
+        "pairwise_verdicts": verdicts_of(pair),
     }
 
 
@@ -223,7 +237,7 @@ def quality_overview(request, pk):
         by_domain = counts.get(rule.name)
         rows.append({"rule": rule, "total": sum(by_domain.values()) if by_domain is not None else None,
                      "cells": [(d, by_domain.get(d, 0) if by_domain is not None else None) for d, _ in domains]})
-    running = Job.objects.filter(dataset=dataset, kind="quality_counts").exclude(status__in=Job.FINISHED).first()
+    running = running_job(dataset, quality_rules.KIND)
     stale = job is not None and not members.unchanged_since(dataset, job.started_at)
     ctx = {"dataset": dataset, "rows": rows, "domains": domains, "total_pairs": total_pairs, "job": job,
            "stale": stale, "running": running, "is_admin": dataset.allows(request.user, Role.ADMIN)}

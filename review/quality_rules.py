@@ -4,37 +4,32 @@ Each rule is a function `(pairs, dataset, settings) -> pairs` registered with `@
 …)`; it narrows a queryset in SQL (no Python loop over pairs; `identical-responses` reads the texts of
 the pairs whose lengths allow a match and compares them in C, review/near_identical.py), so the same rule
 counts a million pairs on the quality page, lists them (`pairs/?view=<name>`), feeds the review queue, and
-flags a single pair on its page. To add a rule, write one more function here; review/apps.py imports this module.
-Settings are numbers with defaults, overridable in the list's URL (`view=small-gap&gap=1.5`).
+flags a single pair on its page. To add a rule, write one more function here; review/apps.py imports this
+module. Settings are numbers with defaults, overridable in the list's URL (`view=small-gap&gap=1.5`).
 
 The rules that read texts, scores, judgements or duplicates take seconds per list on a large dataset,
 so the `quality_counts` job stores their members as it counts them (`@materialised`, review/members.py):
 their lists, at the default settings, read the stored pairs until a job of the dataset changes its data.
+The text rules (cut off, empty, refusal, language) read each response once, in Python
+(review/text_checks.py), and select by the stored readings (ResponseTextCheck): the count job reads the
+texts a dataset has not had read before it counts.
 """
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, FloatField, Func, OuterRef, Q, Value
-from django.db.models.functions import Cast, Greatest, Left, Least, Length, Mod, Replace
+from django.db.models import Count, Exists, F, FloatField, OuterRef, Q, Value
+from django.db.models.functions import Cast, Greatest, Least, Length
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
-from annotation.jobs import JobContext, job_runner
-from annotation.models import ContaminationMatch, Dataset, Job, Judgement, NearDuplicateMember, Pair
-from annotation.reward.features import REFUSAL_PHRASES
+from annotation.jobs import JobContext, create_job, job_kind, jobs_under_way, running_job
+from annotation.models import ContaminationMatch, Dataset, Job, Judgement, NearDuplicateMember, Pair, Response
 
-from . import members, near_identical
+from . import members, near_identical, suspicion, text_checks
 from .members import materialised
+from .models import ResponseTextCheck
 from .selections import selection
 
-CJK = "\u4e00-\u9fff"
-# A response that ends with one of these stopped in mid-sentence.
-_UNFINISHED_END = r"[，,、：:；;（(“\[{—-]\s*$"
-
-
-class _RegexpReplace(Func):
-    function = "regexp_replace"
-
-    def __init__(self, expression, pattern, replacement=""):
-        super().__init__(expression, Value(pattern), Value(replacement), Value("g"))
+KIND = "quality_counts"
 
 
 def _float(expression):
@@ -48,7 +43,7 @@ def _on_either_response(pairs, condition):
 
 def stored_counts(dataset):
     """The newest completed quality_counts job of the dataset, or None."""
-    return (Job.objects.filter(dataset=dataset, kind="quality_counts", status__in=Job.COMPLETED)
+    return (Job.objects.filter(dataset=dataset, kind=KIND, status__in=Job.COMPLETED)
             .order_by("-finished_at", "-pk").first())
 
 
@@ -64,10 +59,12 @@ def reward_filtered(pairs, dataset, settings):
     return pairs.filter(status=Pair.Status.FILTERED, status_reason__startswith="reward:")
 
 
-@selection("small-gap", _("Score gap below a setting"), "quality",
-           _("Pairs whose panel score gap (chosen − rejected) is below `gap`; pairs without panel scores "
-             "(imported ones) are not counted."), gap=3.0)
-@materialised("small-gap", counted_at)
+# A confidence band, not a defect: with a build threshold of 2, gap < 3 holds a fifth of all pairs, 68 % of
+# them clean on the benchmark (seed 1). It is listed with the charts, not counted as a low-quality rule; the
+# suspicion score (review/suspicion.py) weighs a narrow gap with the other signals instead.
+@selection("small-gap", _("Score gap below a setting"), "confidence",
+           _("Pairs whose panel score gap (chosen − rejected) is below `gap`: the panel is less sure of them; "
+             "pairs without panel scores (imported ones) are not counted."), gap=3.0)
 def small_gap(pairs, dataset, settings):
     return pairs.alias(quality_gap=F("chosen_score") - F("rejected_score")).filter(quality_gap__lt=settings["gap"])
 
@@ -107,59 +104,67 @@ def identical_responses(pairs, dataset, settings):
     return pairs.filter(pk__in=near_identical.near_identical_ids(pairs, **settings))
 
 
-def _fences(column):
-    return (Length(column) - Length(Replace(column, Value("```"), Value("")))) / 3
+def _read(pairs):
+    """The texts of the pairs' responses that were never read by the text checks are read first (a list of
+    the rules at a job's end, a pair added since the last count), at most READ_ON_LIST of them; the count
+    job reads the rest of a large dataset."""
+    responses = Response.objects.filter(Q(pk__in=pairs.values("chosen_id")) | Q(pk__in=pairs.values("rejected_id")))
+    text_checks.read_unread(responses, limit=READ_ON_LIST)
 
 
+# Texts read when a rule is listed live: ~1 s of reading (BENCHMARKS.md). The quality page counts live up to
+# LIVE_LIMIT pairs, whose texts the first count reads in a few seconds; a larger dataset has its texts read
+# by the count job.
+READ_ON_LIST = 50_000
+
+
+def _checked(side, condition):
+    """Q: the `side` response's stored reading meets `condition`."""
+    return Q(Exists(ResponseTextCheck.objects.filter(condition, response_id=OuterRef(f"{side}_id"))))
+
+
+# Seeded-defect benchmark (bench/audit_power.py, 3,000 pairs; defaults chosen on seed 1, figures of seeds
+# 2 and 3, held out, in BENCHMARKS.md): cut-off responses 84-91 % found, empty ones 100 %, 7-8 % of the
+# flagged pairs clean (most of them texts of the sources that do end cut off or unpunctuated).
 @selection("empty-or-truncated", _("Empty or truncated responses"), "quality",
-           _("A response with fewer than `min_chars` characters besides spaces, an unclosed code fence, or "
-             "ending in mid-sentence (a comma, colon or opening bracket)."), min_chars=2)
+           _("A response cut off by a token budget (an unclosed code block, formula, table row, bracket or "
+             "quote; ending on a comma, colon or dash; or stopped in a running sentence), or with less than "
+             "`min_content` of content (a character, half a word: placeholders such as N/A and "
+             "acknowledgements such as 好的 count nothing) where its prompt does not ask for a short answer."),
+           min_content=2)
 @materialised("empty-or-truncated", counted_at)
 def empty_or_truncated(pairs, dataset, settings):
-    condition = Q()
-    for side in ("chosen", "rejected"):
-        text = f"{side}__text"
-        pairs = pairs.alias(**{f"quality_{side}_chars": Length(_RegexpReplace(text, r"\s+")),
-                               f"quality_{side}_fences": Mod(_fences(text), 2)})
-        condition |= (Q(**{f"quality_{side}_chars__lt": settings["min_chars"]})
-                      | Q(**{f"quality_{side}_fences": 1}) | Q(**{f"{text}__regex": _UNFINISHED_END}))
-    return pairs.filter(condition)
+    _read(pairs)
+    bad = Q(cut__gt="") | Q(content=0) | Q(content__lt=settings["min_content"], short_ok=False)
+    return pairs.filter(_checked("chosen", bad) | _checked("rejected", bad))
 
 
-_REFUSAL_REGEX = "|".join(
-    "".join("\\" + c if not c.isalnum() and not c.isspace() else c for c in phrase) for phrase in REFUSAL_PHRASES
-)
-
-
+# Benchmark (as above): refusals found 97-98 %, 2-3 % of the flagged pairs clean (refusals of harmful
+# requests that do not say why).
 @selection("refusal-chosen", _("Refusal in the chosen response"), "quality",
-           _("The chosen response opens (first 400 characters) with a refusal phrase, as the reward model's "
-             "refusal feature reads it (抱歉, 我无法, I cannot, …)."))
+           _("The chosen response opens by declining to answer: a refusal said by the speaker in its first "
+             "sentences (我无法回答, 恕难奉告, I can't help with that), scored with the apology, the \"as an "
+             "AI\" and the policy that come with one, at least `min_score` (0-1). Apologies followed by the "
+             "answer, the words in another sense and refusals that name the request's harm score lower."),
+           min_score=0.5)
 @materialised("refusal-chosen", counted_at)
 def refusal_chosen(pairs, dataset, settings):
-    return pairs.alias(quality_opening=Left("chosen__text", 400)).filter(quality_opening__iregex=_REFUSAL_REGEX)
+    _read(pairs)
+    return pairs.filter(_checked("chosen", Q(refusal__gte=settings["min_score"])))
 
 
-# Code and formulas, removed before counting letters (one quantifier each: PostgreSQL takes a regular
-# expression's greediness from its first quantifier).
-_NOT_PROSE = ["```.*?```", "`[^`]*`", r"\$\$.*?\$\$", r"\$[^$]*\$", r"\\\[.*?\\\]", r"\\\(.*?\\\)"]
-
-
-def _letters(expression, kind):
-    return Length(_RegexpReplace(expression, f"[^{kind}]"))
-
-
-@selection("non-chinese-answer", _("Non-Chinese answer to a Chinese prompt"), "quality",
-           _("The prompt's query has Chinese characters but among the letters of the chosen response, outside "
-             "code and formulas, Chinese characters are fewer than `min_share`."), min_share=0.2)
+# Benchmark (as above): Japanese, Korean, Russian and English answers found 97-100 %, no clean pair
+# flagged.
+@selection("non-chinese-answer", _("Answer in another language than the prompt asks for"), "quality",
+           _("The prompt is Chinese, and at least `off_share` of the chosen response's prose (code, formulas "
+             "and links left out) is in a language it did not ask for, told by script: kana, Hangul, "
+             "Cyrillic, Latin-script sentences (names and terms in Latin letters are no sentences). A prompt "
+             "that asks for a translation or names a language, or quotes text in one, allows it."),
+           off_share=0.5)
 @materialised("non-chinese-answer", counted_at)
 def non_chinese_answer(pairs, dataset, settings):
-    prose = "chosen__text"
-    for pattern in _NOT_PROSE:
-        prose = _RegexpReplace(prose, pattern)
-    pairs = pairs.filter(prompt__query__regex=f"[{CJK}]")
-    pairs = pairs.alias(quality_cjk=_letters(prose, CJK), quality_latin=_letters(prose, "A-Za-z"))
-    pairs = pairs.alias(quality_share=_float("quality_cjk") / Greatest(F("quality_cjk") + F("quality_latin"), 1))
-    return pairs.filter(quality_latin__gt=0, quality_share__lt=settings["min_share"])
+    _read(pairs)
+    return pairs.filter(_checked("chosen", Q(off_language__gte=settings["off_share"])))
 
 
 @selection("length-ratio", _("Extreme length ratio"), "quality",
@@ -189,7 +194,8 @@ def count_rule(rule, dataset):
     return dict(selected.order_by().values_list("domain").annotate(n=Count("pk")))
 
 
-@job_runner("quality_counts", unit="rules")
+# Its counts are {domain: pairs} per rule, shown on the quality page.
+@job_kind(KIND, label=pgettext_lazy("job kind", "quality_counts"), unit="rules", changes_data=False)
 def run_quality_counts(ctx: JobContext):
     """Count every rule by domain, storing the members of the materialised ones, one rule a transaction;
     a resumed job skips the rules it committed."""
@@ -199,6 +205,10 @@ def run_quality_counts(ctx: JobContext):
         by_domain = dict(Pair.objects.filter(dataset=dataset).order_by().values_list("domain").annotate(n=Count("pk")))
         with transaction.atomic():
             ctx.commit(counts={"pairs": by_domain}, cursor={**ctx.cursor, "pairs": True})
+    if "texts" not in ctx.cursor:  # every response's text read once, a batch a transaction (a resumed job goes on)
+        text_checks.read_unread(Response.objects.filter(dataset=dataset), each_batch=lambda n: ctx.commit())
+        with transaction.atomic():
+            ctx.commit(cursor={**ctx.cursor, "texts": True})
     for rule in rules():
         done, stored = ctx.cursor.get("done", []), ctx.cursor.get("stored", [])
         if rule.name in done:
@@ -213,23 +223,24 @@ def run_quality_counts(ctx: JobContext):
                 stored = [*stored, rule.name]
             ctx.commit(done=1, counts={rule.name: by_domain},
                        cursor={**ctx.cursor, "done": [*done, rule.name], "stored": stored})
+    if "suspicion" not in ctx.cursor:  # after the rules: their stored members are signals of the score
+        with transaction.atomic():
+            suspicion.store(dataset)
+            ctx.commit(cursor={**ctx.cursor, "suspicion": True})
 
 
 def needs_recount(dataset):
     """A count stored the rules' lists, a job that may change the data finished since it began, and no
     job of the dataset is under way (beat then starts the next count)."""
     job = stored_counts(dataset)
-    if job is None or Job.objects.filter(dataset=dataset).exclude(status__in=Job.FINISHED).exists():
+    if job is None or jobs_under_way(dataset).exists():
         return False
     return not members.unchanged_since(dataset, job.started_at)
 
 
 def start_count(dataset, user=None):
     """A quality_counts job for the dataset, unless one is already waiting or running."""
-    from annotation.jobs import create_job
-
-    running = Job.objects.filter(dataset=dataset, kind="quality_counts").exclude(status__in=Job.FINISHED).first()
-    return running or create_job("quality_counts", dataset=dataset, user=user)
+    return running_job(dataset, KIND) or create_job(KIND, dataset=dataset, user=user)
 
 
 def flags_of(pair):

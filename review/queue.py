@@ -37,9 +37,10 @@ from django.utils.translation import gettext as _
 from psycopg.types.json import Jsonb
 from redis.exceptions import RedisError
 
-from annotation.models import Judgement, Pair, RewardScore
+from annotation.models import Judgement, Pair, RewardModel, RewardScore
 
 from .models import Audit, Review, ReviewAssignment, ReviewEvent, ReviewSettings
+from .selections import after as pairs_after
 from .selections import select_pairs
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Queue:
     query: str  # URL query string that rebuilds the queue
     blind: bool
     audit: Audit | None = None
+    order: str = ""  # the list's order (PairFilter's `order`): pairs are handed out in it
 
     @classmethod
     def from_params(cls, dataset, params):
@@ -86,7 +88,8 @@ class Queue:
         key = f"d{dataset.pk}?{query}"
         if len(key) > 200:
             key = f"d{dataset.pk}#{hashlib.sha1(query.encode()).hexdigest()}"
-        return cls(dataset, pairs, review_settings.reviews_per_pair, key, query, review_settings.blind_review), None
+        return cls(dataset, pairs, review_settings.reviews_per_pair, key, query, review_settings.blind_review,
+                   order=filters.get("order", "")), None
 
     @classmethod
     def for_audit(cls, audit, review_settings=None):
@@ -160,9 +163,9 @@ def next_assignment(queue, reviewer):
                 held.expires_at = now + lease()
                 held.save(update_fields=["expires_at"])
             return held
-    after = 0
+    after = None
     while True:
-        candidates = _candidates(queue, reviewer, now).filter(pk__gt=after)
+        candidates = pairs_after(_candidates(queue, reviewer, now), queue.order, after)
         ids = list(candidates.values_list("pk", flat=True)[:CANDIDATE_BATCH])
         if not ids:
             return None
@@ -385,27 +388,42 @@ def item(queue, reviewer, assignment):
 
 
 def _judgements(response_ids):
-    """{response id: [each judge's newest ok judgement]}."""
-    newest = {}
-    for j in (Judgement.objects.filter(response_id__in=response_ids, status=Judgement.Status.OK)
-              .select_related("judge").order_by("judge__name", "-created_at")):
-        newest.setdefault((j.response_id, j.judge_id), j)
+    """{response id: [each judge's latest ok judgement]}, in judge name order."""
     by_response = {}
-    for (response_id, _judge), judgement in newest.items():
-        by_response.setdefault(response_id, []).append(judgement)
+    for judgement in Judgement.objects.latest_ok(response_ids).select_related("judge").order_by("judge__name"):
+        by_response.setdefault(judgement.response_id, []).append(judgement)
     return by_response
 
 
 def _reward_margin(pair):
-    """r(chosen) − r(rejected) by the newest reward model that scored both, or None."""
-    scores = {}
-    for s in (RewardScore.objects.filter(response_id__in=[pair.chosen_id, pair.rejected_id])
-              .select_related("reward_model").order_by("-reward_model__created_at", "-reward_model_id")):
-        scores.setdefault(s.reward_model, {})[s.response_id] = s.reward
-    for model, by_response in scores.items():
-        if len(by_response) == 2:
-            return {"model": model, "margin": by_response[pair.chosen_id] - by_response[pair.rejected_id]}
-    return None
+    """r(chosen) − r(rejected) by the dataset's newest reward model (the one the pair list's margin filter
+    and the exports use), or None when it has not scored both responses."""
+    scores = list(RewardScore.objects.filter(reward_model_id=_newest_reward_model_id(pair.dataset_id),
+                                             response_id__in=[pair.chosen_id, pair.rejected_id])
+                  .select_related("reward_model"))
+    if len(scores) < 2:
+        return None
+    rewards = {s.response_id: s.reward for s in scores}
+    return {"model": scores[0].reward_model, "margin": rewards[pair.chosen_id] - rewards[pair.rejected_id]}
+
+
+def _newest_reward_model_id(dataset_id):
+    """RewardModel.objects.newest_for the dataset (its id, 0 for none), reused as long as the queue's counts:
+    finding it costs half a second at a million scores when a newer model scored only other datasets, too much
+    for every item; a model that scores the dataset shows within a minute."""
+    key = f"review-queue-reward-model:{dataset_id}"
+    try:
+        model_id = cache.get(key)
+    except RedisError:
+        model_id = None
+    if model_id is None:
+        model = RewardModel.objects.newest_for(dataset_id)
+        model_id = model.pk if model else 0
+        try:
+            cache.set(key, model_id, PROGRESS_CACHE_SECONDS)
+        except RedisError:
+            log.warning("the cache is unreachable: the newest reward model is looked up on every item", exc_info=True)
+    return model_id
 
 
 # How long a queue's counts (list size, pairs reviewed) are reused. Counting them at a million pairs joins

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.db.models import BooleanField, F, Func, Q, Value
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
-from annotation.jobs import JobContext, create_job, follow_up, job_runner
-from annotation.jobs import follow_up_of as follow_up_of_kind
-from annotation.models import Job, Prompt, Response
+from annotation.jobs import FollowUp, JobContext, create_job, follows_imports, job_kind, running_job
+from annotation.models import Prompt, Response
 
 KIND = "search_index"
 # Below this many characters a query has no trigram for the index to use.
@@ -158,25 +159,21 @@ def is_indexed(dataset):
                 or Response.objects.filter(dataset=dataset, search_indexed=False).exists())
 
 
-def running_job(dataset):
-    return Job.objects.filter(dataset=dataset, kind=KIND).exclude(status__in=Job.FINISHED).order_by("-pk").first()
-
-
 def start(dataset, user):
     """The dataset's search-index job: the one under way, or a new one."""
-    return running_job(dataset) or create_job(KIND, dataset=dataset, user=user)
+    return running_job(dataset, KIND) or create_job(KIND, dataset=dataset, user=user)
 
 
-def after_import(import_job, *, enqueue_it=True):
-    """The search-index job that follows an import (annotation.jobs.follow_up)."""
-    return follow_up(import_job, KIND, enqueue_it=enqueue_it)
+# Every import is followed by a job that adds its texts to the indexes, so the import itself does not
+# maintain them.
+follows_imports(FollowUp(KIND, what="search indexing", bar={"unit": "text", "desc": "search index"},
+                         describe=lambda job: f"{job.done} texts added to the search indexes (job {job.pk})"))
 
 
-def follow_up_of(import_job):
-    return follow_up_of_kind(import_job, KIND)
-
-
-@job_runner(KIND, unit="texts")
+@job_kind(KIND, label=pgettext_lazy("job kind", "search_index"), unit="texts", changes_data=False, counts={
+    "prompts_indexed": _("Prompts indexed for search"),
+    "responses_indexed": _("Responses indexed for search"),
+})
 def run_search_index(ctx: JobContext):
     """Flag the dataset's unindexed prompts and responses, a chunk per transaction; the partial GIN
     indexes take the flagged rows in. Idempotent: a re-run or a resumed job flags what is left."""

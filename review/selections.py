@@ -20,6 +20,8 @@ Base parameters (all optional, repeatable where it says so):
     verdict=<verdict>     repeatable; has a review with this verdict (by `reviewer` when given)
     q=<text>              substring of the prompt's query or of either response, case-insensitive
                           (search.py: trigram-indexed from 3 characters on, once the dataset is indexed)
+    order=suspicious      most suspicious first (review/suspicion.py's stored score; unscored pairs last);
+                          default: pair id order
     view=<name>           a registered selection (a disagreement view, a low-quality rule, …)
     <setting>=<value>     the settings that view declares (e.g. spread=3), validated as numbers
 
@@ -94,6 +96,8 @@ class PairFilter(forms.Form):
                                       label=_("Reward model"))
     reviewer = forms.CharField(required=False, max_length=150, label=_("Reviewer"))
     verdict = forms.MultipleChoiceField(choices=(), required=False, label=_("Verdict"))
+    order = forms.ChoiceField(choices=[("", _("Pair id")), ("suspicious", _("Most suspicious first"))],
+                              required=False, label=_("Order"))
 
     def __init__(self, data=None, **kwargs):
         super().__init__(data, **kwargs)
@@ -148,7 +152,7 @@ class PairFilter(forms.Form):
         view = REGISTRY.get(data.get("view") or "")
         if view is not None:
             pairs = view.narrow(pairs, dataset, dict(self.view_settings))
-        return pairs.order_by("pk")
+        return ordered(pairs, data.get("order"))
 
     @staticmethod
     def _narrow_scores(pairs, data):
@@ -178,8 +182,8 @@ class PairFilter(forms.Form):
     def _narrow_margin(pairs, dataset, data):
         if data.get("margin_min") is None and data.get("margin_max") is None:
             return pairs
-        model_id = data.get("reward_model") or newest_reward_model_id(dataset)
-        rewards = RewardScore.objects.filter(reward_model_id=model_id)
+        model = data.get("reward_model") or RewardModel.objects.newest_for(dataset)
+        rewards = RewardScore.objects.filter(reward_model=model)
 
         def reward_of(column):
             return Subquery(rewards.filter(response_id=OuterRef(column)).values("reward")[:1])
@@ -209,12 +213,28 @@ class PairFilter(forms.Form):
         return self.data.urlencode() if hasattr(self.data, "urlencode") else ""
 
 
-def newest_reward_model_id(dataset):
-    """The reward model whose margins the filters use by default: the newest that scored this dataset
-    (the same choice as the exports' reward_margin)."""
-    scored = RewardScore.objects.filter(reward_model=OuterRef("pk"), response__dataset=dataset)
-    return RewardModel.objects.filter(Exists(scored)).order_by("-created_at", "-pk").values_list(
-        "pk", flat=True).first()
+def ordered(pairs, order):
+    """The pairs in the list's order: pair id, or most suspicious first (an index scan of PairSuspicion's
+    (dataset, score desc, pair); pairs the quality-count job has not scored come last, in id order)."""
+    if order == "suspicious":
+        return pairs.order_by(F("suspicion__score").desc(nulls_last=True), "pk")
+    return pairs.order_by("pk")
+
+
+def after(pairs, order, pair_id):
+    """The pairs that come after pair `pair_id` in `order` (keyset pagination: page 1,000 costs what page 1 does);
+    all of them when `pair_id` is None."""
+    if pair_id is None:
+        return pairs
+    if order != "suspicious":
+        return pairs.filter(pk__gt=pair_id)
+    from .models import PairSuspicion
+
+    score = PairSuspicion.objects.filter(pair_id=pair_id).values_list("score", flat=True).first()
+    if score is None:
+        return pairs.filter(suspicion__isnull=True, pk__gt=pair_id)
+    return pairs.filter(Q(suspicion__score__lt=score) | Q(suspicion__score=score, pk__gt=pair_id)
+                        | Q(suspicion__isnull=True))
 
 
 def select_pairs(dataset, params):

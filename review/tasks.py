@@ -35,7 +35,7 @@ def recount_stale_quality():
     from . import quality_rules
 
     started = []
-    counted = Job.objects.filter(kind="quality_counts", status__in=Job.COMPLETED).values("dataset_id")
+    counted = Job.objects.filter(kind=quality_rules.KIND, status__in=Job.COMPLETED).values("dataset_id")
     for dataset in Dataset.objects.filter(pk__in=counted):
         if quality_rules.needs_recount(dataset):
             started.append(quality_rules.start_count(dataset).pk)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, dashboard_views, pair_views, queue_views, views
+from . import audit_views, dashboard_views, pair_views, pairwise_views, queue_views, views
 
 urlpatterns = [
     path("", views.dataset_list, name="dataset-list"),
@@ -17,6 +17,7 @@ urlpatterns = [
     path("datasets/<int:pk>/dashboards/refresh/", dashboard_views.refresh, name="dashboard-refresh"),
     path("datasets/<int:pk>/pairs/", pair_views.pair_list, name="pair-list"),
     path("datasets/<int:pk>/pairs/search-index/", pair_views.search_index_start, name="search-index"),
+    path("datasets/<int:pk>/pairs/rejudge/", pairwise_views.rejudge_start, name="pairwise-rejudge"),
     path("datasets/<int:pk>/pairs/<int:pair_pk>/", pair_views.pair_detail, name="pair-detail"),
     path("datasets/<int:pk>/pairs/<int:pair_pk>/rescore/", pair_views.pair_rescore, name="pair-rescore"),
     path("datasets/<int:pk>/pairs/<int:pair_pk>/unfilter/", pair_views.pair_unfilter, name="pair-unfilter"),

@@ -70,6 +70,7 @@ def crafted(team):
     for key, verdicts in {"P1": ["chosen_better", "chosen_better"], "P2": ["tie", "chosen_better"],
                           "P3": ["rejected_better"]}.items():
         for user, verdict in zip([team.reviewer, team.admin], verdicts):
-            Review.objects.create(pair=pairs[key], reviewer=user, verdict=verdict)
+            # "The better response is correct" ticked, as the queue stores a verdict by default.
+            Review.objects.create(pair=pairs[key], reviewer=user, verdict=verdict, better_correct=True)
     return Crafted(j1, j2, pairs, r, crm)
 

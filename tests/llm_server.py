@@ -1,6 +1,7 @@
-"""A loopback OpenAI-compatible `/chat/completions` server: the outside world of the judging tests
-and of bench/score.py. Real HTTP/1.1 with keep-alive on 127.0.0.1, an asyncio server in a thread
-of its own (or its own process: `python -m tests.llm_server --latency 0.2`).
+"""A loopback OpenAI-compatible `/chat/completions` server (or, with `api="anthropic"`, an Anthropic
+`/messages` one): the outside world of the judging tests and of bench/score.py. Real HTTP/1.1 with
+keep-alive on 127.0.0.1, an asyncio server in a thread of its own (or its own process:
+`python -m tests.llm_server --latency 0.2`).
 
 What it answers is programmable: `server.when(marker, reply, ...)` answers requests whose body
 contains `marker` with those replies in turn (the last one repeats); every other request gets the
@@ -26,18 +27,20 @@ class Reply:
     latency: float | None = None
     headers: dict = field(default_factory=dict)
     body: bytes | None = None  # sent as is instead of a completion (malformed JSON, provider errors)
-    error: str | None = None  # an OpenAI-style {"error": {"message": ...}} body
+    error: str | None = None  # an error body in the API's style: {"error": {"message": ...}}
     hang: bool = False
     drop: bool = False
     usage: tuple = (120, 30)
 
 
 class LLMServer:
-    def __init__(self, latency=0.0, default=None, api_key=None, record=True, paths=("/chat/completions",),
-                 responder=None):
-        """`paths`: the routes answered (others get 404); `responder(path, body)`: the default reply
-        computed from the request (reward endpoints answer with a number that depends on the text)."""
-        self.paths = tuple(paths)
+    def __init__(self, latency=0.0, default=None, api_key=None, record=True, paths=None, responder=None,
+                 api="openai"):
+        """`paths`: the routes answered (others get 404; by default the API's own); `responder(path, body)`:
+        the default reply computed from the request (reward endpoints answer with a number that depends
+        on the text); `api`: "openai" or "anthropic", how the key is checked and replies are shaped."""
+        self.api = api
+        self.paths = tuple(paths or API_PATHS[api])
         self.responder = responder
         self.latency = latency
         self.default = default or Reply()
@@ -49,6 +52,7 @@ class LLMServer:
         self.max_in_flight = 0
         self.by_marker = Counter()
         self.bodies = []
+        self.headers = []  # each request's headers, names in lower case
         self.port = None
         self._loop = None
         self._thread = None
@@ -86,6 +90,7 @@ class LLMServer:
                 text = body.decode("utf-8", "replace")
                 if self.record:
                     self.bodies.append(text)
+                    self.headers.append(headers)
                 reply = self._answer(path, headers, text)
                 delay = self.latency if reply.latency is None else reply.latency
                 self.in_flight += 1
@@ -100,7 +105,7 @@ class LLMServer:
                 if reply.drop:
                     writer.transport.abort()
                     return
-                writer.write(_http_response(reply))
+                writer.write(_http_response(reply, self.api))
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
@@ -110,12 +115,19 @@ class LLMServer:
     def _answer(self, path, headers, text):
         if not path.endswith(self.paths):
             return Reply(status=404, error=f"no route {path}")
-        if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":
+        if self.api == "anthropic" and "anthropic-version" not in headers:
+            return Reply(status=400, error="anthropic-version: header is required")
+        if self.api_key and not self._authorised(headers):
             return Reply(status=401, error="Incorrect API key provided.")
         reply = self._choose(text)
         if reply is self.default and self.responder is not None:
             return self.responder(path, text)
         return reply
+
+    def _authorised(self, headers):
+        if self.api == "anthropic":
+            return headers.get("x-api-key") == self.api_key
+        return headers.get("authorization") == f"Bearer {self.api_key}"
 
     # Running in a thread of the test process.
     def start(self):
@@ -154,14 +166,26 @@ class LLMServer:
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+            529: "Overloaded"}
 
 
-def _http_response(reply):
+API_PATHS = {"openai": ("/chat/completions",), "anthropic": ("/messages",)}
+
+
+def _http_response(reply, api="openai"):
     if reply.body is not None:
         payload = reply.body
+    elif reply.error is not None and api == "anthropic":
+        payload = orjson.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": reply.error}})
     elif reply.error is not None:
         payload = orjson.dumps({"error": {"message": reply.error, "type": "invalid_request_error"}})
+    elif api == "anthropic":
+        payload = orjson.dumps({
+            "id": "msg_loopback", "type": "message", "role": "assistant", "model": "loopback",
+            "content": [] if reply.content is None else [{"type": "text", "text": reply.content}],
+            "stop_reason": "end_turn", "usage": {"input_tokens": reply.usage[0], "output_tokens": reply.usage[1]},
+        })
     else:
         payload = orjson.dumps({
             "id": "chatcmpl-loopback", "object": "chat.completion", "model": "loopback",

@@ -130,7 +130,8 @@ def test_every_disagreement_count_equals_the_list_it_links_to(client, world):
     for href, shown in links:
         assert _list_count(client, href) == shown, href
     totals = dict(re.findall(r'data-count="([a-z-]+)">(\d+)</a>', content))
-    assert totals == {"judge-spread": "2", "judge-order": "2", "reward-vs-panel": "1", "reviewer-vs-auto": "2",
+    # judge-order's one- and two-point flips and reward-vs-panel's −1 margin are within their default settings.
+    assert totals == {"judge-spread": "2", "judge-order": "0", "reward-vs-panel": "0", "reviewer-vs-auto": "2",
                       "reviewer-vs-reviewer": "1"}
 
 
@@ -139,7 +140,7 @@ def test_disagreements_sort_by_count_or_name_and_filter_by_domain(client, world)
     client.force_login(team.viewer)
     url = reverse("disagreements", args=[team.dataset.pk])
     order = re.findall(r'<tr data-view="([a-z-]+)"', client.get(url).content.decode())
-    counts = {"judge-spread": 2, "judge-order": 2, "reviewer-vs-auto": 2, "reward-vs-panel": 1,
+    counts = {"judge-spread": 2, "judge-order": 0, "reviewer-vs-auto": 2, "reward-vs-panel": 0,
               "reviewer-vs-reviewer": 1}
     assert [counts[v] for v in order] == sorted(counts.values(), reverse=True)
     by_name = client.get(url, {"sort": "name"}).content.decode()
@@ -154,7 +155,7 @@ def test_judge_pages_show_the_statistics(client, world):
     team, data = world
     client.force_login(team.viewer)
     page = client.get(reverse("judge-detail", args=[team.dataset.pk, data.j1.pk])).content.decode()
-    assert 'data-figure="self-preference">4.000<' in page
+    assert 'data-figure="self-preference">4.500<' in page and 'data-figure="self-preference-raw">4.000<' in page
     assert f'data-figure="length">{-65 / math.sqrt(500 * 20.75):.3f}<' in page
     assert re.search(r'<tr data-domain="math"><td>Math</td><td class="num">4</td><td class="num">5.25</td>', page)
     table = client.get(reverse("judge-analysis", args=[team.dataset.pk])).content.decode()

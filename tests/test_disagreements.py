@@ -5,6 +5,7 @@ import pytest
 from django.http import QueryDict
 
 from annotation.models import Judgement, RewardModel, RewardScore
+from review import disagreements
 from review.selections import select_pairs
 
 from .dashboard_data import crafted
@@ -48,18 +49,33 @@ def test_judge_spread_counts_only_each_judges_latest_ok_score(world):
 
 
 def test_judge_order_selects_pairs_two_judges_order_differently(world):
-    assert members(world, "view=judge-order") == {"P2", "P4"}
+    assert members(world, "view=judge-order&margin=0") == {"P2", "P4"}
     assert members(world, "view=judge-order&margin=1.5") == {"P2"}  # P4's −1 is within the margin
 
 
-def test_reward_vs_panel_compares_the_sign_of_the_margin_with_the_sign_of_the_gap(world):
+def test_judge_order_counts_by_default_only_flips_beyond_two_points(world):
     team, data = world
-    assert members(world, "view=reward-vs-panel") == {"P1"}  # P2 has no panel gap; P3, P4 agree
+    assert members(world, "view=judge-order") == set()  # P2's ±2 and P4's −1/+2 are one noisy point or two
+    # c rescored, j1 8 and j2 1. P2 (c over b: j1 3, j2 7): j1 +5, j2 −6; P4 (d over c: j1 4, j2 7): j1 −4, j2 +6.
+    Judgement.objects.create(response=data.responses["c"], judge=data.j2, rubric=rubric("math"), score=1, status="ok")
+    Judgement.objects.create(response=data.responses["c"], judge=data.j1, rubric=rubric("math"), score=8, status="ok")
+    assert members(world, "view=judge-order") == {"P2", "P4"}
+    assert disagreements.judge_flips(data.pairs["P2"]) == [(data.j2.name, 6.0)]  # who flipped, by how much
+    assert disagreements.judge_flips(data.pairs["P4"]) == [(data.j1.name, 4.0)]
+    assert disagreements.judge_flips(data.pairs["P1"]) == []
+
+
+def test_reward_vs_panel_lists_a_confident_reward_margin_against_a_sure_panel(world):
+    team, data = world
+    # P1: the reward model prefers the rejected response by 1 (reward-filtered at threshold 0), panel gap 3.5.
+    assert members(world, "view=reward-vs-panel&gap=3") == set()  # a small negative margin is no disagreement
+    assert members(world, "view=reward-vs-panel&gap=3&margin=0.5") == {"P1"}
     newer = RewardModel.objects.create(name="crm-newer", version=1, backend="builtin", trained_on=team.dataset)
-    for key, reward in {"a": 3.0, "b": 2.0, "c": 4.0, "d": 1.5}.items():
+    for key, reward in {"a": 0.0, "b": 7.0, "c": 4.0, "d": 1.5}.items():
         RewardScore.objects.create(response=data.responses[key], reward_model=newer, reward=reward)
-    assert members(world, "view=reward-vs-panel") == {"P3", "P4"}  # the newest model counts by default
-    assert members(world, f"view=reward-vs-panel&model={data.crm.pk}") == {"P1"}
+    assert members(world, "view=reward-vs-panel&gap=3") == {"P1"}  # the newest model: −7 for P1
+    assert members(world, "view=reward-vs-panel") == set()  # the panel's 3.5 is below the default gap of 4
+    assert members(world, f"view=reward-vs-panel&gap=3&model={data.crm.pk}") == set()
 
 
 def test_reviewer_vs_auto_selects_pairs_a_reviewer_did_not_find_chosen_better(world):
@@ -71,7 +87,7 @@ def test_reviewer_vs_reviewer_selects_pairs_with_different_verdicts(world):
 
 
 def test_views_combine_with_the_base_filters(world):
-    assert members(world, "view=judge-order&status=filtered") == {"P4"}
+    assert members(world, "view=judge-order&margin=0&status=filtered") == {"P4"}
     assert members(world, "view=reviewer-vs-auto&domain=chat") == set()
 
 
@@ -87,4 +103,4 @@ def test_gap_and_margin_ranges_include_the_lower_bound_and_exclude_the_upper(wor
 def test_another_datasets_pairs_never_leak_in(world):
     other = Team.create("another")
     crafted(other)
-    assert members(world, "view=judge-order") == {"P2", "P4"}
+    assert members(world, "view=judge-order&margin=0") == {"P2", "P4"}

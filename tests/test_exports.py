@@ -16,7 +16,8 @@ from annotation import jobs
 from annotation.ingest.formats import messages_hash
 from annotation.models import Dataset, Job, Judge, Judgement, Pair, RewardModel, RewardScore
 from annotation.statistics import cohen_kappa
-from review.exports import FORMATS, JSONL_FORMATS
+from review.exports import FORMATS
+from review.exports.writers import JsonlWriter
 from review.models import Export, Review
 
 from .conftest import ROOT, wait_for
@@ -41,6 +42,7 @@ FIXTURE = [
      "rejected": {"from": "gpt", "value": "先排序, 再取最后一个, 用 \"sort\"。"}},
 ]
 EXTENSION = {"csv": ".csv", "parquet": ".parquet"}
+JSONL_FORMATS = [name for name, fmt in FORMATS.items() if fmt.writer is JsonlWriter]
 
 
 def import_file(path, dataset):
@@ -101,6 +103,57 @@ def test_sharegpt_exports_register_in_a_llama_factory_dataset_info_entry(fixture
         "file_name": "pairs.jsonl", "formatting": "sharegpt", "ranking": True,
         "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", "system": "system"},
         "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}}
+
+
+# ---------------------------------------------------------------------------------------------- a new format
+
+def qa_record(p):
+    """A format only this test knows: the query and the better answer."""
+    return {"q": p.turns()[-1]["content"], "a": p.chosen}
+
+
+QA_ROWS = [{"q": row["conversations"][-1]["value"], "a": row["chosen"]["value"]} for row in FIXTURE]
+
+
+@pytest.fixture
+def qa_format():
+    """The whole of adding a format: a record builder and one registry entry (undone after the test)."""
+    from review.exports import ExportFormat, SideFile, register
+
+    yield register(ExportFormat("qa", "Question and answer (JSONL)", record=qa_record,
+                                side_files=(SideFile("qa_info.json", "qa_info", lambda d, names: {d.name: names}),)))
+    del FORMATS["qa"]
+
+
+def test_a_format_registered_with_one_builder_is_exported_by_the_command(fixture_dataset, tmp_path, qa_format):
+    directory, exp = export(tmp_path, "golden", "qa", "--with-meta")
+    rows = jsonl(directory / "pairs.jsonl")
+    assert [{"q": r["q"], "a": r["a"]} for r in rows] == QA_ROWS
+    pair_ids = Pair.objects.filter(dataset=fixture_dataset).values_list("pk", flat=True)
+    assert [r["pair_id"] for r in rows] == sorted(pair_ids)
+    assert [f["name"] for f in exp.files] == ["pairs.jsonl", "manifest.json", "README.md", "qa_info.json"]
+    assert json.loads((directory / "qa_info.json").read_text()) == {"golden": {"all": "pairs.jsonl"}}
+    assert exp.manifest["format"] == "qa" and exp.manifest["counts"]["rows"] == 3
+    assert "csv_cells" not in exp.manifest and exp.job.status == Job.Status.SUCCEEDED
+
+
+def test_a_registered_format_is_offered_by_the_export_form_and_written_by_the_job(db, tmp_path, client, settings,
+                                                                                 qa_format):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    team = Team.create()
+    import_file(write_jsonl(tmp_path / "fixture.jsonl", FIXTURE), team.dataset.name)
+    client.force_login(team.reviewer)
+    page = client.get(reverse("dataset-detail", args=[team.dataset.pk])).content.decode()
+    assert '<option value="qa">Question and answer (JSONL)</option>' in page
+    response = client.post(reverse("export-create", args=[team.dataset.pk]),
+                           {"format": "qa", "statuses": ["pending", "kept"]})
+    assert response.status_code == 302
+    exp = Export.objects.get(dataset=team.dataset, format="qa")
+    assert jobs.execute(exp.job.pk) == Job.Status.SUCCEEDED
+    exp.refresh_from_db()
+    download = client.get(reverse("export-download", args=[exp.pk, "pairs.jsonl"]))
+    assert download.status_code == 200
+    assert [orjson.loads(line) for line in b"".join(download.streaming_content).splitlines()] == QA_ROWS
 
 
 # ---------------------------------------------------------------------------------------------- round trips
@@ -345,13 +398,13 @@ def test_a_history_the_format_cannot_express_is_skipped_and_counted(db, tmp_path
 
 def test_outside_a_transaction_the_next_batch_is_prefetched_and_the_rows_are_the_same(transactional_db, tmp_path,
                                                                                     monkeypatch):
-    import review.exports
+    from review.exports import stream
 
-    monkeypatch.setattr(review.exports, "BATCH_SIZE", 7)
+    monkeypatch.setattr(stream, "BATCH_SIZE", 7)
     import_file(write_jsonl(tmp_path / "g.jsonl", generated_pairs(60)), "prefetch")
     threads = []
-    real = review.exports._prefetched
-    monkeypatch.setattr(review.exports, "_prefetched", lambda it: threads.append(1) or real(it))
+    real = stream._prefetched
+    monkeypatch.setattr(stream, "_prefetched", lambda it: threads.append(1) or real(it))
     directory, exp = export(tmp_path, "prefetch", "trl", "--with-meta")
     assert threads, "the prefetching path ran"
     ids = [r["pair_id"] for r in jsonl(directory / "pairs.jsonl")]
@@ -362,11 +415,10 @@ def test_outside_a_transaction_the_next_batch_is_prefetched_and_the_rows_are_the
 def test_an_export_cancelled_mid_way_stops_and_leaves_no_prefetching_thread(transactional_db, tmp_path, monkeypatch):
     import threading
 
-    import review.exports
     from annotation import jobs
-    from review.exports import Selection, create_export
+    from review.exports import Selection, create_export, stream
 
-    monkeypatch.setattr(review.exports, "BATCH_SIZE", 5)
+    monkeypatch.setattr(stream, "BATCH_SIZE", 5)
     dataset = import_file(write_jsonl(tmp_path / "g.jsonl", generated_pairs(60)), "cancel")
     exp = create_export(dataset, "parquet", Selection(), out_dir=tmp_path / "out", enqueue=False)
 

@@ -17,7 +17,7 @@ def chunks_runner():
     """A job kind that commits three chunks and records the cursor it resumed from."""
     seen = []
 
-    @jobs.job_runner("test-chunks")
+    @jobs.job_kind("test-chunks", label="test chunks")
     def run(ctx):
         seen.append(dict(ctx.cursor))
         ctx.set_total(3)
@@ -27,22 +27,22 @@ def chunks_runner():
                            errors=[{"line": i, "reason": f"row {i} was odd"}])
 
     yield seen
-    jobs.RUNNERS.pop("test-chunks")
+    jobs.KINDS.pop("test-chunks")
 
 
 @pytest.fixture
 def failing_runner():
-    @jobs.job_runner("test-fail")
+    @jobs.job_kind("test-fail", label="test fail")
     def run(ctx):
         raise jobs.JobFailed("the provider said: invalid model id")
 
-    @jobs.job_runner("test-crash")
+    @jobs.job_kind("test-crash", label="test crash")
     def crash(ctx):
         raise ZeroDivisionError("division by zero")
 
     yield
-    jobs.RUNNERS.pop("test-fail")
-    jobs.RUNNERS.pop("test-crash")
+    jobs.KINDS.pop("test-fail")
+    jobs.KINDS.pop("test-crash")
 
 
 def test_a_job_runs_to_success_with_counts_merged(db, chunks_runner):
@@ -158,14 +158,14 @@ def rows_runner():
     summary = ngettext_lazy("%(failed)s of %(items)s row bad", "%(failed)s of %(items)s rows bad", "n")
     tally = jobs.Tally(items=jobs.counted("rows"), failures=jobs.counted("bad"), summary=summary)
 
-    @jobs.job_runner("test-rows", tally=tally)
+    @jobs.job_kind("test-rows", label="test rows", tally=tally)
     def run(ctx):
         for _ in range(2):
             with transaction.atomic():
                 ctx.commit(done=1, counts={"rows": ctx.params["rows"], "bad": ctx.params["bad"]})
 
     yield
-    jobs.RUNNERS.pop("test-rows")
+    jobs.KINDS.pop("test-rows")
 
 
 @pytest.mark.parametrize(("rows", "bad", "status", "summary"), [

@@ -1,8 +1,11 @@
 """Judge statistics against values worked out by hand on the crafted dataset (tests/dashboard_data.py)."""
 
 import math
+import re
+import uuid
 
 import pytest
+from django.urls import reverse
 
 from annotation.models import Judgement
 from annotation.statistics import cohen_kappa
@@ -44,14 +47,63 @@ def test_length_bias_is_the_correlation_of_score_with_length(world):
     assert math.isclose(judges["judge-one"]["length_corr"], -65 / math.sqrt(500 * 20.75), rel_tol=1e-9)
 
 
-def test_self_preference_compares_own_family_with_the_others(world):
+def test_self_preference_compares_each_judge_with_the_other_judges_of_the_same_responses(world):
     _team, _data, judges = world
-    # judge-one (qwen): own a 9 and c 5 (mean 7, n 2); others b 3 (n 1); d has no model and is left out.
+    # Excess over the other judge (j1 − j2): a +1, b −4, c 0 (d has no model and is left out).
+    # judge-one (qwen): own a, c → mean excess 0.5 (n 2); others b → −4 (n 1): effect 4.5.
     sp = judges["judge-one"]["self_preference"]
-    assert (sp["own_n"], sp["other_n"]) == (2, 1) and math.isclose(sp["diff"], 4.0)
-    # judge-two (gpt): own b 7 (n 1); others a 8 and c 5 (mean 6.5, n 2).
+    assert (sp["own_n"], sp["other_n"]) == (2, 1) and math.isclose(sp["diff"], 4.5)
+    assert (sp["low"], sp["high"], sp["biased"]) == (None, None, False)  # one response on a side: no interval
+    # The raw difference of its own means (a 9, c 5 against b 3) is kept beside it.
+    assert math.isclose(sp["raw_diff"], 4.0) and (sp["raw_own_n"], sp["raw_other_n"]) == (2, 1)
+    # judge-two (gpt): excess a −1, b +4, c 0; own b → +4; others a, c → −0.5: effect 4.5 (raw only 0.5).
     sp = judges["judge-two"]["self_preference"]
-    assert (sp["own_n"], sp["other_n"]) == (1, 2) and math.isclose(sp["diff"], 0.5)
+    assert (sp["own_n"], sp["other_n"]) == (1, 2) and math.isclose(sp["diff"], 4.5)
+    assert math.isclose(sp["raw_diff"], 0.5)
+
+
+def test_length_bias_beyond_the_panel_correlates_the_excess_with_length(world):
+    # j1's excess +1, −4, 0, −3 at lengths 10, 20, 30, 40.
+    _team, _data, judges = world
+    xs, ys = [10, 20, 30, 40], [1, -4, 0, -3]
+    mx, my = sum(xs) / 4, sum(ys) / 4
+    r = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / math.sqrt(
+        sum((x - mx) ** 2 for x in xs) * sum((y - my) ** 2 for y in ys))
+    assert math.isclose(judges["judge-one"]["length_corr_relative"], r, rel_tol=1e-9)
+
+
+def test_a_weak_family_does_not_hide_a_biased_judge_and_a_strong_one_does_not_frame_a_fair_one(db, client):
+    """The issue's case: the biased judge's family writes the weakest answers, the fair judge's family the
+    best. Raw means point at the wrong judge; the comparison with the other judges names the right one."""
+    import random
+
+    from annotation.models import Judge, Prompt, Response
+    from review.judge_analysis import verdict
+
+    team = Team.create("bias")
+    rng = random.Random(7)
+    biased = Judge.objects.create(name="biased-qwen", family="qwen")
+    fair = Judge.objects.create(name="fair-gpt", family="gpt")
+    third = Judge.objects.create(name="third-glm", family="glm")
+    prompt = Prompt.objects.create(dataset=team.dataset, messages=[{"role": "user", "content": "题"}], query="题",
+                                   domain="chat", content_hash=uuid.uuid4())
+    for i in range(300):
+        family, quality = [("qwen", 3.0), ("gpt", 8.0), ("other", 5.5)][i % 3]
+        r = Response.objects.create(dataset=team.dataset, prompt=prompt, model=f"{family}-model", text=f"答{i}",
+                                    content_hash=uuid.uuid4())
+        for judge in (biased, fair, third):
+            score = quality + rng.gauss(0, 0.8) + (1.5 if judge is biased and family == "qwen" else 0)
+            Judgement.objects.create(response=r, judge=judge, rubric=rubric("chat"), status="ok",
+                                     score=max(1, min(10, round(score))))
+    judges = {j["name"]: j for j in judges_data(team.dataset)["judges"]}
+    assert judges["biased-qwen"]["self_preference"]["raw_diff"] < 0 < judges["fair-gpt"]["self_preference"]["raw_diff"]
+    assert judges["biased-qwen"]["self_preference"]["low"] > 1.0
+    assert not judges["fair-gpt"]["self_preference"]["biased"]
+    assert [j["name"] for j in verdict(judges.values())] == ["biased-qwen"]
+    client.force_login(team.viewer)
+    page = client.get(reverse("judge-analysis", args=[team.dataset.pk])).content.decode()
+    said = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page.split('id="judge-verdict"')[1].split("</section>")[0]))
+    assert "biased-qwen prefers its own family (qwen)" in said and "fair-gpt" not in said
 
 
 def test_kappa_between_judges_is_on_the_order_of_pairs(world):

@@ -3,11 +3,11 @@
 import asyncio
 import time
 
+import orjson
 import pytest
 
-from annotation.judge_client import (
-    Completion, Failure, JudgeClient, JudgeError, JudgeSettings, Retry, TokenBucket, new_session,
-)
+from annotation.judge_client import Completion, Failure, JudgeError, JudgeSettings, Retry, TokenBucket, judge_clients
+from annotation.judge_providers import PROVIDERS
 
 from .llm_server import LLMServer, Reply
 
@@ -28,9 +28,8 @@ def judge_for(server, **overrides):
 
 def complete(judge, messages=MESSAGES, retries=4, n=1):
     async def go():
-        async with new_session([judge]) as session:
-            client = JudgeClient(judge, session, Retry(policy_max=retries, base_s=0.01, cap_s=0.05))
-            return await asyncio.gather(*(client.complete(messages) for _ in range(n)))
+        async with judge_clients([judge], Retry(policy_max=retries, base_s=0.01, cap_s=0.05)) as clients:
+            return await asyncio.gather(*(clients[judge.pk].complete(messages) for _ in range(n)))
 
     results = asyncio.run(go())
     return results[0] if n == 1 else results
@@ -154,3 +153,76 @@ def test_a_malformed_reply_that_never_heals_is_a_failure_keeping_the_raw_body(se
     result = complete(judge_for(server), retries=1)
     assert isinstance(result, Failure) and "malformed reply" in result.message
     assert result.raw == '{"choices": []}' and server.requests == 2
+
+
+# ---------------------------------------------------------------------------------------------- providers
+
+CLAUDE_KEY = "COIGP_JUDGE_KEY_CLAUDE"
+
+
+@pytest.fixture
+def anthropic_server(monkeypatch):
+    monkeypatch.setenv(CLAUDE_KEY, "sk-ant-loop")
+    with LLMServer(api="anthropic", api_key="sk-ant-loop") as srv:
+        yield srv
+
+
+def claude_for(server, **overrides):
+    return judge_for(server, provider="anthropic", api_key_env=CLAUDE_KEY, **overrides)
+
+
+def test_an_anthropic_judge_is_asked_on_messages_with_its_key_header_and_the_system_prompt_apart(anthropic_server):
+    anthropic_server.default = Reply(content="很好。[9]", usage=(321, 45))
+    result = complete(claude_for(anthropic_server, max_tokens=512))
+    assert isinstance(result, Completion)
+    assert (result.text, result.input_tokens, result.output_tokens, result.attempts) == ("很好。[9]", 321, 45, 1)
+    assert orjson.loads(anthropic_server.bodies[0]) == {
+        "model": "m", "max_tokens": 512, "temperature": 0.0, "system": "评分标准",
+        "messages": [{"role": "user", "content": "问题 MARK"}]}
+    headers = anthropic_server.headers[0]
+    assert headers["x-api-key"] == "sk-ant-loop" and headers["anthropic-version"] == "2023-06-01"
+    assert "authorization" not in headers
+
+
+def test_an_anthropic_answer_is_the_text_of_its_text_blocks(anthropic_server):
+    anthropic_server.when("MARK", Reply(body=orjson.dumps({
+        "type": "message", "content": [{"type": "thinking", "thinking": "先想一想"}, {"type": "text", "text": "分析。"},
+                                       {"type": "text", "text": "总体评分：[8]"}],
+        "usage": {"input_tokens": 10, "output_tokens": 4}})))
+    result = complete(claude_for(anthropic_server))
+    assert (result.text, result.input_tokens, result.output_tokens) == ("分析。总体评分：[8]", 10, 4)
+
+
+@pytest.mark.parametrize("first", [
+    Reply(status=529, error="Overloaded"),
+    Reply(status=429, error="rate_limit_error", headers={"Retry-After": "0"}),
+    Reply(body=b'{"choices": [{"message": {"content": "[8]"}}]}'),
+], ids=["529-overloaded", "429", "chat-completions-shaped-reply"])
+def test_an_anthropic_judge_retries_transient_failures(anthropic_server, first):
+    anthropic_server.when("MARK", first, Reply(content="[8]"))
+    result = complete(claude_for(anthropic_server))
+    assert isinstance(result, Completion) and result.text == "[8]"
+    assert result.attempts == 2 and anthropic_server.requests == 2
+
+
+def test_an_anthropic_judge_with_a_wrong_key_stops_with_the_providers_message(anthropic_server, monkeypatch):
+    monkeypatch.setenv(CLAUDE_KEY, "sk-ant-wrong")
+    with pytest.raises(JudgeError, match="HTTP 401 from .*/v1/messages: Incorrect API key") as raised:
+        complete(claude_for(anthropic_server))
+    assert raised.value.permanent and anthropic_server.requests == 1
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+@pytest.mark.parametrize("secret", ["DJANGO_SECRET_KEY", "DATABASE_URL"])
+def test_no_provider_sends_a_variable_not_marked_as_a_provider_key(server, monkeypatch, provider, secret):
+    monkeypatch.setenv(secret, "the-servers-own-secret")
+    with pytest.raises(JudgeError, match=f"{secret} is not marked as a provider API key variable") as raised:
+        complete(judge_for(server, provider=provider, api_key_env=secret))
+    assert raised.value.permanent and server.requests == 0
+
+
+def test_a_judge_naming_an_unknown_provider_is_a_permanent_error_naming_the_known_ones(server):
+    expected = "loop: unknown provider 'gemini'; expected one of openai, anthropic"
+    with pytest.raises(JudgeError, match=expected) as raised:
+        complete(judge_for(server, provider="gemini"))
+    assert raised.value.permanent and server.requests == 0

@@ -78,6 +78,10 @@ EXPECTED = {
 }
 
 
+# small-gap is a confidence band listed with the charts, not a low-quality rule: it counts as no defect.
+QUALITY = set(EXPECTED) - {"small-gap"}
+
+
 @pytest.mark.parametrize("rule_name", list(EXPECTED))
 def test_each_rule_selects_exactly_the_pairs_made_to_break_it(crafted, rule_name):
     team, pairs = crafted
@@ -89,8 +93,14 @@ def test_each_rule_selects_exactly_the_pairs_made_to_break_it(crafted, rule_name
 
 
 def test_every_rule_is_registered_in_the_quality_group():
-    assert {r.name for r in quality_rules.rules()} == set(EXPECTED)
+    assert {r.name for r in quality_rules.rules()} == QUALITY
     assert all(r.description and r.label for r in quality_rules.rules())
+
+
+def test_small_gap_is_a_confidence_band_not_a_defect_rule(crafted):
+    team, pairs = crafted
+    assert REGISTRY["small-gap"].group == "confidence"
+    assert "small-gap" not in [r.name for r in quality_rules.flags_of(pairs["small_gap"])]
 
 
 def test_settings_change_what_a_rule_selects(crafted):
@@ -155,7 +165,7 @@ def test_a_counting_job_stores_the_counts_and_the_page_shows_them_with_their_tim
     assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
     job.refresh_from_db()
     assert job.counts["identical-responses"] == {"chat": 2} and job.counts["reward-filtered"] == {"chat": 1}
-    assert job.done == job.total == len(EXPECTED)
+    assert job.done == job.total == len(QUALITY)
     # A pair added after the count is not in the stored numbers (the page says when they were made).
     make_pair(team.dataset, "1+1", "2", "2 ", domain="math")
     html = client.get(reverse("quality-rules", args=[team.dataset.pk])).content.decode()
@@ -198,7 +208,7 @@ def test_the_counting_job_stores_each_costly_rules_pairs_and_its_list_reads_them
     client.force_login(team.viewer)
     ds = team.dataset
     stored_rules = [r for r in quality_rules.rules() if hasattr(r.narrow, "stored_at")]
-    assert {r.name for r in stored_rules} == set(EXPECTED) - {"reward-filtered"}  # status changes outside jobs
+    assert {r.name for r in stored_rules} == QUALITY - {"reward-filtered"}  # status changes outside jobs
     for rule in stored_rules:  # before any count: live, and the list says so
         assert _listed(client, ds, f"view={rule.name}")[1] == "false"
     assert jobs.execute(create_job("quality_counts", dataset=ds).pk) == "succeeded"

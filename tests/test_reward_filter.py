@@ -1,10 +1,12 @@
 """The reward filter job: scores responses, filters pairs whose margin is at or below the threshold,
-re-applies with another threshold, undoes itself, and leaves other rules' decisions alone."""
+re-applies with another threshold, undoes itself (as the pair page's unfilter undoes one pair), and leaves
+other rules' decisions alone."""
 
 import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from annotation import jobs
 from annotation.models import Dataset, Job, Pair, Response, RewardScore
@@ -165,3 +167,20 @@ def test_a_long_earlier_reason_is_cut_to_fit_and_restored_as_far_as_it_was_kept(
     _run(dataset, model, mode="unfilter")
     pair.refresh_from_db()
     assert pair.status == "kept" and long_reason.startswith(pair.status_reason) and len(pair.status_reason) > 100
+
+
+def test_the_pair_pages_unfilter_restores_what_the_unfilter_job_restores(world, client, django_user_model):
+    dataset, model = world
+    ids = list(Pair.objects.order_by("pk").values_list("pk", flat=True))
+    Pair.objects.filter(pk__in=ids[:10]).update(status="kept", status_reason="rule:gap")
+    before = {pk: (status, reason) for pk, status, reason in Pair.objects.values_list("pk", "status", "status_reason")}
+    _run(dataset, model, threshold=1e9)
+    assert set(Pair.objects.values_list("status", flat=True)) == {"filtered"}
+    client.force_login(django_user_model.objects.create_superuser("root", password="x"))
+    for pk in (ids[0], ids[-1]):  # one kept with a reason of its own, one pending without
+        response = client.post(reverse("pair-unfilter", args=[dataset.pk, pk]))
+        assert response.status_code == 302
+    _run(dataset, model, mode="unfilter")  # the others
+    after = {pk: (status, reason) for pk, status, reason in Pair.objects.values_list("pk", "status", "status_reason")}
+    assert after == before
+    assert after[ids[0]] == ("kept", "rule:gap") and after[ids[-1]] == ("pending", "")

@@ -277,6 +277,26 @@ def test_the_commands_add_list_judges_and_score_with_a_json_report(rubrics, serv
         call_command("score", "--dataset", "cli", "--judge", "nobody")
 
 
+def test_a_judge_added_with_the_anthropic_provider_scores_through_the_messages_api(rubrics, monkeypatch):
+    monkeypatch.setenv("COIGP_JUDGE_KEY_CLAUDE", "sk-ant-loop")
+    dataset = Dataset.objects.create(name="claude-scored")
+    make_responses(dataset, ["一", "二", "三"])
+    with LLMServer(api="anthropic", api_key="sk-ant-loop") as server:
+        server.default = Reply(content="分析：准确。\n总体评分：[8]", usage=(200, 20))
+        call_command("judges", "add", "claude", "--provider", "anthropic", "--base-url", server.base_url,
+                     "--model", "claude-sonnet-4-5", "--api-key-env", "COIGP_JUDGE_KEY_CLAUDE")
+        judge = Judge.objects.get(name="claude")
+        job = run(dataset, [judge])
+        bodies = [json.loads(b) for b in server.bodies]
+    assert judge.provider == "anthropic"
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert Judgement.objects.filter(judge=judge, status="ok", score=8).count() == 3
+    assert job.counts["input_tokens"] == 600 and job.counts["output_tokens"] == 60
+    assert {b["system"] for b in bodies} == {DEFAULT_RUBRICS["chat"]} and all("messages" in b for b in bodies)
+    with pytest.raises(CommandError, match="invalid choice: 'gemini'"):
+        call_command("judges", "add", "x", "--provider", "gemini", "--base-url", server.base_url, "--model", "m")
+
+
 def test_judges_add_refuses_a_key_in_place_of_a_variable_name(db):
     with pytest.raises(CommandError, match="NAME of the variable holding the API key") as raised:
         call_command("judges", "add", "x", "--base-url", "http://127.0.0.1:1/v1", "--model", "m",

@@ -203,3 +203,33 @@ def test_test_connection_never_sends_a_server_secret_a_judge_names(client, super
     assert "DJANGO_SECRET_KEY is not marked as a provider API key variable" in text
     assert "answered in" not in text and "the-servers-own-secret" not in text
     assert requests == 0
+
+
+def test_the_judge_admin_saves_the_provider_and_refuses_one_that_is_not_registered(client, superuser, db):
+    login(client, superuser)
+    data = {"name": "claude", "family": "claude", "provider": "anthropic", "base_url": "https://api.anthropic.com/v1",
+            "model": "claude-sonnet-4-5", "api_key_env": "COIGP_JUDGE_KEY_CLAUDE", "temperature": "0",
+            "max_tokens": "1024", "timeout_s": "120", "max_concurrency": "16", "price_input_per_m": "0",
+            "price_output_per_m": "0", "is_active": "on"}
+    add = reverse("admin:annotation_judge_add")
+    page = client.get(add).content.decode()
+    assert '<option value="openai" selected>' in page and '<option value="anthropic">' in page
+    response = client.post(add, {**data, "provider": "gemini"})
+    assert response.status_code == 200 and "Select a valid choice. gemini is not one of" in response.content.decode()
+    assert not Judge.objects.filter(name="claude").exists()
+    assert client.post(add, data).status_code == 302
+    assert Judge.objects.get(name="claude").provider == "anthropic"
+
+
+def test_the_admin_test_connection_action_speaks_each_judges_api(client, superuser, world, monkeypatch):
+    monkeypatch.setenv("COIGP_JUDGE_KEY_CLAUDE", "sk-ant-loop")
+    with LLMServer(api="anthropic", api_key="sk-ant-loop") as server:
+        server.default = Reply(content="OK")
+        claude = Judge.objects.create(name="claude", provider="anthropic", base_url=server.base_url, model="m",
+                                      api_key_env="COIGP_JUDGE_KEY_CLAUDE")
+        login(client, superuser)
+        response = client.post(reverse("admin:annotation_judge_changelist"),
+                               {"action": "test_connection", "_selected_action": [claude.pk]}, follow=True)
+        requests = server.requests
+    text = response.content.decode()
+    assert "Claude answered in" in text and "&#x27;OK&#x27;" in text and requests == 1

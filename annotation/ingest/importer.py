@@ -9,9 +9,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
-from ..jobs import JobContext, JobFailed, Tally, counted, job_runner
+from ..jobs import JobContext, JobFailed, Tally, counted, job_kind, start_follow_ups
 from ..models import Dataset, Job
 from .formats import FORMATS, RowError, detect_format, parse_record
 from .hub import HubError, download, parquet_urls, parse_hub_id
@@ -66,7 +67,20 @@ IMPORT_TALLY = Tally(
 )
 
 
-@job_runner("import", unit="bytes", tally=IMPORT_TALLY)
+IMPORT_COUNTS = {
+    "rows_read": _("Rows read"),
+    "imported_pairs": _("Pairs created"),
+    "imported_prompts": _("Prompts created"),
+    "imported_responses": _("Responses created"),
+    "imported_judgements": _("Judge scores created"),
+    "duplicates": _("Duplicate pairs (skipped)"),
+    "rejected_rows": _("Rejected rows"),
+    "downloaded_bytes": _("Bytes downloaded"),
+}
+
+
+@job_kind("import", label=pgettext_lazy("job kind", "import"), unit="bytes", counts=IMPORT_COUNTS,
+          tally=IMPORT_TALLY)
 def run_import(ctx: JobContext):
     params = ctx.params
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
@@ -119,18 +133,9 @@ def run_import(ctx: JobContext):
         raise JobFailed(f"{params['original_name']}: the file holds no records")
     if ctx.outcome() == Job.Status.FAILED:
         return  # every row was rejected: nothing for a follow-up job to look at
-    # Hook: a follow-up job flags near-duplicate and benchmark-contaminated prompts
-    # (near_duplicates.py); "caller" leaves it for the CLI to run in-process, False skips it.
-    if params.get("near_duplicates", True):
-        from .near_duplicates import after_import
-
-        after_import(ctx.job, enqueue=params.get("near_duplicates") != "caller")
-    # Hook: a follow-up job adds the new texts to the search indexes (review/search.py), so that the
-    # import itself does not maintain them; "caller" and False as above.
-    if params.get("search_index", True):
-        from review.search import after_import as index_for_search
-
-        index_for_search(ctx.job, enqueue_it=params.get("search_index") != "caller")
+    # Hook: the jobs registered to follow an import (near-duplicate and contamination flags, the search
+    # indexes), so that the import itself maintains neither; params may skip one or leave it to the CLI.
+    start_follow_ups(ctx.job)
 
 
 def open_reader(params, cursor):

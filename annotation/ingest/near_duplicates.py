@@ -21,8 +21,10 @@ importing a benchmark after the training data flags the training data too.
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
-from ..jobs import JobContext, JobFailed, follow_up, job_runner
+from ..jobs import FollowUp, JobContext, JobFailed, follows_imports, job_kind
 from ..jobs import follow_up_of as follow_up_of_kind
 from ..models import (
     ContaminationMatch,
@@ -53,16 +55,45 @@ def params_for(*, threshold=DEFAULT_THRESHOLD, against=None, after_import=None):
     return {"threshold": threshold, "against": against, "after_import": after_import}
 
 
-def after_import(import_job, *, enqueue=True):
-    """The near-duplicate job that follows an import (annotation.jobs.follow_up)."""
-    return follow_up(import_job, KIND, params=params_for(after_import=import_job.pk), enqueue_it=enqueue)
-
-
 def follow_up_of(import_job):
     return follow_up_of_kind(import_job, KIND)
 
 
-@job_runner(KIND, unit="prompts")
+def describe(job):
+    """What a finished job found, in one line for the commands."""
+    c = job.counts
+    return (
+        f"{c.get('near_duplicate_groups', 0)} near-duplicate groups ({c.get('prompts_in_groups', 0)} prompts); "
+        f"{c.get('contaminated_prompts', 0)} prompts match {c.get('benchmark_items_matched', 0)} benchmark items "
+        f"(job {job.pk})"
+    )
+
+
+# What a check that followed an import found, in `import_pairs --report-json`.
+REPORTED_COUNTS = ("near_duplicate_groups", "prompts_in_groups", "contaminated_prompts", "benchmark_items_matched")
+
+
+def report(job):
+    counts = job.counts
+    return {"status": job.status, "error": job.error or None, **{key: counts.get(key, 0) for key in REPORTED_COUNTS}}
+
+
+# The near-duplicate check follows every import (before the search indexing that review registers).
+follows_imports(FollowUp(KIND, what="near-duplicate search", describe=describe, report=report,
+                         params=lambda import_job: params_for(after_import=import_job.pk),
+                         bar={"unit": "prompt", "desc": "near-duplicates"}))
+
+
+@job_kind(KIND, label=pgettext_lazy("job kind", "near_duplicates"), unit="prompts", counts={
+    "prompts_signed": _("Prompts signed (MinHash)"),
+    "candidate_pairs": _("Candidate pairs checked"),
+    "near_duplicate_pairs": _("Near-duplicate pairs"),
+    "near_duplicate_groups": _("Near-duplicate groups"),
+    "prompts_in_groups": _("Prompts in near-duplicate groups"),
+    "benchmarks_checked": _("Benchmarks checked"),
+    "contaminated_prompts": _("Prompts matching a benchmark item"),
+    "benchmark_items_matched": _("Benchmark items matched"),
+})
 def run_near_duplicates(ctx: JobContext):
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
     threshold = float(ctx.params.get("threshold") or DEFAULT_THRESHOLD)

@@ -1,10 +1,9 @@
 """The reward benchmark (CRBench-style): how often does a scorer prefer the gold chosen response?
 
-A gold set is a dataset's pairs: an imported benchmark file (prompt, chosen, rejected, domain), or
-the pairs reviewers verified (some review says the chosen response is better and correct, none says
-the rejected one is better). A reward model is right on a pair when r(chosen) > r(rejected); an LLM
-judge when its score of the chosen response is higher than its score of the rejected one (its
-latest ok judgement of each). A tie is a miss; so is a pair a judge left unscored (counted apart).
+A gold set is a dataset's pairs (GOLD_SOURCES): an imported benchmark file (prompt, chosen, rejected,
+domain), or the pairs reviewers verified (review/reviewed_gold.py). A reward model is right on a pair
+when r(chosen) > r(rejected); an LLM judge when its score of the chosen response is higher than its
+score of the rejected one (its latest ok judgement of each). A tie is a miss; so is a pair a judge left unscored (counted apart).
 Accuracy comes with n and a 95% Wilson interval, per domain and overall, shaped like COIG-P's Table 7.
 
 Filter agreement compares two filters' keep/filter decisions on the same pairs: the confusion matrix
@@ -15,12 +14,38 @@ exceeds that of the rejected one by more than the threshold).
 
 from collections import defaultdict
 
+from dataclasses import dataclass
+
 from django.db import connection
+from django.utils.translation import gettext_lazy as _
 
 from ..models import Domain, Judge, RewardModel
+from ..queries import latest_ok_judgements
 from ..statistics import cohen_kappa, pairs_table, wilson_interval
 
-GOLD_SOURCES = ("pairs", "reviewed")
+
+@dataclass(frozen=True)
+class GoldSource:
+    """Which of a dataset's pairs are gold: `sql` selects them as (id, domain, chosen_id, rejected_id), the
+    dataset's id given as %(dataset)s."""
+
+    name: str
+    label: object
+    sql: str
+
+
+# name → GoldSource: every pair of the dataset here; review adds the pairs reviewers verified
+# (review/reviewed_gold.py), so that this module never reads review's tables.
+GOLD_SOURCES = {}
+
+
+def gold_source(source):
+    GOLD_SOURCES[source.name] = source
+
+
+gold_source(GoldSource("pairs", _("Every pair of this dataset"), """
+    SELECT q.id, q.domain, q.chosen_id, q.rejected_id FROM annotation_pair q
+    WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'"""))
 
 
 def _row(k, n, **extra):
@@ -59,15 +84,7 @@ def summarise_counts(counts):
 
 
 def _gold_sql(source):
-    if source == "reviewed":
-        return """SELECT q.id, q.domain, q.chosen_id, q.rejected_id FROM annotation_pair q
-                  WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'
-                    AND EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = q.id
-                                AND v.verdict = 'chosen_better' AND v.better_correct)
-                    AND NOT EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = q.id
-                                    AND v.verdict = 'rejected_better')"""
-    return """SELECT q.id, q.domain, q.chosen_id, q.rejected_id FROM annotation_pair q
-              WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'"""
+    return GOLD_SOURCES[source].sql
 
 
 def gold_size(dataset, source="pairs"):
@@ -94,22 +111,19 @@ def reward_model_accuracy(dataset, reward_model, source="pairs"):
     return result
 
 
-_JUDGE_SCORES = """
-    SELECT DISTINCT ON (j.response_id, j.judge_id) j.response_id, j.judge_id, j.score
-    FROM annotation_judgement j
-    WHERE j.status = 'ok' AND j.response_id IN (SELECT chosen_id FROM g UNION SELECT rejected_id FROM g)
-      {judges}
-    ORDER BY j.response_id, j.judge_id, j.created_at DESC, j.id DESC
-"""
+def _gold_scores_sql(by_judges):
+    """(response, judge, score) of the latest ok judgements of the gold pairs' responses (the CTE `g`),
+    by the judges in %(judges)s when `by_judges`, else by every judge."""
+    where = "j.response_id IN (SELECT chosen_id FROM g UNION SELECT rejected_id FROM g)"
+    return latest_ok_judgements(where + (" AND j.judge_id = ANY(%(judges)s)" if by_judges else ""))
 
 
 def _judge_scores(dataset, source, judge_ids=None):
     """Gold pairs and {judge id: {response id: latest ok score}}."""
-    where = "AND j.judge_id = ANY(%(judges)s)" if judge_ids else ""
     with connection.cursor() as cursor:
         cursor.execute(_gold_sql(source), {"dataset": dataset.pk})
         gold = cursor.fetchall()
-        cursor.execute(f"WITH g AS ({_gold_sql(source)}) {_JUDGE_SCORES.format(judges=where)}",
+        cursor.execute(f"WITH g AS ({_gold_sql(source)}) {_gold_scores_sql(judge_ids)}",
                        {"dataset": dataset.pk, "judges": list(judge_ids or [])})
         scores = defaultdict(dict)
         for response, judge, score in cursor.fetchall():
@@ -120,10 +134,9 @@ def _judge_scores(dataset, source, judge_ids=None):
 def judge_accuracies(dataset, source="pairs", judges=None):
     """{judge: result} for every judge with a score on a gold response (or the given judges): right when the
     chosen response's latest ok score is higher; ties and pairs left unscored are misses (counted apart)."""
-    where = "AND j.judge_id = ANY(%(judges)s)" if judges else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""WITH g AS ({_gold_sql(source)}), s AS ({_JUDGE_SCORES.format(judges=where)}),
+            f"""WITH g AS ({_gold_sql(source)}), s AS ({_gold_scores_sql(judges)}),
                      js AS (SELECT DISTINCT judge_id FROM s)
                 SELECT js.judge_id, g.domain, count(*) FILTER (WHERE sc.score > sr.score), count(*),
                        count(*) FILTER (WHERE sc.score IS NULL OR sr.score IS NULL),

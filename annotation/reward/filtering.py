@@ -5,22 +5,21 @@ A `reward_filter` job does one of three things (`mode`):
 - apply: score, then mark eligible pairs whose margin r(chosen) − r(rejected) is at or below the
   threshold as filtered, with status_reason "reward:<name> v<version> margin=<m> was=<old status>",
   and put back pairs this model filtered earlier whose margin is now above it (a new threshold);
-- unfilter: put every pair this model filtered back to the status it had.
+- unfilter: put every pair this model filtered back to the status (and reason) it had; the pair page's
+  unfilter puts one pair back the same way (`unfilter_pair`).
 Eligible pairs are pending, kept, or filtered by this same model: another rule's filtered pairs are
 never touched. Scores go in with ON CONFLICT DO NOTHING and pairs are updated by keyset chunks, each
 chunk committed with the job's cursor, so a re-run or a taken-over job neither repeats nor loses work.
 """
 
-import time
-
 import numpy as np
 import orjson
 from django.db import connection, transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from ..jobs import JobContext, JobFailed, LeaseLost, job_runner
-from ..models import Dataset, Domain, Job, Pair, RewardModel
+from ..jobs import JobContext, JobFailed, job_kind
+from ..models import Dataset, Domain, Pair, RewardModel
 from .builtin import load_for
 
 MODES = ("score", "apply", "unfilter")
@@ -178,6 +177,24 @@ RETURNING q.domain
 """
 
 
+_UNFILTER_ONE = f"""
+UPDATE annotation_pair q
+SET {_RESTORE}
+WHERE q.id = %(pair)s AND q.status = 'filtered' AND q.status_reason = %(reason)s
+RETURNING q.status
+"""
+
+
+def unfilter_pair(pair):
+    """Put one filtered pair back as the unfilter job does: the status and the earlier reason its reason
+    recorded (a pair filtered otherwise goes back to pending, with no reason). Returns the new status, or
+    None when the pair is no longer filtered with the reason read (someone changed it meanwhile)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_UNFILTER_ONE, {"pair": pair.pk, "reason": pair.status_reason})
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def apply_chunk(dataset, reward_model, lo, hi, threshold):
     """Filter or restore the eligible pairs with lo < id <= hi; returns the chunk's counts."""
     counts = {"pairs_scored": 0, "pairs_filtered": 0, "pairs_kept": 0, "newly_filtered": 0, "restored": 0,
@@ -203,24 +220,6 @@ def unfilter_chunk(dataset, reward_model, lo, hi):
     return {"restored": len(domains), "restored_by_domain": by_domain}
 
 
-def _heartbeat(ctx):
-    """Renews the job's lease and honours a cancel while a slow model scores a chunk (committed on its own,
-    outside any transaction, so other workers see it)."""
-    last = [time.monotonic()]
-
-    def beat():
-        if time.monotonic() - last[0] < HEARTBEAT_S:
-            return
-        renewed = Job.objects.filter(pk=ctx.job.pk, worker_token=ctx.token, status=Job.Status.RUNNING).update(
-            heartbeat_at=timezone.now())
-        if not renewed:
-            raise LeaseLost()
-        ctx.check_cancelled()
-        last[0] = time.monotonic()
-
-    return beat
-
-
 def _pair_bounds(dataset, after):
     """The id that ends the next chunk of the dataset's pairs after `after`, or None when none are left."""
     ids = Pair.objects.filter(dataset=dataset, pk__gt=after).order_by("pk").values_list("pk", flat=True)
@@ -230,7 +229,14 @@ def _pair_bounds(dataset, after):
     return ids.order_by("-pk").first()
 
 
-@job_runner("reward_filter", unit="items")
+@job_kind("reward_filter", label=pgettext_lazy("job kind", "reward_filter"), counts={
+    "responses_scored": gettext_lazy("Responses scored"),
+    "pairs_scored": gettext_lazy("Pairs with both rewards"),
+    "pairs_filtered": gettext_lazy("Pairs at or below the threshold"),
+    "pairs_kept": gettext_lazy("Pairs above the threshold"),
+    "newly_filtered": gettext_lazy("Pairs newly filtered"),
+    "restored": gettext_lazy("Pairs restored"),
+})
 def run_reward_filter(ctx: JobContext):
     params = ctx.params
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
@@ -246,10 +252,11 @@ def run_reward_filter(ctx: JobContext):
         pairs = 0 if mode == "score" else Pair.objects.filter(dataset=dataset).count()
         ctx.set_total(todo.size + pairs)
     size = score_chunk_size(reward_model)
-    heartbeat = _heartbeat(ctx)
     for start in range(0, todo.size, size):
         chunk = todo[start:start + size]
-        found, rewards = score_responses(reward_model, chunk, heartbeat)
+        # The model scores a chunk in batches, outside the chunk's transaction: between them the job
+        # renews its lease and honours a cancel.
+        found, rewards = score_responses(reward_model, chunk, lambda: ctx.heartbeat(every=HEARTBEAT_S))
         with transaction.atomic():
             added = store_rewards(reward_model, found, rewards)
             ctx.commit(done=chunk.size, counts={"responses_scored": added},

@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from ..models import RewardModel
+from .benchmark import GOLD_SOURCES
 
 
 class TrainRewardForm(forms.Form):
@@ -21,9 +22,12 @@ class ThresholdForm(forms.Form):
                                  help_text=_("Pairs whose margin is at or below this are filtered."))
 
 
+def gold_choices():
+    return [(name, source.label) for name, source in GOLD_SOURCES.items()]
+
+
 class LeaderboardForm(forms.Form):
-    source = forms.ChoiceField(label=_("Gold pairs"), initial="pairs", required=False, choices=[
-        ("pairs", _("Every pair of this dataset")), ("reviewed", _("Pairs reviewers verified"))])
+    source = forms.ChoiceField(label=_("Gold pairs"), initial="pairs", required=False, choices=gold_choices)
     filter_a = forms.ChoiceField(label=_("Filter A"), required=False)
     filter_b = forms.ChoiceField(label=_("Filter B"), required=False)
     threshold = forms.FloatField(label=_("Threshold"), required=False, initial=0.0, min_value=-1e6, max_value=1e6,

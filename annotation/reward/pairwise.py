@@ -14,15 +14,16 @@ leaderboard reads the counts of the latest finished job.
 
 import asyncio
 import re
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import orjson
 
 from django.db import connection, transaction
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
-from ..jobs import JobContext, JobFailed, Tally, job_runner
-from ..judge_client import Failure, JudgeClient, JudgeError, JudgeSettings, new_session, retry_policy
+from ..jobs import JobContext, JobFailed, Tally, job_kind
+from ..judge_client import Failure, JudgeError, JudgeSettings, judge_clients, retry_policy
 from ..judging import _cache_row, _store_cache, request_key
 from ..models import Job, Judge
 from ..rubrics import conversation_parts
@@ -82,9 +83,8 @@ def _ask_all(settings_, requests):
     """Answers (text or Failure) for each messages list, in order; JudgeError when permanent."""
 
     async def run():
-        async with new_session([settings_]) as session:
-            client = JudgeClient(settings_, session, retry_policy())
-            tasks = [asyncio.ensure_future(client.complete(m)) for m in requests]
+        async with judge_clients([settings_], retry_policy()) as clients:
+            tasks = [asyncio.ensure_future(clients[settings_.pk].complete(m)) for m in requests]
             try:
                 return await asyncio.gather(*tasks)
             finally:
@@ -107,7 +107,8 @@ PAIRWISE_TALLY = Tally(
 )
 
 
-@job_runner("pairwise_judge", unit="pairs", tally=PAIRWISE_TALLY)
+# Its counts are per domain (pairwise_by_domain), shown on the leaderboard.
+@job_kind("pairwise_judge", label=pgettext_lazy("job kind", "pairwise_judge"), unit="pairs", tally=PAIRWISE_TALLY)
 def run_pairwise(ctx: JobContext):
     judge = Judge.objects.filter(pk=ctx.params["judge"]).first()
     if judge is None:
@@ -122,42 +123,72 @@ def run_pairwise(ctx: JobContext):
     after = ctx.cursor.get("after", 0)
     chunk = max(4, PAIRS_PER_SLOT * settings_.max_concurrency)
     while rows := _pairs(dataset_id, after, chunk):
-        requests = []
-        for _pk, _domain, messages, chosen, rejected in rows:
-            messages = messages if isinstance(messages, list) else orjson.loads(messages)
-            requests += [pairwise_messages(messages, chosen, rejected), pairwise_messages(messages, rejected, chosen)]
-        keys = [request_key(judge, None, m) for m in requests]
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT key, raw_output FROM annotation_judgecacheentry WHERE key = ANY(%s::uuid[])", [keys])
-            cached = dict(cursor.fetchall())
-        todo = [i for i, k in enumerate(keys) if k not in cached]
-        try:
-            answers = _ask_all(settings_, [requests[i] for i in todo]) if todo else []
-        except JudgeError as exc:
-            raise JobFailed(str(exc)) from None
-        texts = {i: cached[k] for i, k in enumerate(keys) if k in cached}
-        cache_rows, failed = [], set()
-        for i, answer in zip(todo, answers):
-            if isinstance(answer, Failure):
-                failed.add(i)
-                continue
-            texts[i] = answer.text
-            cache_rows.append(_cache_row(SimpleNamespace(key=keys[i], judge_id=judge.pk), answer, judge))
+        asked = ask_both_orders(judge, settings_, [(messages, chosen, rejected)
+                                                    for _pk, _domain, messages, chosen, rejected in rows])
         by_domain = {}
-        for n, (_pk, domain, *_rest) in enumerate(rows):
-            first, second = 2 * n, 2 * n + 1
-            if first in failed or second in failed:
-                result = "error"
-            else:
-                result = outcome(parse_verdict(texts[first]), parse_verdict(texts[second]))
+        for (_pk, domain, *_rest), answer in zip(rows, asked.answers):
+            result = "error" if answer is None else outcome(*answer.verdicts)
             counts = by_domain.setdefault(domain, {"n": 0, "correct": 0, "wrong": 0, "inconsistent": 0,
                                                    "unparseable": 0, "error": 0})
             counts["n"] += 1
             counts[result] += 1
         with transaction.atomic():
-            _store_cache(cache_rows, replace=False)
+            asked.store_cache()
             ctx.commit(done=len(rows), counts={"pairwise_by_domain": by_domain}, cursor={"after": rows[-1][0]})
         after = rows[-1][0]
+
+
+@dataclass
+class BothOrders:
+    """A pair's two answers: the verdicts with the chosen response as A, then as B, and their cache keys."""
+
+    verdicts: tuple
+    keys: tuple
+
+
+@dataclass
+class Asked:
+    """What `ask_both_orders` got: per pair a BothOrders, or None when a request failed after the retries;
+    `store_cache()` keeps the new answers (call it in the chunk's transaction)."""
+
+    answers: list
+    cache_rows: list
+
+    def store_cache(self):
+        _store_cache(self.cache_rows, replace=False)
+
+
+def ask_both_orders(judge, settings_, pairs):
+    """Ask `judge` about each (prompt messages, chosen text, rejected text) in both orders, answers cached in
+    JudgeCacheEntry (a re-run pays nothing); JobFailed on a permanent error (bad key, no such model)."""
+    requests = []
+    for messages, chosen, rejected in pairs:
+        messages = messages if isinstance(messages, list) else orjson.loads(messages)
+        requests += [pairwise_messages(messages, chosen, rejected), pairwise_messages(messages, rejected, chosen)]
+    keys = [request_key(judge, None, m) for m in requests]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key, raw_output FROM annotation_judgecacheentry WHERE key = ANY(%s::uuid[])", [keys])
+        cached = dict(cursor.fetchall())
+    todo = [i for i, k in enumerate(keys) if k not in cached]
+    try:
+        answers = _ask_all(settings_, [requests[i] for i in todo]) if todo else []
+    except JudgeError as exc:
+        raise JobFailed(str(exc)) from None
+    texts = {i: cached[k] for i, k in enumerate(keys) if k in cached}
+    cache_rows = []
+    for i, answer in zip(todo, answers):
+        if isinstance(answer, Failure):
+            continue
+        texts[i] = answer.text
+        cache_rows.append(_cache_row(SimpleNamespace(key=keys[i], judge_id=judge.pk), answer, judge))
+    both = []
+    for first, second in zip(range(0, len(keys), 2), range(1, len(keys), 2)):
+        if first not in texts or second not in texts:
+            both.append(None)
+            continue
+        verdicts = (parse_verdict(texts[first]), parse_verdict(texts[second]))
+        both.append(BothOrders(verdicts, (keys[first], keys[second])))
+    return Asked(both, cache_rows)
 
 
 def latest_results(dataset):

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from ..jobs import JobContext, JobFailed, job_runner
+from ..jobs import JobContext, JobFailed, job_kind
 from ..models import Dataset, Pair, RewardModel
 from . import features as F
 from .builtin import LinearRewardModel, model_path
@@ -266,7 +267,12 @@ def choose_statuses(dataset, requested):
     return [Pair.Status.PENDING, Pair.Status.KEPT], "no kept pairs: trained on pending pairs instead"
 
 
-@job_runner("train_reward_model", unit="steps")
+@job_kind("train_reward_model", label=pgettext_lazy("job kind", "train_reward_model"), unit="steps", counts={
+    "train_pairs": gettext_lazy("Training pairs"),
+    "test_pairs": gettext_lazy("Held-out pairs"),
+    "held_out_accuracy": gettext_lazy("Held-out accuracy"),
+    "longer_wins": gettext_lazy("Held-out accuracy of “the longer wins”"),
+})
 def run_training(ctx: JobContext):
     params = ctx.params
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)

@@ -6,9 +6,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from review.access import get_dataset_for, get_reward_model_for, visible_reward_models
-
 from .. import jobs
+from ..access import get_dataset_for, get_reward_model_for, visible_reward_models
 from ..models import Role
 from .benchmark import agreement, filter_decisions, leaderboard
 from .filtering import filter_params, what_if

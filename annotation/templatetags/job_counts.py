@@ -1,57 +1,24 @@
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
-from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from annotation.ingest.report import COUNT_LABELS
 from annotation.jobs import failure_summary
 
 register = template.Library()
 
-# Human labels for the counts jobs keep; keys without one are shown as they are.
-LABELS = {
-    "ok": _("Scored"),
-    "parse_error": _("Parse errors"),
-    "refused": _("Refusals"),
-    "error": _("Errors"),
-    "cached": _("From the cache"),
-    "requests": _("Requests sent"),
-    "input_tokens": _("Input tokens"),
-    "output_tokens": _("Output tokens"),
-    "cost": _("Cost"),
-    "prompts_indexed": _("Prompts indexed for search"),
-    "responses_indexed": _("Responses indexed for search"),
-    **COUNT_LABELS,
-    "errors_not_stored": _("Errors not listed (over the limit)"),
-}
-
-
-# Job kinds and progress units are identifiers; in English the page shows them as they are, so
-# these msgids are the identifiers themselves. A kind or unit not listed here is shown as it is.
-KINDS = {
-    "import": pgettext_lazy("job kind", "import"),
-    "score": pgettext_lazy("job kind", "score"),
-    "build_pairs": pgettext_lazy("job kind", "build_pairs"),
-    "near_duplicates": pgettext_lazy("job kind", "near_duplicates"),
-    "train_reward_model": pgettext_lazy("job kind", "train_reward_model"),
-    "reward_filter": pgettext_lazy("job kind", "reward_filter"),
-    "export": pgettext_lazy("job kind", "export"),
-    "search_index": pgettext_lazy("job kind", "search_index"),
-}
+# Progress units are identifiers; in English the page shows them as they are, so these msgids are the
+# identifiers themselves. A unit not listed here is shown as it is.
 UNITS = {
     "bytes": pgettext_lazy("job unit", "bytes"),
+    "dashboards": pgettext_lazy("job unit", "dashboards"),
     "items": pgettext_lazy("job unit", "items"),
     "pairs": pgettext_lazy("job unit", "pairs"),
     "prompts": pgettext_lazy("job unit", "prompts"),
     "requests": pgettext_lazy("job unit", "requests"),
+    "rules": pgettext_lazy("job unit", "rules"),
     "steps": pgettext_lazy("job unit", "steps"),
     "texts": pgettext_lazy("job unit", "texts"),
 }
-
-
-@register.filter
-def job_kind(kind):
-    return KINDS.get(kind, kind)
 
 
 @register.filter
@@ -66,8 +33,13 @@ def job_failures(job):
 
 
 @register.filter
-def count_label(key):
-    return LABELS.get(key, key)
+def labelled_counts(job):
+    """(key, label, value) of the job's plain-number counts: those its kind labels first, in the order it
+    declares them, then any other as it is (nested counts have tables of their own)."""
+    labels = job.kind_info.count_labels()
+    order = {key: i for i, key in enumerate(labels)}
+    counts = sorted(job.scalar_counts(), key=lambda kv: order.get(kv[0], len(order)))
+    return [(key, labels.get(key, key), value) for key, value in counts]
 
 
 @register.filter
@@ -75,10 +47,3 @@ def count_value(value, key):
     if key == "cost":
         return f"{value:,.4f}"
     return intcomma(value)
-
-
-@register.filter
-def in_label_order(pairs):
-    """(key, value) pairs with the known counts first, in the order of LABELS."""
-    order = {key: i for i, key in enumerate(LABELS)}
-    return sorted(pairs, key=lambda kv: order.get(kv[0], len(order)))

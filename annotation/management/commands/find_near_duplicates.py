@@ -1,8 +1,9 @@
 from django.core.management.base import CommandError
 
+from annotation.ingest.near_duplicates import DEFAULT_THRESHOLD, KIND, describe, params_for
 from annotation.job_progress import JobCommand, run_with_bar
-from annotation.ingest.near_duplicates import DEFAULT_THRESHOLD, KIND, params_for
-from annotation.models import Dataset, Job
+from annotation.jobs import create_job
+from annotation.models import Dataset
 
 
 class Command(JobCommand):
@@ -25,22 +26,8 @@ class Command(JobCommand):
             params = params_for(threshold=threshold, against=against)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        job = Job.objects.create(kind=KIND, dataset=ds, params=params, unit="prompts")
-        job = run_with_progress(job, no_progress)
+        job = create_job(KIND, dataset=ds, params=params, enqueue_it=False)
+        job = run_with_bar(job, what="near-duplicate search", unit="prompt", desc="near-duplicates",
+                           no_progress=no_progress)
         self.stdout.write(describe(job))
         self.finish(job, "near-duplicate search")
-
-
-def run_with_progress(job, no_progress=False):
-    """Run a near-duplicates job in this process with a progress bar; CommandError if it fails."""
-    return run_with_bar(job, what="near-duplicate search", unit="prompt", desc="near-duplicates",
-                        no_progress=no_progress)
-
-
-def describe(job):
-    c = job.counts
-    return (
-        f"{c.get('near_duplicate_groups', 0)} near-duplicate groups ({c.get('prompts_in_groups', 0)} prompts); "
-        f"{c.get('contaminated_prompts', 0)} prompts match {c.get('benchmark_items_matched', 0)} benchmark items "
-        f"(job {job.pk})"
-    )

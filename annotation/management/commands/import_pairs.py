@@ -7,11 +7,8 @@ from tqdm import tqdm
 from annotation import jobs
 from annotation.ingest.hub import HUB_PREFIX
 from annotation.ingest.importer import BATCH_SIZE, FORMAT_CHOICES, hub_import_params, import_params
-from annotation.ingest.near_duplicates import follow_up_of
 from annotation.job_progress import JobCommand, run_with_bar
-from annotation.management.commands.find_near_duplicates import describe, run_with_progress
 from annotation.models import Dataset, Domain, Job
-from review import search
 
 
 class Command(JobCommand):
@@ -64,10 +61,11 @@ class Command(JobCommand):
         if options.get("benchmark") and not ds.is_benchmark:
             ds.is_benchmark = True
             ds.save(update_fields=["is_benchmark"])
-        # The follow-up near-duplicate job runs here, after the import, with its own progress bar.
-        params["near_duplicates"] = False if options.get("no_near_duplicates") else "caller"
-        params["search_index"] = "caller"  # likewise the search-index job, after the near-duplicates
-        job = Job.objects.create(kind="import", dataset=ds, params=params, unit="bytes")
+        # The jobs that follow the import run here, after it, each with its own progress bar.
+        params.update(dict.fromkeys(jobs.FOLLOW_UPS, "caller"))
+        if options.get("no_near_duplicates"):
+            params["near_duplicates"] = False
+        job = jobs.create_job("import", dataset=ds, params=params, enqueue_it=False)
         bar = tqdm(total=None if hub else os.path.getsize(path), unit="B", unit_scale=True, disable=no_progress,
                    desc="import")
 
@@ -99,34 +97,30 @@ class Command(JobCommand):
         if job.status == Job.Status.FAILED:  # every row was rejected: no follow-up job was created
             self.write_report(report, report_json)
             self.finish(job, "import")
-        follow_up = follow_up_of(job)
         try:
-            if follow_up is not None and follow_up.status == Job.Status.PENDING:
-                self.stdout.write(describe(run_with_progress(follow_up, no_progress)))
-        finally:  # the import's report is written even when the check that follows it fails
-            if follow_up is not None:
-                follow_up.refresh_from_db()
-                report["near_duplicates"] = near_duplicate_report(follow_up)
+            for follow in jobs.FOLLOW_UPS.values():
+                self.run_follow_up(follow, job, report, no_progress)
+        finally:  # the import's report is written even when a job that follows it fails
             self.write_report(report, report_json)
-        indexing = search.follow_up_of(job)
-        if indexing is not None and indexing.status == Job.Status.PENDING:
-            indexing = run_with_bar(indexing, what="search indexing", unit="text", desc="search index",
-                                    no_progress=no_progress)
-            self.stdout.write(f"{indexing.done} texts added to the search indexes (job {indexing.pk})")
         self.finish(job, "import")
+
+    def run_follow_up(self, follow, job, report, no_progress):
+        follow_up = jobs.follow_up_of(job, follow.kind)
+        if follow_up is None:
+            return
+        try:
+            if follow_up.status == Job.Status.PENDING:
+                follow_up = run_with_bar(follow_up, what=follow.what, no_progress=no_progress, **follow.bar)
+                self.stdout.write(follow.describe(follow_up))
+        finally:
+            if follow.report:
+                follow_up.refresh_from_db()
+                report[follow.kind] = follow.report(follow_up)
 
     def write_report(self, report, path):
         if path:
             with open(path, "w", encoding="utf-8") as out:
                 json.dump(report, out, ensure_ascii=False, indent=2)
-
-
-def near_duplicate_report(job):
-    """The near-duplicate and contamination check that followed the import, for --report-json."""
-    counts = job.counts
-    return {"status": job.status, "error": job.error or None,
-            **{key: counts.get(key, 0) for key in ("near_duplicate_groups", "prompts_in_groups",
-                                                   "contaminated_prompts", "benchmark_items_matched")}}
 
 
 def import_report(job):

@@ -3,11 +3,12 @@ from django.core.validators import URLValidator
 from django.core.exceptions import ValidationError
 
 from annotation.judge_client import check_env_name
+from annotation.judge_providers import PROVIDERS
 from annotation.models import Judge
 
 
 class Command(BaseCommand):
-    help = "Add, change or list LLM judges (OpenAI-compatible APIs; the key is named, never stored)."
+    help = "Add, change or list LLM judges (OpenAI-compatible or Anthropic APIs; the key is named, never stored)."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -15,6 +16,9 @@ class Command(BaseCommand):
         add.add_argument("name")
         add.add_argument("--base-url", required=True, help="e.g. https://api.deepseek.com/v1 or http://127.0.0.1:8000/v1")
         add.add_argument("--model", required=True, help="the provider's model id")
+        add.add_argument("--provider", choices=PROVIDERS,
+                         help="the kind of API at the base URL (default for a new judge: openai, any "
+                              "OpenAI-compatible /chat/completions; anthropic: the Messages API)")
         add.add_argument("--api-key-env", default="",
                          help="name of the environment variable holding the API key; it must start with "
                               "COIGP_JUDGE_KEY_ (or another prefix in COIGP_PROVIDER_KEY_ENV_PREFIXES) and be set "
@@ -35,7 +39,8 @@ class Command(BaseCommand):
             return self.add(**options)
         for judge in Judge.objects.all():
             self.stdout.write(
-                f"{judge.name}\t{judge.family or '-'}\t{judge.model or '-'}\t{judge.base_url or '(imported scores)'}"
+                f"{judge.name}\t{judge.family or '-'}\t{judge.provider}\t{judge.model or '-'}"
+                f"\t{judge.base_url or '(imported scores)'}"
                 f"\tkey ${judge.api_key_env or '-'}\tconcurrency {judge.max_concurrency}"
                 f"\trpm {judge.rpm_limit or '-'}\t{'active' if judge.is_active else 'inactive'}"
             )
@@ -50,7 +55,8 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"--api-key-env: {exc}") from None
         fields = {"base_url": base_url, "model": model, "api_key_env": api_key_env, "family": family}
-        for option, field in [("concurrency", "max_concurrency"), ("rpm", "rpm_limit"), ("tpm", "tpm_limit"),
+        for option, field in [("provider", "provider"),
+                              ("concurrency", "max_concurrency"), ("rpm", "rpm_limit"), ("tpm", "tpm_limit"),
                               ("timeout", "timeout_s"), ("temperature", "temperature"), ("max_tokens", "max_tokens"),
                               ("price_in", "price_input_per_m"), ("price_out", "price_output_per_m")]:
             if options.get(option) is not None:

@@ -3,7 +3,8 @@ import json
 from django.core.management.base import CommandError
 
 from annotation.job_progress import JobCommand, run_with_bar
-from annotation.models import Dataset, Job, RewardModel
+from annotation.jobs import create_job
+from annotation.models import Dataset, RewardModel
 from annotation.reward.filtering import MODES, filter_params
 
 
@@ -34,7 +35,7 @@ class Command(JobCommand):
             params = filter_params(reward_model, mode=mode, threshold=threshold)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        job = Job.objects.create(kind="reward_filter", dataset=ds, params=params, unit="items")
+        job = create_job("reward_filter", dataset=ds, params=params, enqueue_it=False)
         run_with_bar(job, what="reward filtering", unit="item", desc=mode, no_progress=no_progress,
                      postfix=lambda c: {"scored": c.get("responses_scored", 0), "filtered": c.get("pairs_filtered", 0)})
         report = filter_report(job, reward_model)

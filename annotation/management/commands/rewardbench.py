@@ -6,7 +6,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from annotation.job_progress import JobCommand, run_with_bar
-from annotation.models import Dataset, Job, Judge, RewardModel
+from annotation.jobs import create_job
+from annotation.models import Dataset, Judge, RewardModel
 from annotation.reward import benchmark as B
 from annotation.reward.filtering import filter_params
 from annotation.reward.pairwise import pairwise_params
@@ -21,8 +22,8 @@ class Command(JobCommand):
                                                           "prompt, chosen, rejected, domain) to import first")
         parser.add_argument("--gold-dataset", help="the dataset a gold FILE is imported into (default: rewardbench-"
                                                    "<file name>)")
-        parser.add_argument("--source", choices=B.GOLD_SOURCES, default="pairs",
-                            help="pairs: every pair of the gold set; reviewed: those reviewers verified")
+        parser.add_argument("--source", choices=list(B.GOLD_SOURCES), default="pairs",
+                            help="; ".join(f"{name}: {source.label}" for name, source in B.GOLD_SOURCES.items()))
         parser.add_argument("--model", action="append", required=True,
                             help="a reward model's name (latest version; scored first when needed) or a judge's "
                                  "name (its stored scores); repeat for several")
@@ -76,8 +77,8 @@ class Command(JobCommand):
         return Dataset.objects.get(name=name)
 
     def score(self, dataset, reward_model, no_progress):
-        job = Job.objects.create(kind="reward_filter", dataset=dataset, unit="items",
-                                 params=filter_params(reward_model, mode="score"))
+        job = create_job("reward_filter", dataset=dataset, params=filter_params(reward_model, mode="score"),
+                         enqueue_it=False)
         run_with_bar(job, what=f"scoring with {reward_model}", unit="response", desc=f"score {reward_model}",
                      no_progress=no_progress)
         self.finish(job, f"scoring with {reward_model}")
@@ -88,7 +89,7 @@ class Command(JobCommand):
             params = pairwise_params(judge)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        job = Job.objects.create(kind="pairwise_judge", dataset=dataset, unit="pairs", params=params)
+        job = create_job("pairwise_judge", dataset=dataset, params=params, enqueue_it=False)
         run_with_bar(job, what=f"pairwise judging with {judge.name}", unit="pair", desc=f"{judge.name} A/B",
                      no_progress=no_progress)
         self.finish(job, f"pairwise judging with {judge.name}")

@@ -37,7 +37,7 @@ class Command(JobCommand):
                                   force=force, chunk_size=chunk_size)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        job = Job.objects.create(kind="score", dataset=ds, params=params, unit="requests")
+        job = jobs.create_job("score", dataset=ds, params=params, enqueue_it=False)
         bar = tqdm(total=0, unit="req", disable=no_progress, desc="score")
 
         def on_progress(state, counts):

@@ -3,7 +3,8 @@ import json
 from django.core.management.base import CommandError
 
 from annotation.job_progress import JobCommand, run_with_bar
-from annotation.models import Dataset, Job, RewardModel
+from annotation.jobs import create_job
+from annotation.models import Dataset, RewardModel
 from annotation.reward.training import DEFAULTS, train_params
 
 
@@ -30,7 +31,7 @@ class Command(JobCommand):
             params = train_params(name, test_fraction=test_fraction, seed=seed, statuses=wanted, epochs=epochs)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        job = Job.objects.create(kind="train_reward_model", dataset=ds, params=params, unit="steps")
+        job = create_job("train_reward_model", dataset=ds, params=params, enqueue_it=False)
         run_with_bar(job, what="training", unit="step", desc="train", no_progress=no_progress)
         model = RewardModel.objects.get(pk=job.cursor["reward_model"])
         report = {"model": model.name, "version": model.version, "job": job.pk, **model.metrics}

@@ -16,7 +16,7 @@ class Command(JobCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True)
-        parser.add_argument("--format", required=True, choices=FORMATS)
+        parser.add_argument("--format", required=True, choices=FORMATS)  # the registry itself: every format
         parser.add_argument("--out", required=True, help="the data file; with --split, FILE_train and FILE_test")
         parser.add_argument("--status", action="append",
                             help="pair statuses to export (repeatable or comma-separated); 'all' exports every "

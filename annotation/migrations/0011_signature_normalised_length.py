@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0008_job_finished_with_problems'),
+        ('annotation', '0010_pairwise_verdicts'),
     ]
 
     operations = [

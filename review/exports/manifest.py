@@ -1,31 +1,21 @@
-"""The manifest and the dataset card written beside every export (review/exports.py writes them):
+"""The manifest and the dataset card written beside every export (job.py writes them):
 what was selected and counted, who judged with which rubric, thresholds, reward models, review
 coverage and agreement, the code version and each file's checksum."""
 
 import subprocess
 import tomllib
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.csv_cells import FORMULA_LEADS, QUOTE, UNDO
 from annotation.models import Judge, PairBuildRun, RewardModel
 from annotation.statistics import cohen_kappa
 
-
-@contextmanager
-def query_cursor():
-    """A cursor in its own transaction with JIT off: the planner's cost estimate for a scan over a
-    1M-pair dataset triggers JIT compilation, which costs ten times the query itself (330 ms of
-    365 ms per 5,000-pair batch, measured at 100k pairs)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
-        yield cursor
+from .selection import query_cursor
 
 
 def build_manifest(export, sel, counts, files):
@@ -49,7 +39,8 @@ def build_manifest(export, sel, counts, files):
         "review": review_summary(dataset),
         "code_version": code_version(),
         "files": files,
-        **({"csv_cells": csv_cells(sel, counts)} if export.format == "csv" else {}),
+        # Written by a CSV writer (writers.py), whose cells may have been changed.
+        **({"csv_cells": csv_cells(sel, counts)} if "neutralised_cells" in counts else {}),
     }
 
 
