@@ -488,6 +488,9 @@ class PromptSignature(models.Model):
     # The hashing scheme (n-gram size, permutations, seed); a signature of another scheme is recomputed.
     scheme = models.CharField(max_length=32)
     minhash = models.BinaryField()
+    # Characters of the normalised query: which prompts the short-copy check looks at, read without
+    # their texts (annotation/ingest/minhash.py, is_short_copy).
+    normalised_length = models.PositiveIntegerField(db_default=0)
 
     class Meta:
         indexes = [models.Index(fields=["dataset", "scheme"], name="signature_dataset_scheme")]

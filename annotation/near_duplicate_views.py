@@ -22,8 +22,10 @@ MATCHES_PER_PAGE = 100
 
 class NearDuplicateForm(forms.Form):
     threshold = forms.FloatField(
-        min_value=0.3, max_value=1.0, initial=DEFAULT_THRESHOLD,
-        label=_("Similarity threshold"), help_text=_("Jaccard similarity of character 3-grams (0.3 to 1)."),
+        min_value=0.3, max_value=1.0, initial=DEFAULT_THRESHOLD, label=_("Similarity threshold"),
+        help_text=_("Jaccard similarity of character 3-grams (0.3 to 1), traditional characters read as "
+                    "simplified. A short prompt found whole in another with a few words added around it is "
+                    "grouped whatever its similarity."),
     )
 
 

@@ -1,10 +1,11 @@
 """Low-quality rules: named selections of pairs that are probably wrong or useless for training.
 
 Each rule is a function `(pairs, dataset, settings) -> pairs` registered with `@selection(…, "quality",
-…)`; it narrows a queryset in SQL (no Python loop over pairs), so the same rule counts a million pairs
-on the quality page, lists them (`pairs/?view=<name>`), feeds the review queue, and flags a single pair
-on its page. To add a rule, write one more function here; review/apps.py imports this module.
-Settings are numbers with defaults, overridable in the list's URL (`view=small-gap&gap=1.5`).
+…)`; it narrows a queryset in SQL (no Python loop over pairs; `identical-responses` reads the texts of
+the pairs whose lengths allow a match and compares them in C, review/near_identical.py), so the same rule
+counts a million pairs on the quality page, lists them (`pairs/?view=<name>`), feeds the review queue, and
+flags a single pair on its page. To add a rule, write one more function here; review/apps.py imports this
+module. Settings are numbers with defaults, overridable in the list's URL (`view=small-gap&gap=1.5`).
 
 The rules that read texts, scores, judgements or duplicates take seconds per list on a large dataset,
 so the `quality_counts` job stores their members as it counts them (`@materialised`, review/members.py):
@@ -15,34 +16,20 @@ texts a dataset has not had read before it counts.
 """
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, FloatField, Func, OuterRef, Q, Value
-from django.db.models.functions import Cast, Greatest, Least, Length, Lower
+from django.db.models import Count, Exists, F, FloatField, OuterRef, Q, Value
+from django.db.models.functions import Cast, Greatest, Least, Length
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from annotation.jobs import JobContext, create_job, job_kind, jobs_under_way, running_job
 from annotation.models import ContaminationMatch, Dataset, Job, Judgement, NearDuplicateMember, Pair, Response
 
-from . import members, suspicion, text_checks
+from . import members, near_identical, suspicion, text_checks
 from .members import materialised
 from .models import ResponseTextCheck
-from .search import StrPos
 from .selections import selection
 
 KIND = "quality_counts"
-# Spaces, ASCII and CJK punctuation: ignored when comparing two responses.
-_IGNORED = "[[:space:][:punct:]，。！？、；：“”‘’（）《》【】…—·「」『』]+"
-
-
-class _RegexpReplace(Func):
-    function = "regexp_replace"
-
-    def __init__(self, expression, pattern, replacement=""):
-        super().__init__(expression, Value(pattern), Value(replacement), Value("g"))
-
-
-def _normalised(column):
-    return _RegexpReplace(Lower(column), _IGNORED)
 
 
 def _float(expression):
@@ -106,16 +93,15 @@ def contaminated(pairs, dataset, settings):
 
 
 @selection("identical-responses", _("Chosen and rejected (nearly) identical"), "quality",
-           _("The same text once case, spaces and punctuation are ignored, or one contains the other and "
-             "the shorter is at least `similarity` of the longer's length."), similarity=0.9)
+           _("Case, spaces and punctuation ignored: an edit similarity of at least `similarity`, or the shorter "
+             "response, at least `length_ratio` of the longer's length, has at least `containment` of its "
+             "characters in order in the longer (typos, a sentence dropped or added)."),
+           similarity=near_identical.SIMILARITY, containment=near_identical.CONTAINMENT,
+           length_ratio=near_identical.LENGTH_RATIO)
 @materialised("identical-responses", counted_at)
 def identical_responses(pairs, dataset, settings):
-    pairs = pairs.alias(quality_nc=_normalised("chosen__text"), quality_nr=_normalised("rejected__text"))
-    pairs = pairs.alias(quality_lc=Length("quality_nc"), quality_lr=Length("quality_nr"))
-    pairs = pairs.alias(quality_same=_float(Least("quality_lc", "quality_lr"))
-                        / Greatest("quality_lc", "quality_lr", Value(1)))
-    contained = Q(StrPos(F("quality_nc"), F("quality_nr"))) | Q(StrPos(F("quality_nr"), F("quality_nc")))
-    return pairs.filter(contained, quality_same__gte=settings["similarity"])
+    # Compared in Python (rapidfuzz), the texts of the pairs whose lengths allow it: review/near_identical.py.
+    return pairs.filter(pk__in=near_identical.near_identical_ids(pairs, **settings))
 
 
 def _read(pairs):

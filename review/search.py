@@ -73,14 +73,6 @@ def _is_caseless(text):
     return text.lower() == text.upper()
 
 
-class StrPos(Func):
-    """strpos(haystack, needle) > 0: a literal substring test (used by review/quality_rules.py)."""
-
-    function = "strpos"
-    template = "(%(function)s(%(expressions)s) > 0)"
-    output_field = BooleanField()
-
-
 @dataclass
 class SearchPage:
     ids: list  # ids of the matching pairs from `after` on, in order, at most `limit`

@@ -113,7 +113,8 @@ def test_training_prompts_matching_alignbench_questions_are_flagged_with_the_ite
     for qid, query in CONTAMINATED.items():
         assert matches[query].benchmark_prompt.query == ALIGNBENCH[qid]
         assert matches[query].benchmark_prompt.dataset == bench
-        assert matches[query].similarity >= 0.8
+        # 261 is a short question with 请问 added: matched as found whole in it, at a Jaccard of 0.7
+        assert matches[query].similarity >= (0.7 if qid == 261 else 0.8)
 
 
 def test_importing_the_benchmark_after_the_training_data_flags_the_training_data(db, tmp_path):
@@ -155,3 +156,89 @@ def test_a_prompts_row_without_a_question_is_rejected_with_the_reason(db, tmp_pa
     rejected = json.loads(report.read_text(encoding="utf-8"))["rejected_rows"]
     assert rejected == [{"line": 2, "reason": "a prompts row needs one of the fields prompt, question, instruction"}]
     assert Prompt.objects.get().query == "什么是大语言模型？"
+
+
+# Edits of short prompts written for these tests: the same question in traditional script (wholly and in
+# part), with a greeting or a thank-you added, and look-alikes from one template that ask other things.
+SKY = "为什么天空是蓝色的？请用小学生能听懂的话解释。"
+SKY_TRADITIONAL = "為什麼天空是藍色的？請用小學生能聽懂的話解釋。"
+SKY_PART_TRADITIONAL = "为什么天空是藍色的？请用小學生能听懂的話解释。"
+RICE = "怎样才能煮出好吃的米饭"
+RICE_AROUND = "各位好，怎样才能煮出好吃的米饭？先谢谢啦！"
+RICE_TRADITIONAL_THANKS = "怎樣才能煮出好吃的米飯？謝謝大家"
+LOOK_ALIKES = [
+    ("一个长方形长 8 厘米、宽 5 厘米，面积是多少？", "一个长方形长 9 厘米、宽 5 厘米，面积是多少？"),
+    ("8 的平方根是多少？请保留两位小数。", "5 的平方根是多少？请保留两位小数。"),  # the first character: 0.86 unmarked
+    ("从北京坐高铁到上海要几个小时？", "从北京坐高铁到广州要几个小时？"),
+    ("猜一猜这组emoji说的是哪部电影：🚢🧊💑", "猜一猜这组emoji说的是哪部电影：🦁👑🐗"),
+    ("请计算 25 × 48 的结果", "请计算 25 × 48 的结果再加 6"),  # the longer holds the shorter, and a number
+]
+
+
+def test_normalisation_folds_script_width_punctuation_and_case_but_keeps_symbols():
+    assert minhash.normalise(SKY_TRADITIONAL) == minhash.normalise(SKY) == minhash.normalise(SKY_PART_TRADITIONAL)
+    assert minhash.normalise("ＧＰＴ－４，你好！") == minhash.normalise("gpt 4 你好") == "gpt4你好"
+    assert minhash.normalise("⾝高") == "身高"  # a Kangxi radical (as PDFs write 身) is the character
+    assert minhash.normalise("1 + 2") != minhash.normalise("1 × 2")
+    assert minhash.normalise(LOOK_ALIKES[2][0]) != minhash.normalise(LOOK_ALIKES[2][1])
+    assert minhash.fold("為什麼") == "為什麼"  # responses are compared without the script folding
+
+
+def test_a_short_prompt_with_words_added_around_it_is_a_short_copy_and_look_alikes_are_not():
+    n = minhash.normalise
+    assert minhash.is_short_copy(n(RICE), n(RICE_AROUND))
+    assert minhash.is_short_copy(n(RICE), n(RICE_TRADITIONAL_THANKS))
+    assert minhash.jaccard(minhash.shingles(RICE), minhash.shingles(RICE_AROUND)) < 0.6  # what Jaccard alone misses
+    for a, b in LOOK_ALIKES:
+        assert not minhash.is_short_copy(n(a), n(b)), (a, b)
+        assert minhash.jaccard(minhash.shingles(a), minhash.shingles(b)) < 0.8, (a, b)
+    assert not minhash.is_short_copy(n("讲个笑话"), n("讲个笑话吧"))  # under 6 characters: too little to tell
+    assert not minhash.is_short_copy(n(RICE), n(RICE + "，要用电饭煲还是砂锅？火候和水量各是多少？"))  # a second question
+
+
+def test_a_query_copied_hundreds_of_times_gives_candidates_linear_in_its_copies():
+    copies = 400
+    sigs = minhash.signatures([RICE_AROUND] * copies + [RICE])
+    lengths = np.array([len(minhash.normalise(RICE_AROUND))] * copies + [len(minhash.normalise(RICE))])
+    assert len(minhash.candidate_pairs(sigs, 0.8)) < 2 * copies  # not copies² / 2 = 80,000
+    short = minhash.short_copy_candidates(sigs, lengths)
+    assert len(short) < 3 * copies and any(copies in pair for pair in short)
+
+
+def test_traditional_script_and_added_words_group_short_prompts_and_look_alikes_stay_apart(db, tmp_path):
+    queries = [SKY, SKY_TRADITIONAL, SKY_PART_TRADITIONAL, RICE, RICE_AROUND, RICE_TRADITIONAL_THANKS,
+               *(q for pair in LOOK_ALIKES for q in pair)]
+    rows = DPO[:20] + [pair_with_query(DPO[i], q) for i, q in enumerate(queries)]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    groups = {frozenset(m.prompt.query for m in g.members.select_related("prompt"))
+              for g in NearDuplicateGroup.objects.filter(dataset__name="train")}
+    assert groups == {frozenset([SKY, SKY_TRADITIONAL, SKY_PART_TRADITIONAL]),
+                      frozenset([RICE, RICE_AROUND, RICE_TRADITIONAL_THANKS])}
+    assert PromptSignature.objects.filter(normalised_length=len(minhash.normalise(RICE))).exists()
+
+
+def test_benchmark_questions_in_traditional_script_or_with_a_greeting_are_contamination(db, tmp_path):
+    bench = import_alignbench(tmp_path)
+    edited = {261: "世界上最早的已知計算機是什麼？",  # AlignBench 261 in traditional script
+              141: "老师您好！" + ALIGNBENCH[141] + "麻烦写出过程，谢谢。"}
+    rows = DPO[:10] + [pair_with_query(DPO[0], q) for q in edited.values()]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    matches = {m.prompt.query: m.benchmark_prompt for m in ContaminationMatch.objects.filter(dataset__name="train")}
+    assert {q: b.query for q, b in matches.items()} == {q: ALIGNBENCH[qid] for qid, q in edited.items()}
+    assert all(b.dataset == bench for b in matches.values())
+
+
+def test_signatures_of_an_older_normalisation_are_made_again_by_the_next_check(db, tmp_path):
+    import_file(write_jsonl(tmp_path / "a.jsonl", DPO[:5] + [pair_with_query(DPO[0], SKY)]), "train",
+                no_near_duplicates=True)
+    train = Dataset.objects.get(name="train")
+    # As a dataset signed before traditional characters were folded has them: old scheme, no length.
+    for prompt in Prompt.objects.filter(dataset=train):
+        PromptSignature.objects.create(prompt=prompt, dataset=train, scheme="char3-perm128-seed20250405-v1",
+                                       minhash=minhash.signatures([prompt.query])[0].tobytes())
+    import_file(write_jsonl(tmp_path / "b.jsonl", [pair_with_query(DPO[1], SKY_TRADITIONAL)]), "train")
+    job = Job.objects.filter(kind="near_duplicates", dataset=train).get()
+    assert job.status == Job.Status.SUCCEEDED and job.counts["prompts_signed"] == 7
+    assert set(PromptSignature.objects.values_list("scheme", flat=True)) == {minhash.SCHEME}
+    assert not PromptSignature.objects.filter(normalised_length=0).exists()
+    assert NearDuplicateGroup.objects.get(dataset=train).size == 2
