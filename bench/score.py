@@ -31,7 +31,7 @@ import psutil  # noqa: E402
 
 from annotation import jobs  # noqa: E402
 from annotation.judging import CHUNK_SIZE, score_params  # noqa: E402
-from annotation.models import Dataset, Job, Judge, Prompt, Response  # noqa: E402
+from annotation.models import Dataset, Judge, Prompt, Response  # noqa: E402
 
 
 def ensure_dataset(n):
