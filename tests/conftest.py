@@ -26,8 +26,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 def _test_redis_url():
     # Tests use their own Redis database (TEST_REDIS_DB, default 15), emptied at the start of
     # the session; give parallel checkouts different numbers.
+    # Under pytest-xdist each worker (gw0, gw1, …) takes the next number down, as pytest-django gives each
+    # its own database: one worker's flush must never empty another's queue.
     parts = urlsplit(settings.REDIS_URL)
-    number = int(os.environ.get("TEST_REDIS_DB", "15"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    number = int(os.environ.get("TEST_REDIS_DB", "15")) - int(worker.removeprefix("gw") or 0)
     return urlunsplit((parts.scheme, parts.netloc, f"/{number}", "", ""))
 
 
