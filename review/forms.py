@@ -95,6 +95,13 @@ class ReviewSettingsForm(forms.ModelForm):
         model = ReviewSettings
         fields = ["reviews_per_pair", "blind_review", "status_quorum"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status_quorum"].required = False  # left empty: reviews do not decide statuses
+
+    def clean_status_quorum(self):
+        return self.cleaned_data.get("status_quorum") or 0
+
 
 class AuditForm(forms.Form):
     label = forms.CharField(required=False, max_length=200, label=_("Label"),
