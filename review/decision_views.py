@@ -23,7 +23,7 @@ LIST_SIZE = 100
 
 def _get_batch_for(request, pk, batch_pk, role):
     dataset = get_dataset_for(request, pk, role)
-    batch = get_object_or_404(DecisionBatch.objects.select_related("actor", "undone_by"), pk=batch_pk,
+    batch = get_object_or_404(DecisionBatch.objects.select_related("actor", "undone_by", "job"), pk=batch_pk,
                               dataset=dataset)
     return dataset, batch
 
@@ -57,11 +57,15 @@ def decide(request, pk):
                       {**ctx, "form": confirm, "preview": decisions.preview(dataset, pairs, data["action"]),
                        "action_label": DecisionBatch.Action(data["action"]).label, "selection": data["selection"]})
     try:
-        batch = decisions.decide_list(dataset, data["selection"], data["action"], request.user, data["reason"])
+        batch = decisions.start_decision(dataset, data["selection"], data["action"], request.user, data["reason"])
     except decisions.DecisionError as exc:
         form.add_error(None, str(exc))
         return render(request, "review/decision_confirm.html", ctx, status=400)
-    messages.success(request, _("Decision %(pk)s: %(n)s pairs changed.") % {"pk": batch.pk, "n": batch.changed})
+    if batch.job_id:
+        messages.info(request, _("Decision %(pk)s is being made by a job: the pairs change a range at a time.")
+                      % {"pk": batch.pk})
+    else:
+        messages.success(request, _("Decision %(pk)s: %(n)s pairs changed.") % {"pk": batch.pk, "n": batch.changed})
     if data["next"] and url_has_allowed_host_and_scheme(data["next"], allowed_hosts={request.get_host()}):
         return redirect(data["next"])
     return redirect("decision-detail", dataset.pk, batch.pk)
@@ -84,6 +88,7 @@ def decision_list(request, pk):
 def decision_detail(request, pk, batch_pk):
     dataset, batch = _get_batch_for(request, pk, batch_pk, Role.VIEWER)
     return render(request, "review/decision_detail.html", {
+        "job": batch.job if batch.job_id and batch.job.finished_at is None else None,
         "dataset": dataset, "batch": batch, "is_admin": dataset.allows(request.user, Role.ADMIN),
         "can_review": dataset.allows(request.user, Role.REVIEWER)})
 
@@ -93,10 +98,13 @@ def decision_detail(request, pk, batch_pk):
 def decision_undo(request, pk, batch_pk):
     dataset, batch = _get_batch_for(request, pk, batch_pk, Role.ADMIN)
     try:
-        batch = decisions.undo(batch, request.user)
+        batch = decisions.start_undo(batch, request.user)
     except decisions.DecisionError as exc:
         messages.error(request, str(exc))
     else:
+        if batch.job_id and batch.job.kind == decisions.UNDO_KIND and batch.job.finished_at is None:
+            messages.info(request, _("Decision %(pk)s is being undone by a job.") % {"pk": batch.pk})
+            return redirect("decision-detail", dataset.pk, batch.pk)
         messages.success(request, _("Decision %(pk)s undone: %(restored)s pairs put back, %(left)s changed since "
                                     "and left as they are.")
                          % {"pk": batch.pk, "restored": batch.restored, "left": batch.left})

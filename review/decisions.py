@@ -7,6 +7,10 @@ The one workflow behind the pair page's buttons, the pair list's bulk form, the 
     decide_list(dataset, params, action, user, reason) -> DecisionBatch   (params: a pair list's GET parameters)
     preview(dataset, pairs, action) -> {"change": n, "already": n, "withdrawn": n}
     undo(batch, user) -> DecisionBatch           (restored / left counts on it)
+    start_decision(dataset, params, action, user, reason) -> DecisionBatch
+    start_undo(batch, user) -> DecisionBatch
+        what the pages use: up to INLINE_MAX_PAIRS at once, like decide_list / undo; a larger list as a job
+        (`batch.job`, progress on the job page) that changes the pairs CHUNK_PAIRS at a time, in pair id order.
     apply_review_policy(dataset, pair_ids=None, user=None) -> DecisionBatch | None
     decisions_of(pair) -> PairDecision rows of the pair, newest first (with their batch)
 All raise DecisionError (a message for the user) when the decision cannot be made as asked.
@@ -20,9 +24,11 @@ policy: `review-policy batch=<id>`); a batch's undo puts back the status and rea
 the pairs that still carry that reason; a pair something changed since (another decision, a reward filter,
 the build) is left alone and counted.
 
-Set-based: a decision over a million pairs is three statements (lock the pairs and record their prior state
+Set-based: a decision over a list is three statements (lock the pairs and record their prior state
 in one `INSERT … SELECT … FOR NO KEY UPDATE`, then one `UPDATE … FROM` the record), never a loop in Python;
-the lock makes the recorded prior state the one the update replaces, whoever else writes meanwhile.
+the lock makes the recorded prior state the one the update replaces, whoever else writes meanwhile. A list
+larger than INLINE_MAX_PAIRS runs as a job doing the same per range of pair ids, each range committed with the
+job's progress (a killed worker resumes after the last committed range; pairs already changed are "already").
 """
 
 import re
@@ -31,8 +37,11 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.http import QueryDict
 from django.utils import timezone
+from django.db.models import F
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
+from annotation.jobs import JobFailed, create_job, job_kind
 from annotation.models import Pair
 
 from .models import DecisionBatch, PairDecision, ReviewSettings
@@ -260,3 +269,113 @@ def apply_review_policy(dataset, pair_ids=None, user=None):
         batch.changed = changed
         batch.save(update_fields=["changed"])
     return batch
+
+
+# --- large lists: as a job, a range of pair ids at a time ------------------------------------------------------
+
+# Above this many pairs a decision or an undo runs as a job: 20,000 pairs took 4.3-4.5 s in one statement on the
+# shared 2-core machine at load 9 (bench/decisions.py, BENCHMARKS.md), as long as a request should wait.
+INLINE_MAX_PAIRS = 20_000
+# Pairs of the dataset per job step (each step one locking INSERT … SELECT and one UPDATE … FROM over the list's
+# pairs in its id range), committed with the job's progress: a few seconds a step, as above.
+CHUNK_PAIRS = 20_000
+DECIDE_KIND, UNDO_KIND = "decision", "decision_undo"
+
+
+def start_decision(dataset, params, action, user, reason):
+    """Decide a pair list (GET parameters or a query string): at once when it is small, else as a job."""
+    if isinstance(params, str):
+        params = QueryDict(params)
+    filters = params.copy()
+    for name in ("after", "page", "at", "audit", "blind"):
+        filters.pop(name, None)
+    pairs, form = select_pairs(dataset, filters)
+    if pairs is None:
+        raise DecisionError("; ".join(str(e) for errors in form.errors.values() for e in errors))
+    counts = preview(dataset, pairs, action)
+    if counts["change"] <= INLINE_MAX_PAIRS:
+        return decide(dataset, pairs, action, user, reason, selection=filters.urlencode())
+    action = _action(action)
+    reason = (reason or "").strip()
+    if action == Action.POLICY or not reason or len(reason) > REASON_MAX:
+        decide(dataset, [], action, user, reason)  # raises the error that says why
+    with transaction.atomic():
+        batch = DecisionBatch.objects.create(dataset=dataset, action=action, actor=user, reason=reason,
+                                             selection=filters.urlencode()[:2000],
+                                             unchanged={"already": counts["already"], "withdrawn": counts["withdrawn"]})
+        batch.job = create_job(DECIDE_KIND, dataset=dataset, user=user, params={"batch": batch.pk})
+        batch.save(update_fields=["job"])
+    return batch
+
+
+def start_undo(batch, user):
+    """Undo a batch: at once when it changed few pairs, else as a job (the batch is marked undone when it starts)."""
+    if batch.changed <= INLINE_MAX_PAIRS:
+        return undo(batch, user)
+    with transaction.atomic():
+        batch = DecisionBatch.objects.select_for_update().get(pk=batch.pk)
+        if batch.undone_at is not None:
+            raise DecisionError(_("Decision %(pk)s was undone already.") % {"pk": batch.pk})
+        if batch.job_id and batch.job.finished_at is None:
+            raise DecisionError(_("Decision %(pk)s is still being made; undo it when its job is done.")
+                                % {"pk": batch.pk})
+        batch.undone_at, batch.undone_by = timezone.now(), user
+        batch.job = create_job(UNDO_KIND, dataset=batch.dataset, user=user, params={"batch": batch.pk})
+        batch.save(update_fields=["undone_at", "undone_by", "job"])
+    return batch
+
+
+def _ranges(table, column, where, params, after):
+    """(lo, hi] pair id ranges of CHUNK_PAIRS ids each, from `after` on, of `column` in the rows of `table` that
+    `where` selects (keyset: each range one index scan)."""
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(f"SELECT max(x) FROM (SELECT {column} AS x FROM {table} WHERE {where} AND {column} > %s "
+                           f"ORDER BY {column} LIMIT %s) page", [*params, after, CHUNK_PAIRS])
+            hi = cursor.fetchone()[0]
+            if hi is None:
+                return
+            yield after, hi
+            after = hi
+
+
+# Not `changes_data`: decisions change only statuses, which no stored list reads; the dashboards see them through
+# DecisionBatch (dashboards.decided_since).
+@job_kind(DECIDE_KIND, label=pgettext_lazy("job kind", "decision"), unit="pairs", changes_data=False,
+          counts={"changed": gettext_lazy("Pairs changed")})
+def run_decision(ctx):
+    batch = DecisionBatch.objects.select_related("dataset").get(pk=ctx.params["batch"])
+    pairs, form = select_pairs(batch.dataset, QueryDict(batch.selection))
+    if pairs is None:
+        raise JobFailed("; ".join(str(e) for errors in form.errors.values() for e in errors))
+    if not ctx.job.total:
+        ctx.set_total(Pair.objects.filter(dataset=batch.dataset).count())
+    for lo, hi in _ranges("annotation_pair", "id", "dataset_id = %s", [batch.dataset_id], ctx.cursor.get("after", 0)):
+        sql, params = _pair_sql(batch.dataset, pairs.filter(pk__gt=lo, pk__lte=hi))
+        with transaction.atomic():
+            changed = _record_and_apply(batch, sql, params, target="%(target)s",
+                                        extra={"target": TARGET[batch.action]})
+            DecisionBatch.objects.filter(pk=batch.pk).update(changed=F("changed") + changed)
+            done = Pair.objects.filter(dataset=batch.dataset, pk__gt=lo, pk__lte=hi).count()
+            ctx.commit(done=done, counts={"changed": changed}, cursor={"after": hi})
+
+
+@job_kind(UNDO_KIND, label=pgettext_lazy("job kind", "decision_undo"), unit="pairs", changes_data=False,
+          counts={"restored": gettext_lazy("Pairs put back")})
+def run_undo(ctx):
+    batch = DecisionBatch.objects.get(pk=ctx.params["batch"])
+    if not ctx.job.total:
+        ctx.set_total(batch.changed)
+    for lo, hi in _ranges("review_pairdecision", "pair_id", "batch_id = %s", [batch.pk], ctx.cursor.get("after", 0)):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("""SELECT p.id FROM annotation_pair p JOIN review_pairdecision d ON d.pair_id = p.id
+                              WHERE d.batch_id = %s AND d.pair_id > %s AND d.pair_id <= %s
+                              ORDER BY p.id FOR NO KEY UPDATE OF p""", [batch.pk, lo, hi])
+            cursor.execute(_UNDO.replace("WHERE d.batch_id = %(batch)s",
+                                         "WHERE d.batch_id = %(batch)s AND d.pair_id > %(lo)s AND d.pair_id <= %(hi)s"),
+                           {"batch": batch.pk, "tag": batch.tag(), "lo": lo, "hi": hi})
+            restored = cursor.fetchone()[0]
+            DecisionBatch.objects.filter(pk=batch.pk).update(restored=F("restored") + restored,
+                                                              left=F("changed") - F("restored") - restored)
+            in_range = PairDecision.objects.filter(batch=batch, pair_id__gt=lo, pair_id__lte=hi).count()
+            ctx.commit(done=in_range, counts={"restored": restored}, cursor={"after": hi})

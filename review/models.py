@@ -284,6 +284,8 @@ class DecisionBatch(models.Model):
     # At undo: pairs put back, and pairs left alone because something changed them after this decision.
     restored = models.PositiveIntegerField(default=0)
     left = models.PositiveIntegerField(default=0)
+    # The job deciding or undoing it, for a list too large to change in one request (review/decisions.py).
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["-at", "-pk"]

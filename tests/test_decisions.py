@@ -298,3 +298,32 @@ def test_dashboards_show_the_counts_a_decision_changed(client, team):
     assert 'data-stale="true"' in page, "a decision since the snapshot makes its counts stale"
     page = client.get(reverse("dataset-detail", args=[team.dataset.pk])).content.decode()
     assert '<span class="stat">3</span> Kept' in page, "the dataset page counts statuses live after a decision"
+
+
+def test_a_list_larger_than_a_request_should_change_is_decided_and_undone_by_jobs_a_range_at_a_time(
+        team, monkeypatch, django_capture_on_commit_callbacks):
+    from annotation import jobs
+
+    monkeypatch.setattr(decisions, "INLINE_MAX_PAIRS", 5)
+    monkeypatch.setattr(decisions, "CHUNK_PAIRS", 7)  # 24 pairs: four ranges
+    everything = ids(team)
+    reward_filter(everything[:3])
+    before = states(team)
+    with django_capture_on_commit_callbacks(execute=False):
+        batch = decisions.start_decision(team.dataset, "", "discard", team.admin, "a bad crawl")
+    assert batch.job is not None and batch.changed == 0 and batch.unchanged == {"already": 3, "withdrawn": 0}
+    assert states(team) == before, "nothing changes before the job runs"
+    jobs.execute(batch.job.pk)
+    batch.refresh_from_db()
+    assert batch.job.status == "succeeded" and batch.job.counts["changed"] == 21 and batch.job.done == 24
+    assert batch.changed == 21 and PairDecision.objects.filter(batch=batch).count() == 21
+    assert all(states(team)[pk] == ("filtered", batch.tag()) for pk in everything[3:])
+    with django_capture_on_commit_callbacks(execute=False):
+        decisions.start_undo(batch, team.admin)
+    batch.refresh_from_db()
+    assert batch.undone_at is not None and batch.job.kind == "decision_undo"
+    with pytest.raises(decisions.DecisionError):
+        decisions.start_undo(batch, team.admin)
+    jobs.execute(batch.job.pk)
+    batch.refresh_from_db()
+    assert states(team) == before and (batch.restored, batch.left) == (21, 0)
