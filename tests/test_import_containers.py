@@ -321,4 +321,4 @@ def test_json_arrays_and_csv_files_are_read_as_a_stream_not_whole(tmp_path, kind
 def test_a_column_mapping_also_renames_the_keys_of_json_records(db, tmp_path):
     path = write_jsonl(tmp_path / "own.jsonl", [{"q": "什么是DPO？", "good": "直接偏好优化", "bad": "不知道", "cat": "对话"}])
     report = run_import(path, columns="prompt=q,chosen=good,rejected=bad,domain=cat")
-    assert report["imported_pairs"] == 1 and report["by_domain"] == {"chat": 1}
+    assert report["imported_pairs"] == 1 and report["by_domain"] == {"chat": {"prompts": 1, "pairs": 1}}

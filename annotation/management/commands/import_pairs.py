@@ -7,6 +7,7 @@ from tqdm import tqdm
 from annotation import jobs
 from annotation.ingest.hub import HUB_PREFIX
 from annotation.ingest.importer import BATCH_SIZE, FORMAT_CHOICES, hub_import_params, import_params
+from annotation.ingest.report import created_by_domain
 from annotation.job_progress import JobCommand, run_with_bar
 from annotation.models import Dataset, Domain, Job
 
@@ -136,6 +137,7 @@ def import_report(job):
         "rejected_rows": [{"line": e.line, "reason": e.reason} for e in job.errors.order_by("line", "pk")],
         # Rows over JOB_MAX_STORED_ERRORS are counted, not listed.
         "rejected_rows_not_stored": counts.get("errors_not_stored", 0),
-        "by_domain": counts.get("by_domain", {}),
+        "by_domain": created_by_domain(counts),
+        "dropped_responses": counts.get("dropped_responses", 0),
         "unknown_domains": counts.get("unknown_domains", {}),
     }
