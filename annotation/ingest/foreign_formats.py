@@ -278,9 +278,12 @@ def _argilla_rankings(record, nested):
                 by_question[question] = [v for v, s in zip(values, statuses) if s in ARGILLA_SUBMITTED]
             elif key.endswith(".suggestion"):
                 suggested[key.removesuffix(".suggestion")] = _cell(value, key)
-    candidates = [q for q in {**by_question, **suggested} if _is_ranking_question(by_question.get(q), suggested.get(q))]
+    answered = [q for q in {**by_question, **suggested} if by_question.get(q) or suggested.get(q)]
+    if not answered:
+        raise RowError("Argilla record with no submitted response and no suggestion (a pending or discarded record)")
+    candidates = [q for q in answered if _is_ranking_question(by_question.get(q), suggested.get(q))]
     if not candidates:
-        found = sorted({**by_question, **suggested})
+        found = sorted(answered)
         raise RowError(f"Argilla record without a ranking question to decide chosen and rejected (questions: "
                        f"{', '.join(found) or 'none'}); the ranking is the annotators' order of the responses")
     if len(candidates) > 1:

@@ -96,6 +96,8 @@ class Command(JobCommand):
         if report["rejected_rows_not_stored"]:
             self.stdout.write(f"  {job.unstored_errors_note()}")
         if job.status == Job.Status.FAILED:  # every row was rejected: no follow-up job was created
+            self.stderr.write(f"nothing was imported into dataset {dataset!r}: no row of "
+                              f"{params['original_name']} could be imported")
             self.write_report(report, report_json)
             self.finish(job, "import")
         try:
