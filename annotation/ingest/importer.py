@@ -75,7 +75,7 @@ IMPORT_COUNTS = {
     "imported_judgements": _("Judge scores created"),
     "duplicates": _("Duplicate pairs (skipped)"),
     "rejected_rows": _("Rejected rows"),
-    "dropped_responses": _("Responses left out (their rows' others imported)"),
+    "dropped_responses": _("Responses left out"),
     "downloaded_bytes": _("Bytes downloaded"),
 }
 
