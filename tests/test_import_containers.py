@@ -231,7 +231,8 @@ def test_an_unknown_format_is_a_one_line_error(db, tmp_path):
     with pytest.raises(CommandError) as error:
         call_command("import_pairs", str(path), dataset="d", format="xlsx", no_progress=True)
     assert str(error.value) == ("unknown format 'xlsx'; expected one of auto, sharegpt, trl, alpaca, crbench, "
-                                "responses, prompts, jsonl, json, csv, parquet")
+                                "responses, prompts, argilla, labelstudio, ultrafeedback, hh-rlhf, jsonl, json, "
+                                "csv, parquet")
     assert not Dataset.objects.filter(name="d").exists()
 
 

@@ -3,6 +3,7 @@ UltraFeedback, HH-RLHF transcripts and TRL's implicit prompt. Each must import w
 rejected its annotators (or judge) gave, never by the order of its columns."""
 
 import csv
+import re
 import json
 
 import pyarrow as pa
@@ -61,8 +62,10 @@ def test_an_argilla_json_export_imports_by_the_annotators_ranking(db, tmp_path):
                                    "status": "submitted"}]),
         # Two annotators agree on response 1; a discarded answer that ranked the other way does not count.
         argilla_record("鸡兔同笼，共 35 个头、94 只脚，各有几只？", GOOD_MATH, BAD_MATH, metadata={"domain": "数学"},
-                       responses=[{"value": ["response-1", "response-2"], "user_id": ANNOTATOR_1, "status": "submitted"},
-                                  {"value": ["response-1", "response-2"], "user_id": ANNOTATOR_2, "status": "submitted"},
+                       responses=[{"value": ["response-1", "response-2"], "user_id": ANNOTATOR_1,
+                                   "status": "submitted"},
+                                  {"value": ["response-1", "response-2"], "user_id": ANNOTATOR_2,
+                                   "status": "submitted"},
                                   {"value": ["response-2", "response-1"], "user_id": ANNOTATOR_3,
                                    "status": "discarded"}]),
         # Nobody answered yet: the suggestion's ranking (a model's, like every automatic label) decides.
@@ -148,7 +151,8 @@ def test_a_flattened_argilla_export_as_jsonl_or_csv_is_detected_without_a_mappin
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for k, v in row.items()})
+            writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
+                             for k, v in row.items()})
     assert run_import(path, dataset="csv")["imported_pairs"] == 2
     assert pair_texts("csv") == pair_texts("jsonl")
 
@@ -370,3 +374,42 @@ def test_a_file_from_which_no_row_could_be_imported_exits_non_zero_and_says_so(d
     assert failed.value.returncode == 1
     assert "nothing was imported into dataset '空': no row of pending.json could be imported" in capsys.readouterr().err
     assert not Prompt.objects.filter(dataset__name="空").exists()
+
+
+def test_each_foreign_format_is_detected_where_it_used_to_pass_for_another_or_be_refused():
+    nested = argilla_record("问题", "回答一", "回答二", responses=[{"value": ["response-1", "response-2"],
+                                                                  "user_id": ANNOTATOR_1}])
+    assert detect_format(nested) == "argilla"  # not our `responses` format, for its `responses` key
+    assert detect_format(ULTRAFEEDBACK_RAW) == "ultrafeedback"  # not alpaca, for its `instruction`
+    assert detect_format(label_studio_task(1, "问题", "回答一", "回答二", "left")) == "labelstudio"
+    assert detect_format({"chosen": HH_CHOSEN, "rejected": HH_REJECTED}) == "hh-rlhf"
+    # TRL's implicit prompt is trl, and no longer refused for a missing 'prompt'.
+    pair = parse_record({"chosen": "天空是什么颜色？ 蓝色。", "rejected": "天空是什么颜色？ 绿色。"}, "trl")
+    assert (pair.messages, pair.chosen, pair.rejected) == (
+        [{"role": "user", "content": "天空是什么颜色？"}], " 蓝色。", " 绿色。")
+
+
+@pytest.mark.parametrize("record,reason", [
+    ({"fields": {"prompt": "问", "a": "甲", "b": "乙"}, "responses": [1, 2], "suggestions": {}},
+     "no submitted response and no suggestion"),
+    ({"fields": {"prompt": "问", "a": "甲", "b": "乙"},
+      "responses": {"rank": [{"value": [{"value": "a", "rank": "一"}, {"value": "b", "rank": 2}]}]}},
+     "gives 'a' the rank '一', not a number"),
+    ({"prompt": "问", "a": "甲", "b": "乙", "rank.responses": [["a", "b"]], "rank.responses.status": 3},
+     "field 'rank.responses.status' must be a list, got int"),
+    ({"fields": {"prompt": "问", "a": "甲", "b": "乙"}, "responses": {"rank": [{"value": ["a", "c"]}]}},
+     "the ranking 'rank' names 'c', which is no field of the record"),
+    ({"fields": {"x": "问", "y": "又问", "a": "甲", "b": "乙"}, "responses": {"rank": [{"value": ["a", "b"]}]}},
+     "cannot tell which field holds the prompt among x, y; name it with --columns prompt=FIELD"),
+    ({"data": {"prompt": "问", "good": "甲", "bad": "乙"},
+      "annotations": [{"result": [{"value": {"selected": "left"}}]}]},
+     "cannot tell which of the task's fields"),
+    ({"data": {"prompt": "问", "answer1": "甲", "answer2": "乙"}, "annotations": [{"result": "left"}]},
+     "Label Studio task without a pairwise choice (selected: left/right)"),
+    ({"instruction": "问", "completions": "四个回答"}, "field 'completions' must be a non-empty list"),
+    ({"instruction": "问", "completions": [{"response": "甲", "annotations": {"honesty": {"Rating": "7"}}}]},
+     "completions[0].annotations.honesty.Rating is 7, outside UltraFeedback's 1-5 scale"),
+])
+def test_malformed_foreign_records_are_rejected_with_a_reason_not_a_crash(record, reason):
+    with pytest.raises(RowError, match=re.escape(reason)):
+        parse_record(record, detect_format(record))

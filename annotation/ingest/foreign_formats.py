@@ -35,7 +35,7 @@ def detect(record):
     """The foreign format a record is in, or None. Checked before our own formats: an Argilla record
     has `responses`, raw UltraFeedback has `instruction`, and both would pass for ours."""
     keys = record.keys()
-    if isinstance(record.get("fields"), dict) and isinstance(record.get("responses", record.get("suggestions")), dict):
+    if isinstance(record.get("fields"), dict) and ("responses" in keys or "suggestions" in keys):
         return ARGILLA
     if any(isinstance(k, str) and k.endswith((".responses", ".suggestion")) for k in keys):
         return ARGILLA
@@ -203,7 +203,8 @@ def binarized_scores(record):
     """({judge: score} of chosen, of rejected) from UltraFeedback-binarized `score_chosen` /
     `score_rejected` (or Argilla's cleaned `chosen-rating` / `rejected-rating`), on the 1-10 scale."""
     found = []
-    for names in (("score_chosen", "chosen-rating", "chosen_rating"), ("score_rejected", "rejected-rating", "rejected_rating")):
+    for names in (("score_chosen", "chosen-rating", "chosen_rating"),
+                  ("score_rejected", "rejected-rating", "rejected_rating")):
         name = next((n for n in names if record.get(n) is not None), None)
         if name is None:
             found.append({})
@@ -262,8 +263,8 @@ def _argilla_rankings(record, nested):
     annotators, else its suggestion's ranking. A ranking is a list of option names, best first, or
     of {value, rank}."""
     if nested:
-        responses = record.get("responses") or {}
-        suggestions = record.get("suggestions") or {}
+        responses = record.get("responses") if isinstance(record.get("responses"), dict) else {}
+        suggestions = record.get("suggestions") if isinstance(record.get("suggestions"), dict) else {}
         by_question = {q: [r.get("value") for r in (answers or []) if isinstance(r, dict)
                            and r.get("status") in ARGILLA_SUBMITTED]
                        for q, answers in responses.items() if isinstance(answers, list)}
@@ -273,8 +274,9 @@ def _argilla_rankings(record, nested):
         for key, value in record.items():
             if key.endswith(".responses"):
                 question = key.removesuffix(".responses")
-                values = _cell(value, key) or []
-                statuses = _cell(record.get(f"{key}.status"), f"{key}.status") or [None] * len(values)
+                values = _list(_cell(value, key), key)
+                status_key = f"{key}.status"
+                statuses = _list(_cell(record.get(status_key), status_key), status_key) or [None] * len(values)
                 by_question[question] = [v for v, s in zip(values, statuses) if s in ARGILLA_SUBMITTED]
             elif key.endswith(".suggestion"):
                 suggested[key.removesuffix(".suggestion")] = _cell(value, key)
@@ -324,13 +326,27 @@ def _cell(value, key):
         raise RowError(f"field '{key}' must hold a list (JSON), got {value[:40]!r}") from None
 
 
+def _list(value, key):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RowError(f"field '{key}' must be a list, got {type(value).__name__}")
+    return value
+
+
 def _consensus(rankings, question):
     """(best option, worst option) by the annotators' mean rank; a tie at the top or the bottom is no verdict."""
     ranks = {}
     for ranking in rankings:
         for position, option in enumerate(ranking, 1):
-            name, rank = (option.get("value"), option.get("rank") or position) if isinstance(option, dict) else (option, position)
-            ranks.setdefault(str(name), []).append(rank)
+            if isinstance(option, dict):
+                name, rank = option.get("value"), option.get("rank") or position
+            else:
+                name, rank = option, position
+            try:
+                ranks.setdefault(str(name), []).append(float(rank))
+            except (TypeError, ValueError):
+                raise RowError(f"the ranking '{question}' gives {name!r} the rank {rank!r}, not a number") from None
     means = {name: statistics.fmean(r) for name, r in ranks.items()}
     if len(means) < 2:
         raise RowError(f"the ranking '{question}' ranks fewer than two responses")

@@ -186,7 +186,13 @@ def parse_record(record, fmt, *, domain_override=None, max_chars=200_000):
         "prompts": _parse_prompts,
         **foreign_formats.PARSERS,
     }[fmt]
-    parsed = parser(record)
+    try:
+        parsed = parser(record)
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        # Other tools' records nest deeply; a shape no check above foresaw is this row's problem, not the job's.
+        if fmt not in foreign_formats.PARSERS:
+            raise
+        raise RowError(f"not a well-formed {fmt} record ({type(exc).__name__}: {exc})") from None
     # Formats that keep the domain elsewhere (Argilla's metadata, Label Studio's data) leave it in domain_label.
     label = domain_override or record.get("domain", record.get("category")) or parsed.domain_label
     parsed.domain, parsed.domain_label = parse_domain(label)
