@@ -10,7 +10,9 @@ from .models import Domain
 from .pairing import DEFAULT_MIN_JUDGES, DEFAULT_THRESHOLD, BuildParams, scored_judges
 
 FORMAT_LABELS = {"auto": _("Detect"), "jsonl": _("JSONL container"), "json": _("JSON array container"),
-                 "csv": _("CSV container"), "parquet": _("Parquet container")}
+                 "csv": _("CSV container"), "parquet": _("Parquet container"), "argilla": _("Argilla export"),
+                 "labelstudio": _("Label Studio pairwise export"), "ultrafeedback": _("UltraFeedback (raw)"),
+                 "hh-rlhf": _("HH-RLHF transcripts")}
 
 
 def too_large_message():

@@ -163,7 +163,9 @@ def test_bad_rows_are_listed_with_line_and_reason_and_good_rows_are_kept(db, tmp
 def test_an_unknown_format_is_reported_per_row(db, tmp_path):
     path = write_jsonl(tmp_path / "x.jsonl", [{"question": "a", "answer": "b"}, sharegpt_line(1)])
     report = run_import(path)
-    assert report["rejected_rows"][0]["reason"].startswith("unknown format: expected keys")
+    reason = report["rejected_rows"][0]["reason"]
+    assert reason.startswith("unknown format: the record's fields are question, answer;")
+    assert "closest known format is trl" in reason and "--columns prompt=question,chosen=answer" in reason
 
 
 def test_an_import_in_which_every_row_is_rejected_fails_with_the_rows_listed(db, tmp_path, capsys):
@@ -216,8 +218,13 @@ def test_the_dataset_option_creates_a_missing_dataset(db, tmp_path):
 def test_format_detection_names_what_it_saw():
     assert detect_format({"conversations": [], "chosen": 1, "rejected": 2}) == "sharegpt"
     assert detect_format({"prompt": "a", "chosen": "b", "rejected": "c", "domain": "数学"}) == "crbench"
-    with pytest.raises(RowError, match=r"found \['a', 'b'\]"):
+    with pytest.raises(RowError, match=r"fields are a, b; no known format is close"):
         detect_format({"a": 1, "b": 2})
+    with pytest.raises(RowError, match=r"fields are Prompt, good, bad; the closest known format is trl .*"
+                                       r"try --columns prompt=Prompt,chosen=good,rejected=bad"):
+        detect_format({"Prompt": "a", "good": "b", "bad": "c"})
+    with pytest.raises(RowError, match=r"closest known format is trl \(prompt, chosen, rejected\), which also needs rejected"):
+        detect_format({"prompt": "a", "chosen": "b"})
 
 
 def test_scores_outside_the_scale_are_rejected():

@@ -231,7 +231,8 @@ def test_an_unknown_format_is_a_one_line_error(db, tmp_path):
     with pytest.raises(CommandError) as error:
         call_command("import_pairs", str(path), dataset="d", format="xlsx", no_progress=True)
     assert str(error.value) == ("unknown format 'xlsx'; expected one of auto, sharegpt, trl, alpaca, crbench, "
-                                "responses, prompts, jsonl, json, csv, parquet")
+                                "responses, prompts, argilla, labelstudio, ultrafeedback, hh-rlhf, jsonl, json, "
+                                "csv, parquet")
     assert not Dataset.objects.filter(name="d").exists()
 
 
@@ -321,4 +322,4 @@ def test_json_arrays_and_csv_files_are_read_as_a_stream_not_whole(tmp_path, kind
 def test_a_column_mapping_also_renames_the_keys_of_json_records(db, tmp_path):
     path = write_jsonl(tmp_path / "own.jsonl", [{"q": "什么是DPO？", "good": "直接偏好优化", "bad": "不知道", "cat": "对话"}])
     report = run_import(path, columns="prompt=q,chosen=good,rejected=bad,domain=cat")
-    assert report["imported_pairs"] == 1 and report["by_domain"] == {"chat": 1}
+    assert report["imported_pairs"] == 1 and report["by_domain"] == {"chat": {"prompts": 1, "pairs": 1}}

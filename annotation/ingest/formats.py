@@ -3,6 +3,7 @@
 Every problem raises RowError with a reason a person understands, naming the field.
 """
 
+import difflib
 import functools
 import unicodedata
 import uuid
@@ -11,7 +12,9 @@ from hashlib import blake2b
 
 from ..models import Domain
 
-FORMATS = ("sharegpt", "trl", "alpaca", "crbench", "responses", "prompts")
+# Ours, then other tools' (foreign_formats.py).
+FORMATS = ("sharegpt", "trl", "alpaca", "crbench", "responses", "prompts",
+           "argilla", "labelstudio", "ultrafeedback", "hh-rlhf")
 
 DOMAIN_ALIASES = {
     Domain.CHAT: ("chat", "对话", "dialogue", "conversation", "general"),
@@ -39,6 +42,9 @@ class PairRecord:
     rejected: str
     chosen_model: str = ""
     rejected_model: str = ""
+    # Scores that came with the pair (UltraFeedback-binarized `score_chosen`): {judge: score}.
+    chosen_scores: dict = field(default_factory=dict)
+    rejected_scores: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +53,9 @@ class ResponsesRecord:
     domain_label: str
     messages: list
     responses: list = field(default_factory=list)  # [(model, text, {judge: score})]
+    # Why responses of the row were left out (an empty generation, a bad score): the import lists
+    # them with the row's line and keeps the row's other responses.
+    dropped: list = field(default_factory=list)
 
 
 def parse_domain(label):
@@ -79,6 +88,9 @@ def messages_hash(messages):
 def detect_format(record):
     if not isinstance(record, dict):
         raise RowError(f"expected a JSON object, got {type(record).__name__}")
+    foreign = foreign_formats.detect(record)
+    if foreign:
+        return foreign
     keys = record.keys()
     if "conversations" in keys:
         return "sharegpt"
@@ -88,10 +100,78 @@ def detect_format(record):
         return "alpaca"
     if {"chosen", "rejected"} <= keys:
         return "crbench" if "domain" in keys and "prompt" in keys else "trl"
-    raise RowError(
-        "unknown format: expected keys conversations/chosen/rejected (sharegpt), prompt/chosen/rejected (trl), "
-        f"instruction/chosen/rejected (alpaca) or prompt/responses (responses); found {sorted(keys)[:8]}"
-    )
+    raise RowError(unknown_format_reason(record))
+
+
+# The fields that make each format, for telling a user which one their record comes closest to.
+FORMAT_FIELDS = {
+    "sharegpt": ("conversations", "chosen", "rejected"),
+    "trl": ("prompt", "chosen", "rejected"),
+    "crbench": ("prompt", "chosen", "rejected", "domain"),
+    "alpaca": ("instruction", "input", "chosen", "rejected"),
+    "responses": ("prompt", "responses"),
+    "argilla": ("fields", "responses", "suggestions"),
+    "labelstudio": ("data", "annotations"),
+    "ultrafeedback": ("instruction", "completions"),
+    "hh-rlhf": ("chosen", "rejected"),
+}
+
+
+# The fields a column mapping (--columns FIELD=COLUMN) may name.
+MAPPABLE_FIELDS = (
+    "prompt", "query", "system", "history", "chosen", "rejected", "domain", "model", "text", "scores",
+    "conversations", "instruction", "input", "output", "responses", "completions",
+)
+
+# Names other files give our fields; a record with `question` and `answer` is closest to trl.
+FIELD_SYNONYMS = {
+    "prompt": ("question", "query", "instruction", "input", "text", "user", "context", "problem"),
+    "chosen": ("good", "better", "preferred", "winner", "positive", "accepted", "answer", "response", "output"),
+    "rejected": ("bad", "worse", "dispreferred", "loser", "negative", "refused"),
+    "responses": ("outputs", "completions", "generations", "answers", "candidates"),
+    "conversations": ("messages", "dialog", "dialogue", "history", "turns"),
+    "domain": ("category", "type", "subject", "task"),
+    "instruction": ("prompt", "question", "query"),
+    "completions": ("responses", "outputs", "generations"),
+    "data": ("task",),
+    "annotations": ("labels", "result", "results"),
+}
+
+
+def _field_match(wanted, keys):
+    """(how well, the key) for one field the format wants among the record's keys: the field itself,
+    a usual other name of it, or a close spelling (Chosen, chosen_response)."""
+    if wanted in keys:
+        return 1.0, wanted
+    folded = {k.casefold().replace("-", "_"): k for k in keys}
+    if wanted in folded:
+        return 1.0, folded[wanted]
+    for synonym in FIELD_SYNONYMS.get(wanted, ()):
+        if synonym in folded:
+            return 0.8, folded[synonym]
+    best = max(((difflib.SequenceMatcher(None, wanted, k).ratio(), k) for k in folded), default=(0, None))
+    return (best[0], folded[best[1]]) if best[0] >= 0.75 else (0.0, None)
+
+
+def unknown_format_reason(record):
+    """Why a record is in no known format: the fields it has, the closest format, and a mapping to try."""
+    keys = [str(k) for k in record]
+    shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+    scored = []
+    for order, (fmt, wanted) in enumerate(FORMAT_FIELDS.items()):
+        matches = {w: _field_match(w, keys) for w in wanted}
+        scored.append((sum(m[0] for m in matches.values()) / len(wanted), -order, fmt, matches))
+    likeness, _order, closest, matches = max(scored)
+    if likeness < 0.3:
+        return (f"unknown format: the record's fields are {shown or 'none'}; no known format is close "
+                "(trl needs prompt, chosen, rejected; see the README's list of formats)")
+    mapping = ",".join(f"{w}={key}" for w, (score, key) in matches.items()
+                       if key and key != w and w in MAPPABLE_FIELDS)
+    missing = [w for w, (score, key) in matches.items() if key is None]
+    return (f"unknown format: the record's fields are {shown}; the closest known format is {closest} "
+            f"({', '.join(FORMAT_FIELDS[closest])})"
+            + (f", which also needs {', '.join(missing)}" if missing else "")
+            + (f"; try --columns {mapping}" if mapping else ""))
 
 
 def parse_record(record, fmt, *, domain_override=None, max_chars=200_000):
@@ -104,9 +184,17 @@ def parse_record(record, fmt, *, domain_override=None, max_chars=200_000):
         "alpaca": _parse_alpaca,
         "responses": _parse_responses,
         "prompts": _parse_prompts,
+        **foreign_formats.PARSERS,
     }[fmt]
-    parsed = parser(record)
-    label = domain_override if domain_override else record.get("domain", record.get("category"))
+    try:
+        parsed = parser(record)
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        # Other tools' records nest deeply; a shape no check above foresaw is this row's problem, not the job's.
+        if fmt not in foreign_formats.PARSERS:
+            raise
+        raise RowError(f"not a well-formed {fmt} record ({type(exc).__name__}: {exc})") from None
+    # Formats that keep the domain elsewhere (Argilla's metadata, Label Studio's data) leave it in domain_label.
+    label = domain_override or record.get("domain", record.get("category")) or parsed.domain_label
     parsed.domain, parsed.domain_label = parse_domain(label)
     _check_texts(parsed, max_chars)
     return parsed
@@ -183,19 +271,40 @@ def _messages(value, name):
 
 
 def _parse_trl(record):
+    pair = _trl_pair(record)
+    pair.chosen_scores, pair.rejected_scores = foreign_formats.binarized_scores(record)
+    pair.chosen_model = _model(record, "chosen")
+    pair.rejected_model = _model(record, "rejected")
+    return pair
+
+
+def _trl_pair(record):
     chosen, rejected = record.get("chosen"), record.get("rejected")
-    if "prompt" not in record and isinstance(chosen, list) and isinstance(rejected, list):
-        # Implicit prompt: both lists hold the whole conversation; the shared prefix is the prompt.
-        if len(chosen) < 2 or chosen[:-1] != rejected[:-1]:
-            raise RowError("without 'prompt', chosen and rejected must share every message but the last")
-        messages = _messages(chosen[:-1], "chosen")
-        return _pair(messages, _turn(chosen[-1], "chosen[-1]"), _turn(rejected[-1], "rejected[-1]"))
+    if "prompt" not in record:
+        # Implicit prompt (TRL): chosen and rejected each hold the whole conversation; the shared beginning
+        # is the prompt.
+        if isinstance(chosen, list) and isinstance(rejected, list):
+            return foreign_formats.implicit_prompt_pair(chosen, rejected)
+        if foreign_formats.is_hh_transcript(chosen):
+            return foreign_formats.parse_hh_rlhf(record)
+        if isinstance(chosen, str) and isinstance(rejected, str):
+            return foreign_formats.implicit_text_pair(_text(chosen, "chosen"), _text(rejected, "rejected"))
+        if chosen is None or rejected is None:
+            raise RowError(f"missing field '{'chosen' if chosen is None else 'rejected'}'")
+        raise RowError("without 'prompt', chosen and rejected must both be texts or both lists of "
+                       f"{{role, content}} messages; got {type(chosen).__name__} and {type(rejected).__name__}")
     messages = _messages(record.get("prompt"), "prompt")
     if isinstance(record.get("prompt"), str) and record.get("history"):
         messages[:0] = _history(record)
     if "system" in record and record["system"] and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": _text(record["system"], "system")})
     return _pair(messages, _turn(chosen, "chosen"), _turn(rejected, "rejected"))
+
+
+def _model(record, side):
+    """The generator of a side, where the file names it (`chosen_model`, Argilla's `chosen-model`)."""
+    model = record.get(f"{side}_model") or record.get(f"{side}-model") or ""
+    return model if isinstance(model, str) else ""
 
 
 def _parse_alpaca(record):
@@ -235,23 +344,30 @@ def _parse_responses(record):
     responses = record.get("responses")
     if not isinstance(responses, list) or not responses:
         raise RowError("field 'responses' must be a non-empty list of {model, text, scores}")
-    parsed = []
+    parsed, dropped = [], []
     for i, item in enumerate(responses):
-        if not isinstance(item, dict):
-            raise RowError(f"responses[{i}] must be an object with 'text'")
-        model = item.get("model") or ""
-        if not isinstance(model, str):
-            raise RowError(f"responses[{i}].model must be a string")
-        scores = item.get("scores") or {}
-        if not isinstance(scores, dict):
-            raise RowError(f"responses[{i}].scores must be an object of judge name to score")
-        for judge, score in scores.items():
-            if isinstance(score, bool) or not isinstance(score, (int, float)):
-                raise RowError(f"responses[{i}].scores.{judge} must be a number, got {score!r}")
-            if not 1 <= score <= 10:
-                raise RowError(f"responses[{i}].scores.{judge} is {score}, outside the 1-10 scale")
-        parsed.append((model, _text(item.get("text"), f"responses[{i}].text"), dict(scores)))
-    return ResponsesRecord(Domain.OTHER, "", messages, parsed)
+        try:
+            parsed.append(_response(item, i))
+        except RowError as exc:
+            dropped.append(str(exc))
+    return foreign_formats.responses_with_dropped(messages, parsed, dropped)
+
+
+def _response(item, i):
+    if not isinstance(item, dict):
+        raise RowError(f"responses[{i}] must be an object with 'text'")
+    model = item.get("model") or ""
+    if not isinstance(model, str):
+        raise RowError(f"responses[{i}].model must be a string")
+    scores = item.get("scores") or {}
+    if not isinstance(scores, dict):
+        raise RowError(f"responses[{i}].scores must be an object of judge name to score")
+    for judge, score in scores.items():
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise RowError(f"responses[{i}].scores.{judge} must be a number, got {score!r}")
+        if not 1 <= score <= 10:
+            raise RowError(f"responses[{i}].scores.{judge} is {score}, outside the 1-10 scale")
+    return model, _text(item.get("text"), f"responses[{i}].text"), dict(scores)
 
 
 # Prompts only (benchmark questions such as AlignBench's): the first of these fields is the query;
@@ -271,10 +387,28 @@ def _check_texts(parsed, max_chars):
     fields = [(f"messages[{i}]", m["content"]) for i, m in enumerate(parsed.messages)]
     if isinstance(parsed, PairRecord):
         fields += [("chosen", parsed.chosen), ("rejected", parsed.rejected)]
-    else:
-        fields += [(f"responses[{i}].text", text) for i, (_m, text, _s) in enumerate(parsed.responses)]
     for name, text in fields:
-        if "\x00" in text:
-            raise RowError(f"field '{name}' contains a NUL byte (\\x00), which PostgreSQL cannot store")
-        if len(text) > max_chars:
-            raise RowError(f"field '{name}' has {len(text):,} characters, over the limit of {max_chars:,}")
+        _check_text(name, text, max_chars)
+    if isinstance(parsed, ResponsesRecord) and parsed.responses:
+        kept = []
+        for i, response in enumerate(parsed.responses):
+            try:
+                _check_text(f"responses[{i}].text", response[1], max_chars)
+                kept.append(response)
+            except RowError as exc:
+                parsed.dropped.append(str(exc))
+        if not kept:
+            raise RowError(parsed.dropped[-1] if len(parsed.responses) == 1 else
+                           f"every response of the row was rejected: {'; '.join(parsed.dropped[:3])}")
+        parsed.responses = kept
+
+
+def _check_text(name, text, max_chars):
+    if "\x00" in text:
+        raise RowError(f"field '{name}' contains a NUL byte (\\x00), which PostgreSQL cannot store")
+    if len(text) > max_chars:
+        raise RowError(f"field '{name}' has {len(text):,} characters, over the limit of {max_chars:,}")
+
+
+# Other tools' formats build on the helpers above.
+from . import foreign_formats  # noqa: E402

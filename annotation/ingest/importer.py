@@ -75,6 +75,7 @@ IMPORT_COUNTS = {
     "imported_judgements": _("Judge scores created"),
     "duplicates": _("Duplicate pairs (skipped)"),
     "rejected_rows": _("Rejected rows"),
+    "dropped_responses": _("Responses left out"),
     "downloaded_bytes": _("Bytes downloaded"),
 }
 
@@ -101,7 +102,7 @@ def run_import(ctx: JobContext):
         ctx.set_total(reader.total_bytes())
     fmt = ctx.cursor.get("format") or (None if params["format"] == "auto" else params["format"])
     try:
-        batch, errors = [], []
+        batch, errors, dropped = [], [], []
         for item in reader:
             if item.error:
                 errors.append({"line": item.line, "reason": item.error})
@@ -110,17 +111,20 @@ def run_import(ctx: JobContext):
                     record = to_record(item.record, mapping) if tabular else item.record
                     if fmt is None:
                         fmt = detect_format(record)
-                    batch.append(parse_record(
+                    parsed = parse_record(
                         record, fmt, domain_override=params.get("domain"),
                         max_chars=settings.IMPORT_MAX_FIELD_CHARS,
-                    ))
+                    )
+                    batch.append(parsed)
+                    dropped += [{"line": item.line, "reason": f"{reason} (this response was left out; the row's other "
+                                 "responses were imported)"} for reason in getattr(parsed, "dropped", ())]
                 except RowError as exc:
                     reason = name_column(str(exc), mapping) if tabular else str(exc)
                     errors.append({"line": item.line, "reason": reason, "excerpt": _excerpt(item.record)})
             if len(batch) + len(errors) >= params.get("batch_size", BATCH_SIZE):
-                _commit_batch(ctx, dataset, batch, errors, reader, fmt, params)
-                batch, errors = [], []
-        _commit_batch(ctx, dataset, batch, errors, reader, fmt, params)
+                _commit_batch(ctx, dataset, batch, errors, dropped, reader, fmt, params)
+                batch, errors, dropped = [], [], []
+        _commit_batch(ctx, dataset, batch, errors, dropped, reader, fmt, params)
     finally:
         reader.close()
     if reader.problem:  # the content stopped early: what was read before is committed, the job says why
@@ -129,6 +133,8 @@ def run_import(ctx: JobContext):
         # The rows before the cut are real data: the job ends with problems, and its follow-ups run on them.
         ctx.problem = (f"{params['original_name']}: {reader.problem}; every complete row before that point "
                        "was imported")
+    if ctx.counts.get("dropped_responses"):  # rows imported without some of their responses
+        ctx.problem = " ".join(filter(None, [ctx.problem, _dropped_note(ctx.counts["dropped_responses"])]))
     if ctx.counts.get("rows_read", 0) == 0 and not ctx.counts.get("rejected_rows"):
         raise JobFailed(f"{params['original_name']}: the file holds no records")
     if ctx.outcome() == Job.Status.FAILED:
@@ -201,7 +207,12 @@ def _fetch_hub_files(ctx, hub):
         ctx.commit(counts={"downloaded_bytes": unreported}, cursor={"files": files, "row": 0})
 
 
-def _commit_batch(ctx, dataset, batch, errors, reader, fmt, params):
+def _dropped_note(n):
+    return (f"{n} response(s) were left out of rows whose other responses were imported; "
+            "they are listed with the rejected rows.")
+
+
+def _commit_batch(ctx, dataset, batch, errors, dropped, reader, fmt, params):
     with transaction.atomic():
         result = write_batch(dataset, batch, source=params["original_name"])
         counts = {
@@ -212,14 +223,16 @@ def _commit_batch(ctx, dataset, batch, errors, reader, fmt, params):
             "imported_judgements": result.judgements,
             "duplicates": result.duplicates,
             "rejected_rows": len(errors),
+            "dropped_responses": len(dropped),
             "by_domain": dict(result.by_domain),
+            "prompts_by_domain": dict(result.prompts_by_domain),
             "unknown_domains": dict(result.unknown_domains),
         }
         ctx.commit(
             done=reader.raw_bytes_read() - ctx.job.done,
             counts=counts,
             cursor={**ctx.cursor, **reader.position(), "format": fmt},
-            errors=errors,
+            errors=errors + dropped,
         )
 
 

@@ -5,6 +5,12 @@ from ..models import Domain
 from . import near_duplicates
 
 
+def created_by_domain(counts):
+    """{domain: {"prompts": n, "pairs": n}} created by an import (a responses import creates prompts only)."""
+    pairs, prompts = counts.get("by_domain", {}), counts.get("prompts_by_domain", {})
+    return {d: {"prompts": prompts.get(d, 0), "pairs": pairs.get(d, 0)} for d in {**prompts, **pairs}}
+
+
 def import_report(job):
     """Context for the import report section of the job page (the counts themselves are listed
     above it with their labels; this adds rates, the domain table and the near-duplicate check)."""
@@ -15,7 +21,8 @@ def import_report(job):
     follow_up = near_duplicates.follow_up_of(job)
     return {
         "by_domain": sorted(
-            ((domain_labels.get(d, d), n) for d, n in counts.get("by_domain", {}).items()), key=lambda r: -r[1]
+            ((domain_labels.get(d, d), n["prompts"], n["pairs"]) for d, n in created_by_domain(counts).items()),
+            key=lambda r: (-r[2], -r[1]),
         ),
         "unknown_domains": sorted(counts.get("unknown_domains", {}).items(), key=lambda r: -r[1]),
         "rows_per_s": counts.get("rows_read", 0) / seconds if seconds else None,

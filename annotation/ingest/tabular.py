@@ -13,15 +13,14 @@ import os
 
 import orjson
 
-from .formats import RowError
+from . import foreign_formats
+from .formats import MAPPABLE_FIELDS, RowError
 from .readers import SKIP_CHUNK, FileError, Item, Limits, open_text, undecodable
 
-FIELDS = (
-    "prompt", "query", "system", "history", "chosen", "rejected", "domain", "model", "text", "scores",
-    "conversations", "instruction", "input", "output", "responses",
-)
+FIELDS = MAPPABLE_FIELDS
 # Fields whose value is always a list or an object: a text cell there must be JSON.
-STRUCTURED = {"history": list, "conversations": list, "responses": list, "output": list, "scores": dict}
+STRUCTURED = {"history": list, "conversations": list, "responses": list, "output": list, "scores": dict,
+              "completions": list}
 # Fields that are text or messages: a cell that looks like a JSON list/object of messages is decoded.
 MAYBE_MESSAGES = ("prompt", "chosen", "rejected")
 OPTIONAL = ("system", "history", "domain", "model", "scores", "input")
@@ -54,6 +53,8 @@ def check_header(columns, mapping, source):
 
 def to_record(row, mapping):
     """The record dict for one table row (column -> cell), ready for detect_format/parse_record."""
+    if foreign_formats.detect(row) == foreign_formats.ARGILLA:
+        return _argilla_record(row, mapping)
     targets = set(mapping)
     record = {column: value for column, value in row.items() if column not in targets}
     for field, column in mapping.items():
@@ -84,6 +85,23 @@ def to_record(row, mapping):
         if "scores" in record:
             response["scores"] = record.pop("scores")
         record["responses"] = [response]
+    return record
+
+
+def _argilla_record(row, mapping):
+    """An Argilla record with the mapping applied to its fields, which keep their own names too: the
+    annotators' ranking names the fields it ranks, so `chosen=response-1` picks nothing, the ranking
+    does (a mapping cannot invert a preference)."""
+    if isinstance(row.get("fields"), dict):
+        fields = dict(row["fields"])
+        for field, column in mapping.items():
+            if column in fields:
+                fields[field] = fields[column]
+        return {**row, "fields": fields}
+    record = dict(row)
+    for field, column in mapping.items():
+        if column in row:
+            record[field] = row[column]
     return record
 
 

@@ -41,6 +41,7 @@ class BatchResult:
     judgements: int = 0
     duplicates: int = 0
     by_domain: Counter = field(default_factory=Counter)
+    prompts_by_domain: Counter = field(default_factory=Counter)
     unknown_domains: Counter = field(default_factory=Counter)
 
 
@@ -48,7 +49,7 @@ def write_batch(dataset, records, source=""):
     """Store `records` (PairRecord or ResponsesRecord) in `dataset`; returns what was added."""
     prompts, responses, pairs, judgements = {}, {}, {}, {}
     result = BatchResult()
-    judge_ids = _judge_ids({j for r in records if not isinstance(r, PairRecord) for _m, _t, s in r.responses for j in s})
+    judge_ids = _judge_ids({j for r in records for s in _scores(r) for j in s})
     for record in records:
         p_hash = messages_hash(record.messages)
         prompts.setdefault(p_hash, (record.domain, record.messages))
@@ -62,6 +63,9 @@ def write_batch(dataset, records, source=""):
             if key in pairs:
                 result.duplicates += 1
             pairs[key] = prompts[p_hash][0]
+            for t_hash, scores in ((c_hash, record.chosen_scores), (r_hash, record.rejected_scores)):
+                for judge, score in scores.items():
+                    judgements.setdefault((p_hash, t_hash, judge_ids[judge]), float(score))
         else:
             for model, text, scores in record.responses:
                 t_hash = text_hash(text)
@@ -89,10 +93,13 @@ def write_batch(dataset, records, source=""):
         cursor.execute(
             """INSERT INTO annotation_prompt (dataset_id, content_hash, domain, messages, query, source, meta, created_at)
                SELECT %(dataset)s, content_hash, domain, messages, query, source, '{}'::jsonb, %(now)s FROM stage_prompt
-               ON CONFLICT (dataset_id, content_hash) DO NOTHING""",
+               ON CONFLICT (dataset_id, content_hash) DO NOTHING
+               RETURNING domain""",
             params,
         )
-        result.prompts = cursor.rowcount
+        inserted_prompts = [row[0] for row in cursor.fetchall()]
+        result.prompts = len(inserted_prompts)
+        result.prompts_by_domain.update(inserted_prompts)
         cursor.execute(
             """INSERT INTO annotation_response (dataset_id, prompt_id, model, text, content_hash, created_at)
                SELECT %(dataset)s, p.id, s.model, s.text, s.content_hash, %(now)s
@@ -131,6 +138,13 @@ def write_batch(dataset, records, source=""):
         )
         result.judgements = cursor.rowcount
     return result
+
+
+def _scores(record):
+    """The {judge: score} dicts a record brings: one per response, or the pair's two."""
+    if isinstance(record, PairRecord):
+        return (record.chosen_scores, record.rejected_scores)
+    return (s for _m, _t, s in record.responses)
 
 
 def _judge_ids(names):

@@ -7,6 +7,7 @@ from tqdm import tqdm
 from annotation import jobs
 from annotation.ingest.hub import HUB_PREFIX
 from annotation.ingest.importer import BATCH_SIZE, FORMAT_CHOICES, hub_import_params, import_params
+from annotation.ingest.report import created_by_domain
 from annotation.job_progress import JobCommand, run_with_bar
 from annotation.models import Dataset, Domain, Job
 
@@ -95,6 +96,8 @@ class Command(JobCommand):
         if report["rejected_rows_not_stored"]:
             self.stdout.write(f"  {job.unstored_errors_note()}")
         if job.status == Job.Status.FAILED:  # every row was rejected: no follow-up job was created
+            self.stderr.write(f"nothing was imported into dataset {dataset!r}: no row of "
+                              f"{params['original_name']} could be imported")
             self.write_report(report, report_json)
             self.finish(job, "import")
         try:
@@ -136,6 +139,7 @@ def import_report(job):
         "rejected_rows": [{"line": e.line, "reason": e.reason} for e in job.errors.order_by("line", "pk")],
         # Rows over JOB_MAX_STORED_ERRORS are counted, not listed.
         "rejected_rows_not_stored": counts.get("errors_not_stored", 0),
-        "by_domain": counts.get("by_domain", {}),
+        "by_domain": created_by_domain(counts),
+        "dropped_responses": counts.get("dropped_responses", 0),
         "unknown_domains": counts.get("unknown_domains", {}),
     }
