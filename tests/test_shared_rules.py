@@ -104,7 +104,9 @@ def test_every_reader_of_judge_scores_takes_each_judges_latest_ok_judgement(clie
     assert benchmark.filter_decisions(dataset, benchmark.PANEL, 4.0) == {pair.pk: ("math", False)}
     assert benchmark.judge_accuracies(dataset)["j1"]["missing"] == 0
     row = exported(tmp_path, dataset)[pair.pk]
-    assert (row["chosen_scores"], row["rejected_scores"]) == ({"j1": 9.0, "j2": 8.0}, {"j1": 7.0, "j2": 2.0})
+    assert (row["chosen_scores"], row["rejected_scores"]) == (
+        [{"judge": "j1", "score": 9.0}, {"judge": "j2", "score": 8.0}],
+        [{"judge": "j1", "score": 7.0}, {"judge": "j2", "score": 2.0}])
 
     client.force_login(team.reviewer)
     page = queue_item(client, dataset, "")
