@@ -65,7 +65,7 @@ class Selection:
             raise ExportError(f"split is the train fraction, strictly between 0 and 1; got {self.split}")
         if self.limit is not None and self.limit < 1:
             raise ExportError(f"limit must be at least 1; got {self.limit}")
-        check_license(self.license)
+        self.license = check_license(self.license)
 
 
 # A Hub license identifier (apache-2.0, cc-by-nc-4.0, unknown, …). `other` is refused: the Hub then
