@@ -240,3 +240,16 @@ def test_trls_reward_trainer_trains_on_the_openrlhf_export(late_values, tmp_path
     trainer = RewardTrainer(model=model, args=_args(RewardConfig, tmp_path), processing_class=tokenizer,
                             train_dataset=ds)
     assert len(trainer.train_dataset) == len(ds) and trainer.train().global_step == 1
+
+
+def test_the_export_form_says_what_each_format_is_for_and_refuses_license_other(team, client):
+    from django.urls import reverse
+
+    client.force_login(team.reviewer)
+    page = client.get(reverse("dataset-detail", args=[team.dataset.pk])).content.decode()
+    assert 'id="export-format-help"' in page and 'name="license"' in page
+    assert "TRL and OpenRLHF do not read the system prompt" in page and "sharegpt keeps them" in page
+    response = client.post(reverse("export-create", args=[team.dataset.pk]),
+                           {"format": "trl-chat", "statuses": ["pending", "kept"], "license": "other"})
+    assert response.status_code == 400 and "needs a license name and link" in response.content.decode()
+    assert not Export.objects.exists()

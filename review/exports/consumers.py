@@ -125,8 +125,9 @@ def snippets(fmt, with_meta, files, dataset_key):
                    for f in files}
         out.append(("LLaMA-Factory dataset_info.json (written beside the data as dataset_info.json)", "json",
                     orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode()))
-        stages = "\n".join(f"dataset: {key}" for key in list(entries)[:1])
+        keys = list(entries)
+        datasets = f"dataset: {keys[0]}" + (f"\neval_dataset: {keys[1]}" if len(keys) > 1 else "")
         out.append(("LLaMA-Factory training config (YAML)", "yaml",
-                    f"stage: dpo            # or rm\n{stages}\ndataset_dir: path/to/this/folder\n"
+                    f"stage: dpo            # or rm\n{datasets}\ndataset_dir: path/to/this/folder\n"
                     "template: TEMPLATE    # the model's chat template in LLaMA-Factory"))
     return out
