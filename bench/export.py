@@ -4,8 +4,8 @@ rows/s, elapsed time and the exporting process's peak RSS.
     .venv/bin/python bench/export.py [--pairs 1000000] [--formats sharegpt,parquet] [--with-meta] [--load] [--keep]
 
 `--load` then reads each export back with Hugging Face `datasets.load_dataset` at its default 10 MB
-inference block, in a separate process (rows, elapsed, peak RSS): the JSON files by type inference
-from both split files, or, with `--with-meta`, the export folder through the card's features.
+inference block, in a separate process (rows, elapsed, peak RSS): the data files by type inference
+(every pairs* file in one data_files list), or, with `--with-meta`, the export folder through the card's features.
 
 The pairs are made by this script in SQL (generate_series), not through the importer, so building
 1M pairs takes about a minute; a dataset of the same size made earlier is reused. Texts are Chinese,

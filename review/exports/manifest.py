@@ -17,7 +17,7 @@ from annotation.statistics import cohen_kappa
 
 from . import consumers
 from .formats import get_format
-from .records import _slug
+from .records import dataset_key
 from .selection import query_cursor
 
 
@@ -59,7 +59,7 @@ def consumer_notes(fmt, sel, counts, files, dataset):
         "pick": [{"trainer": trainer, "formats": formats} for trainer, formats in consumers.PICK],
         "loses": loses,
         "snippets": [{"consumer": who, "language": lang, "code": code}
-                     for who, lang, code in consumers.snippets(fmt, sel.with_meta, data, _slug(dataset.name))],
+                     for who, lang, code in consumers.snippets(fmt, sel.with_meta, data, dataset_key(dataset.name))],
     }
 
 

@@ -77,7 +77,7 @@ def llama_factory_dataset_info(fmt):
     entry = llama_factory_entry(fmt)
 
     def build(dataset, names):
-        key = _slug(dataset.name)
+        key = dataset_key(dataset.name)
         if set(names) == {"all"}:
             return {key: {"file_name": names["all"], **entry}}
         return {f"{key}_{split}": {"file_name": file_name, **entry} for split, file_name in names.items()}
@@ -85,6 +85,7 @@ def llama_factory_dataset_info(fmt):
     return build
 
 
-def _slug(name):
+def dataset_key(name):
+    """The dataset's name as a LLaMA-Factory dataset_info.json key."""
     slug = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
     return slug or "dataset"
