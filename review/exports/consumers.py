@@ -48,7 +48,9 @@ PICK = [
 LOSES = {
     "trl": ("TRL's and OpenRLHF's trainers read only prompt, chosen and rejected: the system prompt, kept in "
             "`system` for re-importing, is not seen in training, and pairs with earlier turns are not in this "
-            "file. To train with both, export trl-chat (TRL), openrlhf (OpenRLHF) or sharegpt (LLaMA-Factory)."),
+            "file. To train with both, export trl-chat (TRL), openrlhf (OpenRLHF) or sharegpt (LLaMA-Factory). "
+            "`chosen` and `rejected` start with a newline, the separator between prompt and completion that TRL's "
+            "standard format expects (its trainers join `prompt + chosen` as they are)."),
     "alpaca": ("Pairs with earlier turns are not in this file (a history column would be empty in most rows, "
                "which loaders cannot type). To keep them, export sharegpt for LLaMA-Factory."),
     "csv": ("CSV has no types: read every column as text, or `datasets` and pandas turn an empty system prompt "
