@@ -1,7 +1,11 @@
 """Export benchmark: N pairs to JSONL (sharegpt) and to Parquet, in a separate process each, with
 rows/s, elapsed time and the exporting process's peak RSS.
 
-    .venv/bin/python bench/export.py [--pairs 1000000] [--formats sharegpt,parquet] [--with-meta] [--keep]
+    .venv/bin/python bench/export.py [--pairs 1000000] [--formats sharegpt,parquet] [--with-meta] [--load] [--keep]
+
+`--load` then reads each export back with Hugging Face `datasets.load_dataset` at its default 10 MB
+inference block, in a separate process (rows, elapsed, peak RSS): the data files by type inference
+(every pairs* file in one data_files list), or, with `--with-meta`, the export folder through the card's features.
 
 The pairs are made by this script in SQL (generate_series), not through the importer, so building
 1M pairs takes about a minute; a dataset of the same size made earlier is reused. Texts are Chinese,
@@ -28,6 +32,22 @@ django.setup()
 from django.db import connection, transaction  # noqa: E402
 
 from annotation.models import Dataset, Pair  # noqa: E402
+from review.models import Export  # noqa: E402
+
+# Run in its own process: load the export in argv[1] (a folder) as argv[2] says, print the rows.
+LOAD = """
+import glob, os, sys
+import datasets
+datasets.disable_progress_bars()
+folder, how, cache = sys.argv[1:4]
+if how == "card":
+    ds = datasets.load_dataset(folder, cache_dir=cache)
+    print(sum(len(s) for s in ds.values()))
+else:
+    files = sorted(glob.glob(os.path.join(folder, "pairs*")))
+    kwargs = {"keep_default_na": False} if how == "csv" else {}
+    print(len(datasets.load_dataset(how, data_files=files, split="train", cache_dir=cache, **kwargs)))
+"""
 
 DOMAINS = ["chat", "code", "math", "logic", "novel", "role"]
 
@@ -94,15 +114,30 @@ def run_export(dataset, fmt, out_dir, with_meta):
     # wait4 gives this child's own peak RSS (KiB on Linux).
     _pid, status, usage = os.wait4(process.pid, 0)
     elapsed = time.monotonic() - started
-    if status != 0:
+    # Exit status 2: finished with problems (trl and alpaca skip the pairs with earlier turns).
+    if os.waitstatus_to_exitcode(status) not in (0, 2):
         raise SystemExit(f"export_pairs failed for {fmt} (status {status})")
     peak_kib = usage.ru_maxrss
     size = sum(f.stat().st_size for f in out.parent.iterdir() if f.name.startswith("pairs"))
-    rows = Pair.objects.filter(dataset=dataset).count()
+    rows = sum(f["rows"] for f in Export.objects.latest("pk").files if f["kind"] == "data")
     cpu = usage.ru_utime + usage.ru_stime
     print(f"{fmt:9s} {rows:>10,} rows  {elapsed:7.1f} s  {rows / elapsed:>9,.0f} rows/s  "
           f"(exporter CPU {cpu:.1f} s)  peak RSS {peak_kib / 1024:6.0f} MiB  files {size / 1e6:,.0f} MB")
     return elapsed, peak_kib
+
+
+def run_load(out_dir, fmt, with_meta):
+    folder = Path(out_dir) / fmt
+    how = "card" if with_meta and fmt != "parquet" else {"csv": "csv", "parquet": "parquet"}.get(fmt, "json")
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-c", LOAD, str(folder), how, str(Path(out_dir) / "cache" / fmt)],
+                               stdout=subprocess.PIPE, text=True)
+    rows = process.stdout.read().strip()
+    _pid, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.monotonic() - started
+    if status != 0:
+        raise SystemExit(f"load_dataset failed for {fmt} (status {status})")
+    print(f"  load_dataset({how}) {int(rows):>10,} rows  {elapsed:7.1f} s  peak RSS {usage.ru_maxrss / 1024:6.0f} MiB")
 
 
 def main():
@@ -110,6 +145,7 @@ def main():
     parser.add_argument("--pairs", type=int, default=1_000_000)
     parser.add_argument("--formats", default="sharegpt,parquet")
     parser.add_argument("--with-meta", action="store_true")
+    parser.add_argument("--load", action="store_true", help="read each export back with datasets.load_dataset")
     parser.add_argument("--keep", action="store_true", help="keep the exported files (printed directory)")
     args = parser.parse_args()
     dataset = ensure_dataset(args.pairs)
@@ -117,6 +153,8 @@ def main():
     # Each export runs in its own process (manage.py export_pairs), so each peak RSS is its own.
     for fmt in args.formats.split(","):
         run_export(dataset, fmt, out_dir, args.with_meta)
+        if args.load:
+            run_load(out_dir, fmt, args.with_meta)
     if args.keep:
         print(f"files in {out_dir}")
     else:

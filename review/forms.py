@@ -4,7 +4,8 @@ from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Dataset, Domain, Role
 
-from .exports import Selection
+from .exports import ExportError, Selection
+from .exports.selection import check_license
 from .exports import formats as export_formats
 from .models import ReviewSettings
 
@@ -63,11 +64,29 @@ class ExportForm(forms.Form):
                     "spreadsheets do not run it as a formula; the dataset card says how to undo it."),
     )
 
+    license = forms.CharField(
+        initial="unknown", required=False, max_length=100, label=_("License"),
+        help_text=_("Hugging Face license identifier written into the dataset card, e.g. cc-by-nc-4.0 or apache-2.0; "
+                    "unknown until it is settled."),
+    )
+
+    def clean_license(self):
+        try:
+            return check_license(self.cleaned_data["license"] or "unknown")
+        except ExportError:
+            raise forms.ValidationError(_("Give a Hugging Face license identifier such as cc-by-nc-4.0, apache-2.0 "
+                                          "or unknown; 'other' needs a license name and link.")) from None
+
+    def format_help(self):
+        """(label, what it is for) of every format, shown under the form."""
+        return [(fmt.label, fmt.help) for fmt in export_formats.FORMATS.values() if fmt.help]
+
     def selection(self):
         data = self.cleaned_data
         return Selection(statuses=data["statuses"], domains=data["domains"], min_gap=data["min_gap"],
                          split=data["split"], seed=data["seed"] or 0, limit=data["limit"],
-                         with_meta=data["with_meta"], bom=data["bom"], raw_csv=data["raw_csv"])
+                         with_meta=data["with_meta"], bom=data["bom"], raw_csv=data["raw_csv"],
+                         license=data["license"])
 
 
 class VerdictForm(forms.Form):

@@ -190,7 +190,8 @@ def test_exports_write_swapped_pairs_the_other_way_round_and_leave_discarded_one
     decisions.decide(team.dataset, [keep_despite_review], "keep", team.admin, "the reviewer misread it")
     rows, manifest = export_rows(team, tmp_path)
     pair = Pair.objects.select_related("chosen", "rejected").get(pk=swap)
-    assert rows[swap]["chosen"] == pair.rejected.text and rows[swap]["rejected"] == pair.chosen.text
+    # The trl format starts each completion with the separator TRL's standard format expects.
+    assert rows[swap]["chosen"] == "\n" + pair.rejected.text and rows[swap]["rejected"] == "\n" + pair.chosen.text
     assert rows[swap]["swapped"] is True and rows[swap]["status"] == "swapped"
     assert discard not in rows and keep_despite_review in rows and rows[keep_despite_review]["swapped"] is False
     assert manifest["decisions"]["pairs_by_status"] == {"swapped": 1, "filtered": 1, "kept": 1}

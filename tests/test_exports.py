@@ -17,6 +17,7 @@ from annotation.ingest.formats import messages_hash
 from annotation.models import Dataset, Job, Judge, Judgement, Pair, RewardModel, RewardScore
 from annotation.statistics import cohen_kappa
 from review.exports import FORMATS
+from review.exports.records import HISTORY_UNREPRESENTABLE, TRL_SEPARATOR
 from review.exports.writers import JsonlWriter
 from review.models import Export, Review
 
@@ -167,11 +168,24 @@ def sample_dataset(db, tmp_path):
 
 @pytest.mark.parametrize("fmt", JSONL_FORMATS)
 def test_exporting_and_reimporting_gives_the_same_pairs(sample_dataset, tmp_path, fmt):
-    directory, _ = export(tmp_path, "sample", fmt, "--with-meta")
+    directory, exp = export(tmp_path, "sample", fmt, "--with-meta")
     import_file(directory / "pairs.jsonl", f"again-{fmt}")
     original = pair_keys("sample")
     assert len(original) == 75
-    assert pair_keys(f"again-{fmt}") == original
+    if fmt in ("trl", "alpaca"):
+        # These shapes have no room for earlier turns: those pairs are skipped and counted, the rest come back.
+        single_turn = {(p.prompt.content_hash, p.chosen.text, p.rejected.text, p.domain)
+                       for p in Pair.objects.filter(dataset__name="sample").select_related("prompt", "chosen", "rejected")
+                       if [m["role"] for m in p.prompt.messages if m["role"] != "system"] == ["user"]}
+        assert 0 < len(single_turn) < 75
+        assert exp.manifest["counts"]["skipped"] == {HISTORY_UNREPRESENTABLE: 75 - len(single_turn)}
+        original = single_turn
+    again = pair_keys(f"again-{fmt}")
+    if fmt == "trl":
+        # The completions start with TRL's separator, which the importer keeps as text.
+        assert all(c.startswith(TRL_SEPARATOR) and r.startswith(TRL_SEPARATOR) for _h, c, r, _d in again)
+        again = {(h, c.removeprefix(TRL_SEPARATOR), r.removeprefix(TRL_SEPARATOR), d) for h, c, r, d in again}
+    assert again == original
 
 
 def _prompt_from_csv(row):
@@ -326,12 +340,13 @@ def reviewed(fixture_dataset, tmp_path):
 
 
 def test_by_default_filtered_both_bad_and_incorrect_pairs_are_left_out_and_reversed_ones_swapped(reviewed, tmp_path):
-    directory, exp = export(tmp_path, "golden", "trl", "--with-meta")
+    directory, exp = export(tmp_path, "golden", "trl-chat", "--with-meta")
     rows = jsonl(directory / "pairs.jsonl")
     assert [r["pair_id"] for r in rows] == [reviewed[0].pk, reviewed[1].pk, reviewed[5].pk]
     swapped = rows[2]
     assert swapped["swapped"] is True
-    assert (swapped["chosen"], swapped["rejected"]) == (reviewed[5].rejected.text, reviewed[5].chosen.text)
+    assert (swapped["chosen"][0]["content"], swapped["rejected"][0]["content"]) == (reviewed[5].rejected.text,
+                                                                                    reviewed[5].chosen.text)
     assert swapped["review_verdicts"] == ["rejected_better", "rejected_better"] and swapped["review_notes"] == ["反了"]
     assert rows[0]["swapped"] is False, "one vote each way is no majority"
     counts = exp.manifest["counts"]
@@ -340,7 +355,7 @@ def test_by_default_filtered_both_bad_and_incorrect_pairs_are_left_out_and_rever
 
 
 def test_status_all_exports_every_pair_and_still_applies_swaps(reviewed, tmp_path):
-    directory, exp = export(tmp_path, "golden", "trl", "--status", "all", "--with-meta")
+    directory, exp = export(tmp_path, "golden", "trl-chat", "--status", "all", "--with-meta")
     rows = jsonl(directory / "pairs.jsonl")
     assert sorted(r["pair_id"] for r in rows) == sorted(p.pk for p in reviewed)
     assert [r["pair_id"] for r in rows if r["swapped"]] == [reviewed[5].pk]
@@ -350,14 +365,14 @@ def test_status_all_exports_every_pair_and_still_applies_swaps(reviewed, tmp_pat
 def test_statuses_domains_min_gap_and_limit_narrow_the_selection(reviewed, tmp_path):
     Pair.objects.filter(pk=reviewed[0].pk).update(chosen_score=9, rejected_score=3)
     Pair.objects.filter(pk=reviewed[1].pk).update(chosen_score=6, rejected_score=5)
-    directory, exp = export(tmp_path, "golden", "trl", "--min-gap", "2", "--with-meta", name="gap")
+    directory, exp = export(tmp_path, "golden", "trl-chat", "--min-gap", "2", "--with-meta", name="gap")
     assert [r["pair_id"] for r in jsonl(directory / "pairs.jsonl")] == [reviewed[0].pk]
     assert exp.manifest["counts"]["excluded"]["min_gap"] == 2
-    directory, _ = export(tmp_path, "golden", "trl", "--status", "kept", "--with-meta", name="kept")
+    directory, _ = export(tmp_path, "golden", "trl-chat", "--status", "kept", "--with-meta", name="kept")
     assert [r["pair_id"] for r in jsonl(directory / "pairs.jsonl")] == [reviewed[1].pk]
-    directory, _ = export(tmp_path, "golden", "trl", "--domain", "math", "--status", "all", name="math")
+    directory, _ = export(tmp_path, "golden", "trl-chat", "--domain", "math", "--status", "all", name="math")
     assert [r["domain"] for r in jsonl(directory / "pairs.jsonl")] == ["math"]
-    directory, exp = export(tmp_path, "golden", "trl", "--status", "all", "--limit", "4", name="limit")
+    directory, exp = export(tmp_path, "golden", "trl-chat", "--status", "all", "--limit", "4", name="limit")
     assert len(jsonl(directory / "pairs.jsonl")) == 4 == exp.manifest["counts"]["rows"]
 
 
@@ -381,19 +396,20 @@ def test_the_split_is_by_prompt_seeded_and_stratified_by_domain(db, tmp_path):
     assert {k: v["file_name"] for k, v in info.items()} == {"gen_train": "pairs_train.jsonl", "gen_test": "pairs_test.jsonl"}
 
 
-def test_a_history_the_format_cannot_express_is_skipped_and_counted(db, tmp_path):
+@pytest.mark.parametrize("fmt", ["alpaca", "trl"])
+def test_a_pair_with_earlier_turns_is_skipped_and_counted_by_the_single_turn_formats(db, tmp_path, fmt):
     odd = {"prompt": [{"role": "user", "content": "第一句"}, {"role": "user", "content": "第二句"}],
            "chosen": [{"role": "assistant", "content": "好"}], "rejected": [{"role": "assistant", "content": "坏"}]}
     import_file(write_jsonl(tmp_path / "odd.jsonl", [odd]), "odd")
-    import_file(write_jsonl(tmp_path / "even.jsonl", [FIXTURE[1]]), "odd")
-    directory, exp = export(tmp_path, "odd", "alpaca")
+    import_file(write_jsonl(tmp_path / "even.jsonl", [FIXTURE[0], FIXTURE[1]]), "odd")
+    directory, exp = export(tmp_path, "odd", fmt)
     assert len(jsonl(directory / "pairs.jsonl")) == 1
-    assert exp.manifest["counts"]["skipped"] == {"history is not alternating user/assistant turns": 1}
+    assert exp.manifest["counts"]["skipped"] == {HISTORY_UNREPRESENTABLE: 2}
     # A pair left out of the file is a problem to see, not a green export.
     assert exp.job.status == Job.Status.PROBLEMS
-    assert jobs.failure_summary(exp.job) == "1 of 2 pairs skipped (the format cannot express them)"
-    directory, exp = export(tmp_path, "odd", "trl-chat")
-    assert len(jsonl(directory / "pairs.jsonl")) == 2 and exp.job.status == Job.Status.SUCCEEDED
+    assert jobs.failure_summary(exp.job) == "2 of 3 pairs skipped (the format cannot express them)"
+    directory, exp = export(tmp_path, "odd", "trl-chat", name="chat")
+    assert len(jsonl(directory / "pairs.jsonl")) == 3 and exp.job.status == Job.Status.SUCCEEDED
 
 
 def test_outside_a_transaction_the_next_batch_is_prefetched_and_the_rows_are_the_same(transactional_db, tmp_path,
@@ -445,7 +461,8 @@ def test_metadata_columns_carry_judge_scores_gap_reward_margin_and_models(fixtur
     RewardScore.objects.create(response=pair.rejected, reward_model=crm, reward=-0.5)
     directory, exp = export(tmp_path, "golden", "openrlhf", "--with-meta")
     row = jsonl(directory / "pairs.jsonl")[0]
-    assert row["chosen_scores"] == {"glm-4": 8.0, "gpt-4o": 9.0} and row["rejected_scores"] == {"glm-4": 3.0, "gpt-4o": 3.0}
+    assert row["chosen_scores"] == [{"judge": "glm-4", "score": 8.0}, {"judge": "gpt-4o", "score": 9.0}]
+    assert row["rejected_scores"] == [{"judge": "glm-4", "score": 3.0}, {"judge": "gpt-4o", "score": 3.0}]
     assert row["panel_gap"] == 5.5 and row["reward_margin"] == 1.75 and row["pair_id"] == pair.pk
     assert exp.manifest["reward_models"] == [{"name": "crm-8b", "version": 2, "backend": "hf"}]
     assert [j["name"] for j in exp.manifest["judges"]] == ["glm-4", "gpt-4o"]

@@ -22,7 +22,7 @@ from annotation.pairing import BuildParams, start_build
 from annotation.reward import benchmark
 from review import audits, dashboards
 from review.judge_analysis import judges_data
-from review.models import Review
+from review.models import Review, ReviewSettings
 from review.selections import select_pairs
 
 from .judged import judge, rubric, scored_prompt
@@ -46,7 +46,9 @@ def exported(tmp_path, dataset):
 
 
 def queue_item(client, dataset, query):
-    """The review queue's item for the pair list `query` (a reviewer's view), as HTML."""
+    """The review queue's item for the pair list `query` (a reviewer's view, labelled: blind review, the default,
+    hides the scores and margins these tests read), as HTML."""
+    ReviewSettings.objects.update_or_create(dataset=dataset, defaults={"blind_review": False})
     response = client.get(reverse("review-queue", args=[dataset.pk]) + f"?{query}", **HX)
     assert response.status_code == 200
     return response.content.decode()
@@ -104,7 +106,9 @@ def test_every_reader_of_judge_scores_takes_each_judges_latest_ok_judgement(clie
     assert benchmark.filter_decisions(dataset, benchmark.PANEL, 4.0) == {pair.pk: ("math", False)}
     assert benchmark.judge_accuracies(dataset)["j1"]["missing"] == 0
     row = exported(tmp_path, dataset)[pair.pk]
-    assert (row["chosen_scores"], row["rejected_scores"]) == ({"j1": 9.0, "j2": 8.0}, {"j1": 7.0, "j2": 2.0})
+    assert (row["chosen_scores"], row["rejected_scores"]) == (
+        [{"judge": "j1", "score": 9.0}, {"judge": "j2", "score": 8.0}],
+        [{"judge": "j1", "score": 7.0}, {"judge": "j2", "score": 2.0}])
 
     client.force_login(team.reviewer)
     page = queue_item(client, dataset, "")

@@ -15,6 +15,9 @@ from annotation.csv_cells import FORMULA_LEADS, QUOTE, UNDO
 from annotation.models import Judge, PairBuildRun, RewardModel
 from annotation.statistics import cohen_kappa
 
+from . import consumers
+from .formats import get_format
+from .records import dataset_key
 from .selection import query_cursor
 
 
@@ -41,6 +44,8 @@ def build_manifest(export, sel, counts, files):
         "decisions": decisions_summary(dataset),
         "code_version": code_version(),
         "files": files,
+        "features": consumers.features(get_format(export.format), sel.with_meta),
+        "consumers": consumer_notes(export.format, sel, counts, files, dataset),
         # Written by a CSV writer (writers.py), whose cells may have been changed.
         **({"csv_cells": csv_cells(sel, counts)} if "neutralised_cells" in counts else {}),
     }
@@ -66,6 +71,20 @@ def decisions_summary(dataset):
 
 # Decisions listed in a manifest (the newest); the counts by status cover them all.
 MAX_DECISIONS_LISTED = 1000
+
+
+def consumer_notes(fmt, sel, counts, files, dataset):
+    """Which trainers this format is for, what they do not read, and the code and flags to load it."""
+    data = [f for f in files if f["kind"] == "data"]
+    loses = consumers.LOSES.get(fmt)
+    if loses and fmt == "trl":
+        loses = f"{counts.get('unread_system_prompts', 0)} pairs have a system prompt. " + loses
+    return {
+        "pick": [{"trainer": trainer, "formats": formats} for trainer, formats in consumers.PICK],
+        "loses": loses,
+        "snippets": [{"consumer": who, "language": lang, "code": code}
+                     for who, lang, code in consumers.snippets(fmt, sel.with_meta, data, dataset_key(dataset.name))],
+    }
 
 
 def csv_cells(sel, counts):
@@ -155,11 +174,15 @@ def dataset_card(export, manifest):
     counts = manifest["counts"]
     data = [f for f in manifest["files"] if f["kind"] == "data"]
     j = orjson.dumps  # JSON strings are valid YAML scalars, whatever the dataset's name holds
-    lines = ["---", "language:", "- zh", "license: other", "task_categories:", "- text-generation",
+    lines = ["---", "language:", "- zh", f"license: {manifest['selection']['license']}", "task_categories:",
+             "- text-generation",
              "tags:", "- preference", "- dpo", "- rlhf", "size_categories:", f"- {_size_category(counts['rows'])}",
              "configs:", "- config_name: default", "  data_files:"]
     for f in data:
         lines += [f"  - split: {'train' if f['split'] == 'all' else f['split']}", f"    path: {j(f['name']).decode()}"]
+    # One JSON flow mapping a line (JSON is YAML): the types `datasets` uses instead of inferring them.
+    if manifest["features"]:
+        lines += ["dataset_info:", "  features:"] + [f"  - {j(f).decode()}" for f in manifest["features"]]
     lines += ["---", "", f"# {manifest['dataset']['name']}", "",
               f"Preference pairs exported by coigp-web (export {manifest['export_id']}, format "
               f"`{manifest['format']}`, code {manifest['code_version']}).", "", "## Counts", ""]
@@ -195,7 +218,24 @@ def dataset_card(export, manifest):
               f"{review['doubly_reviewed_pairs']} pairs): {kappa}", ""]
     if "csv_cells" in manifest:
         lines += ["## CSV cells", "", _csv_cells_note(manifest["csv_cells"]), ""]
+    lines += _consumer_lines(manifest)
     return "\n".join(lines)
+
+
+def _consumer_lines(manifest):
+    notes = manifest["consumers"]
+    lines = ["## Which format for which trainer", "", "| trainer | export format |", "|---|---|"]
+    lines += [f"| {p['trainer']} | {p['formats']} |" for p in notes["pick"]]
+    lines += ["", f"This file is `{manifest['format']}`."]
+    if notes["loses"]:
+        lines += ["", f"**What this format does not carry.** {notes['loses']}"]
+    if manifest["selection"]["with_meta"] and manifest["format"] != "parquet":
+        lines += ["", "The metadata columns hold empty lists and nulls (pairs nobody reviewed or scored): load them "
+                  "with the `dataset_info.features` above (loading this folder does), not by type inference."]
+    lines += ["", "## How to load", ""]
+    for s in notes["snippets"]:
+        lines += [f"{s['consumer']}:", "", f"```{s['language']}", s["code"], "```", ""]
+    return lines
 
 
 def _csv_cells_note(cells):

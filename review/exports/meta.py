@@ -1,5 +1,10 @@
 """The metadata columns an export adds when asked (`with_meta`): per-judge scores, panel gap,
-reward margin, models and reviews of each pair."""
+reward margin, models and reviews of each pair.
+
+Each column has one type in every format (META_FEATURES, declared in the dataset card): per-judge
+scores are a list of {judge, score}, not a {judge: score} object whose keys, and so whose Arrow
+struct type, would change from row to row. Empty lists and nulls are real values here (a pair
+nobody reviewed), so a JSONL file with these columns is loaded with the card's features."""
 
 from annotation.queries import latest_ok_judgements
 
@@ -7,6 +12,26 @@ from .selection import query_cursor
 
 META_COLUMNS = ["pair_id", "status", "chosen_model", "rejected_model", "chosen_scores", "rejected_scores",
                 "panel_gap", "reward_margin", "review_verdicts", "review_notes", "swapped"]
+
+
+# The columns' types, in the dataset card's `dataset_info.features` notation (manifest.py).
+META_FEATURES = [
+    {"name": "pair_id", "dtype": "int64"},
+    {"name": "status", "dtype": "string"},
+    {"name": "chosen_model", "dtype": "string"},
+    {"name": "rejected_model", "dtype": "string"},
+    {"name": "chosen_scores", "list": [{"name": "judge", "dtype": "string"}, {"name": "score", "dtype": "float64"}]},
+    {"name": "rejected_scores", "list": [{"name": "judge", "dtype": "string"}, {"name": "score", "dtype": "float64"}]},
+    {"name": "panel_gap", "dtype": "float64"},
+    {"name": "reward_margin", "dtype": "float64"},
+    {"name": "review_verdicts", "list": "string"},
+    {"name": "review_notes", "list": "string"},
+    {"name": "swapped", "dtype": "bool"},
+]
+
+
+def _judge_scores(by_judge):
+    return [{"judge": judge, "score": score} for judge, score in sorted(by_judge.items())]
 
 
 def add_meta(batch, reward_model):
@@ -36,8 +61,8 @@ def add_meta(batch, reward_model):
             "status": p.status,
             "chosen_model": p.chosen_model,
             "rejected_model": p.rejected_model,
-            "chosen_scores": dict(sorted(scores.get(p.chosen_id, {}).items())),
-            "rejected_scores": dict(sorted(scores.get(p.rejected_id, {}).items())),
+            "chosen_scores": _judge_scores(scores.get(p.chosen_id, {})),
+            "rejected_scores": _judge_scores(scores.get(p.rejected_id, {})),
             "panel_gap": gap,
             "reward_margin": margin,
             "review_verdicts": list(p.verdicts),

@@ -1,6 +1,20 @@
 """One record builder per JSONL format: an ExportPair in, the dict written as one line out (the
-metadata columns, when asked, are added after). Each is the exact inverse of the importer's reading
-of it (annotation/ingest/formats.py); a pair the format cannot express raises Unrepresentable."""
+metadata columns, when asked, are added after). Each is the inverse of the importer's reading of it
+(annotation/ingest/formats.py); a pair the format cannot express raises Unrepresentable.
+
+Every key of a record has one JSON type in every row, never null and never an empty list: loaders
+(`datasets`, and through it TRL, LLaMA-Factory and OpenRLHF) infer each column's type from the first
+block of the file (10 MB) and fail on a later row that does not cast to it ("Couldn't cast array of
+type list<item: string> to null"); a key missing from the whole first block fails the same way. So
+the formats whose shape has no room for earlier turns skip such pairs instead of writing `[]`."""
+
+from .consumers import llama_factory_entry
+from .stream import Unrepresentable
+
+# TRL's standard format concatenates prompt and completion strings as they are (`prompt + chosen`), so
+# the completion carries the separator, as in TRL's own example ("The sky is" / " blue.").
+TRL_SEPARATOR = "\n"
+HISTORY_UNREPRESENTABLE = "has earlier turns, which this format cannot hold (sharegpt, trl-chat, openrlhf, parquet can)"
 
 
 def sharegpt_record(p):
@@ -16,20 +30,20 @@ def sharegpt_record(p):
 
 
 def trl_record(p):
-    """TRL standard preference: strings; system and [[query, answer]] history in their own keys."""
+    """TRL standard preference: strings, the completions starting with TRL_SEPARATOR. The system prompt
+    is kept in `system` (always a string), which TRL's and OpenRLHF's trainers do not read."""
     return {
-        "prompt": p.turns()[-1]["content"],
-        "chosen": p.chosen,
-        "rejected": p.rejected,
+        "prompt": _single_turn(p),
+        "chosen": TRL_SEPARATOR + p.chosen,
+        "rejected": TRL_SEPARATOR + p.rejected,
         "system": p.system(),
-        "history": p.history_pairs(),
         "domain": p.domain,
     }
 
 
 def chat_record(p):
-    """TRL conversational preference with an explicit prompt; the same rows OpenRLHF reads with
-    --prompt_key prompt --chosen_key chosen --rejected_key rejected --apply_chat_template."""
+    """TRL conversational preference with an explicit prompt (system turn and history included); the
+    same rows OpenRLHF reads with --data.prompt_key prompt --data.apply_chat_template (consumers.py)."""
     return {
         "prompt": [{"role": m["role"], "content": m["content"]} for m in p.messages],
         "chosen": [{"role": "assistant", "content": p.chosen}],
@@ -39,32 +53,39 @@ def chat_record(p):
 
 
 def alpaca_record(p):
-    """Alpaca ranking as LLaMA-Factory reads it: instruction (the query), input, chosen, rejected."""
+    """Alpaca ranking as LLaMA-Factory reads it: instruction (the query), input, chosen, rejected, system."""
     return {
-        "instruction": p.turns()[-1]["content"],
+        "instruction": _single_turn(p),
         "input": "",
         "chosen": p.chosen,
         "rejected": p.rejected,
         "system": p.system(),
-        "history": p.history_pairs(),
         "domain": p.domain,
     }
 
 
-def llama_factory_dataset_info(dataset, names):
-    """The LLaMA-Factory dataset_info.json entries registering the sharegpt ranking file(s)."""
-    entry = {
-        "formatting": "sharegpt",
-        "ranking": True,
-        "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", "system": "system"},
-        "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
-    }
-    key = _slug(dataset.name)
-    if set(names) == {"all"}:
-        return {key: {"file_name": names["all"], **entry}}
-    return {f"{key}_{split}": {"file_name": file_name, **entry} for split, file_name in names.items()}
+def _single_turn(p):
+    """The query of a pair without earlier turns: a `history` column would be `[]` in most rows."""
+    turns = p.turns()
+    if len(turns) > 1:
+        raise Unrepresentable(HISTORY_UNREPRESENTABLE)
+    return turns[0]["content"]
 
 
-def _slug(name):
+def llama_factory_dataset_info(fmt):
+    """A side-file builder: the LLaMA-Factory dataset_info.json entries registering the file(s) of `fmt`."""
+    entry = llama_factory_entry(fmt)
+
+    def build(dataset, names):
+        key = dataset_key(dataset.name)
+        if set(names) == {"all"}:
+            return {key: {"file_name": names["all"], **entry}}
+        return {f"{key}_{split}": {"file_name": file_name, **entry} for split, file_name in names.items()}
+
+    return build
+
+
+def dataset_key(name):
+    """The dataset's name as a LLaMA-Factory dataset_info.json key."""
     slug = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
     return slug or "dataset"

@@ -18,6 +18,7 @@ md5(prompt id, seed) and the first round(n × (1 − split)) go to test (halves 
 splits and each domain is split in the same proportion.
 """
 
+import re
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class Selection:
     with_meta: bool = False
     bom: bool = False
     raw_csv: bool = False
+    license: str = "unknown"  # the Hugging Face license identifier the dataset card declares
 
     @property
     def everything(self):
@@ -68,6 +70,21 @@ class Selection:
             raise ExportError(f"split is the train fraction, strictly between 0 and 1; got {self.split}")
         if self.limit is not None and self.limit < 1:
             raise ExportError(f"limit must be at least 1; got {self.limit}")
+        self.license = check_license(self.license)
+
+
+# A Hub license identifier (apache-2.0, cc-by-nc-4.0, unknown, …). `other` is refused: the Hub then
+# wants license_name and license_link, which an export has no source for.
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")
+
+
+def check_license(value):
+    """The license identifier, lower-cased, or ExportError."""
+    license_id = (value or "").strip().lower()
+    if license_id == "other" or not LICENSE_ID.fullmatch(license_id):
+        raise ExportError(f"license {value!r}: give a Hugging Face license identifier such as cc-by-nc-4.0, "
+                          "apache-2.0 or unknown ('other' would need a license name and link)")
+    return license_id
 
 
 @contextmanager

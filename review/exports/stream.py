@@ -95,14 +95,6 @@ class ExportPair:
         """Every message of the prompt but the system one; the last is the query."""
         return [m for m in self.messages if m["role"] != "system"]
 
-    def history_pairs(self):
-        """Earlier turns as [[query, answer], …], for formats that only know that shape."""
-        history = self.turns()[:-1]
-        roles = [m["role"] for m in history]
-        if roles != ["user", "assistant"] * (len(history) // 2):
-            raise Unrepresentable("history is not alternating user/assistant turns")
-        return [[history[i]["content"], history[i + 1]["content"]] for i in range(0, len(history), 2)]
-
 
 def stream_pairs(dataset, sel, batch_size=None):
     """Batches of ExportPair in pair id order, one keyset query each. The next batch is fetched on a

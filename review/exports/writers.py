@@ -32,15 +32,22 @@ class JsonlWriter(Writer):
     def __init__(self, path, fmt, sel):
         self.file = open(path, "wb", buffering=1 << 20)
         self.build = fmt.record
+        self.system_unread = fmt.system_unread
+        self.unread_system_prompts = 0
 
     def write(self, p):
         record = self.build(p)
         if p.meta:
             record.update(p.meta)
         self.file.write(orjson.dumps(record) + b"\n")
+        if self.system_unread and record["system"]:
+            self.unread_system_prompts += 1
 
     def close(self):
         self.file.close()
+
+    def counts(self):
+        return {"unread_system_prompts": self.unread_system_prompts} if self.system_unread else {}
 
 
 class CsvWriter(Writer):
@@ -135,10 +142,7 @@ class ParquetWriter(Writer):
             meta = [p.meta for p in pairs]
             for name in META_COLUMNS:
                 field_type = self.schema.field(name).type
-                values = [m[name] for m in meta]
-                if name.endswith("_scores"):
-                    values = [[{"judge": j, "score": s} for j, s in v.items()] for v in values]
-                columns.append(pa.array(values, field_type))
+                columns.append(pa.array([m[name] for m in meta], field_type))
         self.writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self.schema))
         self.pairs = []
 

@@ -33,6 +33,9 @@ class Command(JobCommand):
         parser.add_argument("--raw-csv", action="store_true",
                             help="CSV: write cells as stored, for machine consumers, not spreadsheets. By default a "
                                  "cell starting with = + - @ tab or CR gets a leading ' (formula injection)")
+        parser.add_argument("--license", default="unknown",
+                            help="Hugging Face license identifier for the dataset card, e.g. cc-by-nc-4.0 "
+                                 "(default: unknown)")
         parser.add_argument("--overwrite", action="store_true", help="replace files that exist")
         parser.add_argument("--no-progress", action="store_true")
 
@@ -44,7 +47,7 @@ class Command(JobCommand):
         statuses = [s.strip() for value in (o["status"] or [",".join(DEFAULT_STATUSES)]) for s in value.split(",") if s.strip()]
         selection = Selection(statuses=statuses, domains=o["domain"] or [], min_gap=o["min_gap"], split=o["split"],
                               seed=o["seed"], limit=o["limit"], with_meta=o["with_meta"], bom=o["bom"],
-                              raw_csv=o["raw_csv"])
+                              raw_csv=o["raw_csv"], license=o["license"])
         out = Path(o["out"]).resolve()
         stem, ext = out.name.removesuffix(out.suffix) if out.suffix else out.name, out.suffix or None
         names = list(file_names(o["format"], stem, ext, o["split"]).values()) + side_file_names(o["format"])
