@@ -270,7 +270,7 @@ def test_the_migration_rehashes_stored_rows_so_a_file_imported_before_adds_nothi
     for model in (Prompt, Response):
         for i, pk in enumerate(model.objects.values_list("pk", flat=True)):
             model.objects.filter(pk=pk).update(content_hash=f"00000000-0000-0000-0000-{i:012d}")
-    migration = importlib.import_module("annotation.migrations.0014_exact_content_hash")
+    migration = importlib.import_module("annotation.migrations.0014_exact_hash_and_import_indexes")
     migration.rehash(None, connection.schema_editor())
     second = run_import(path)
     assert second["imported_pairs"] == 0 and second["imported_responses"] == 0 and second["duplicates"] == 3

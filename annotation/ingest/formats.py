@@ -60,13 +60,23 @@ def parse_domain(label):
 # later text as an earlier, different one. Only byte-identical texts are one prompt or response.
 # blake2b-128 reads ~1 GB/s; the exact text needs no per-text normalisation, which was the importer's
 # largest Python cost (NFKC: BENCHMARKS.md, *Ingest*).
+def text_key(text):
+    """The hash of the exact text as 32 hex digits (the writer's key; PostgreSQL reads it as a uuid)."""
+    return blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def messages_key(messages):
+    return text_key("\x1e".join(f"{m['role']}\x1f{m['content']}" for m in messages))
+
+
 def text_hash(text):
-    return uuid.UUID(bytes=blake2b(text.encode(), digest_size=16).digest())
+    """The stored `content_hash` of a response with this text."""
+    return uuid.UUID(hex=text_key(text))
 
 
 def messages_hash(messages):
-    joined = "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in messages)
-    return uuid.UUID(bytes=blake2b(joined.encode(), digest_size=16).digest())
+    """The stored `content_hash` of a prompt with these messages."""
+    return uuid.UUID(hex=messages_key(messages))
 
 
 def detect_format(record):

@@ -1,4 +1,4 @@
-"""Content hashes of the exact text (issue 14).
+"""Content hashes of the exact text (issue 14), and no index the import maintains for nothing (issue 17).
 
 Prompts and responses were keyed by a hash of their NFKC-folded, whitespace-collapsed text, so a
 later text that differed only in width or spacing was stored as an earlier one. The key is now the
@@ -10,13 +10,18 @@ adds the variants as rows of their own.
 No two rows of one key can collide: two stored texts with equal exact hashes would have had equal
 normalised hashes too, and been one row. The hash is written out here (not imported) so that the
 migration keeps meaning what it meant when it was written.
+
+The foreign-key indexes dropped here lead with the same column as a unique index of the same table
+(prompt_unique_hash, response_unique_hash, pair_unique, response_dataset_model), which serves every
+lookup they served; each cost the import one index insertion per row.
 """
 
 import json
 import uuid
 from hashlib import blake2b
 
-from django.db import migrations
+import django.db.models.deletion
+from django.db import migrations, models
 
 CHUNK = 10000
 
@@ -62,4 +67,30 @@ class Migration(migrations.Migration):
     ]
 
     # Backwards the exact hashes stay: folding them again could join rows that are now distinct.
-    operations = [migrations.RunPython(rehash, migrations.RunPython.noop)]
+    operations = [
+        migrations.RunPython(rehash, migrations.RunPython.noop),
+        migrations.AlterField(
+            model_name="pair",
+            name="prompt",
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="pairs",
+                                    to="annotation.prompt"),
+        ),
+        migrations.AlterField(
+            model_name="prompt",
+            name="dataset",
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="prompts",
+                                    to="annotation.dataset"),
+        ),
+        migrations.AlterField(
+            model_name="response",
+            name="dataset",
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE,
+                                    related_name="responses", to="annotation.dataset"),
+        ),
+        migrations.AlterField(
+            model_name="response",
+            name="prompt",
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE,
+                                    related_name="responses", to="annotation.prompt"),
+        ),
+    ]
