@@ -24,6 +24,18 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coigp_web.settings")
 
 
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def backend_cpu_seconds(pid):
+    """CPU seconds of a PostgreSQL backend on this machine (/proc): on a shared machine the wall time
+    follows the load, the CPU seconds much less."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -76,6 +88,10 @@ def main():
           f"{connection.cursor().connection.info.server_version}, load average {os.getloadavg()[0]:.1f} "
           "(others share this CPU: the load average says how much)")
     print(f"file {path.name}: {size / 1e6:.1f} MB; peak RSS before the import {peak_rss_mb():.0f} MB")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    cpu, backend_cpu = cpu_seconds(), backend_cpu_seconds(backend)
     started = time.perf_counter()
     if args.profile:
         import cProfile
@@ -94,7 +110,8 @@ def main():
     print(f"import: {c['imported_pairs']:,} pairs, {c['imported_prompts']:,} prompts, "
           f"{c['imported_responses']:,} responses, {c['rejected_rows']} rejected in {elapsed:.1f} s")
     print(f"import rate: {c['imported_pairs'] / elapsed:,.0f} pairs/s, {size / 1e6 / elapsed:.1f} MB/s; "
-          f"peak RSS {peak_rss_mb():.0f} MB")
+          f"peak RSS {peak_rss_mb():.0f} MB; CPU: importer {cpu_seconds() - cpu:.1f} s, PostgreSQL backend "
+          f"{backend_cpu_seconds(backend) - backend_cpu:.1f} s (load average {os.getloadavg()[0]:.1f})")
 
     follow_up = follow_up_of(job)
     if follow_up is not None:
