@@ -52,7 +52,18 @@ def raise_unless_completed(job, what):
     if job.status in Job.COMPLETED:
         return
     summary = jobs.failure_summary(job)
-    reason = job.error or (f"{what} failed: {summary}" if summary else f"{what} ended as {job.status}")
+    if job.error:
+        reason = f"{what} {job.error}" if job.status == Job.Status.CANCELLED else job.error
+    elif summary:
+        reason = f"{what} failed: {summary}"
+    elif job.status in (Job.Status.RUNNING, Job.Status.PENDING):
+        # `execute` gave the job up: another worker claimed it (this process went longer than the lease
+        # without committing a chunk) or holds it still.
+        reason = (f"{what} stopped here: another worker took the job over after this process went "
+                  f"{settings.JOB_LEASE_SECONDS} s without renewing its lease (JOB_LEASE_SECONDS); it goes on "
+                  "there, see the job page")
+    else:
+        reason = f"{what} ended as {job.status}"
     raise CommandError(f"{reason} (job {job.pk})", returncode=EXIT_FAILED)
 
 

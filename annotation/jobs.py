@@ -354,7 +354,9 @@ def execute(job_id, task_id="", on_progress=None):
         log.warning("job %s was taken over by another worker", job_id)
         return None
     except JobCancelled:
-        return _finish(job_id, token, Job.Status.CANCELLED)
+        # The request stored its cause (who asked, when) in the error; it stays there.
+        reason = Job.objects.filter(pk=job_id).values_list("error", flat=True).first()
+        return _finish(job_id, token, Job.Status.CANCELLED, reason or "cancelled on request")
     except JobFailed as exc:
         return _finish(job_id, token, Job.Status.FAILED, str(exc))
     except Exception as exc:
@@ -380,10 +382,13 @@ def _finish_cancelled_if_pending(job_id):
     )
 
 
-def request_cancel(job):
+def request_cancel(job, by=""):
     """Ask a job to stop; a pending job stops at once, a running one at its next chunk, and one
-    whose worker died (lease ran out) at once, since no worker will see the request."""
-    Job.objects.filter(pk=job.pk).exclude(status__in=Job.FINISHED).update(cancel_requested=True)
+    whose worker died (lease ran out) at once, since no worker will see the request. The job's error
+    says who asked and when, so a command running the job can say why it stopped."""
+    when = timezone.now().strftime("%Y-%m-%d %H:%M:%S UTC")
+    reason = f"cancelled by {by} at {when}" if by else f"cancelled at {when}"
+    Job.objects.filter(pk=job.pk).exclude(status__in=Job.FINISHED).update(cancel_requested=True, error=reason)
     _finish_cancelled_if_pending(job.pk)
     stale = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
     Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=stale).update(

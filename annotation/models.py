@@ -85,12 +85,14 @@ class Membership(models.Model):
 class Prompt(models.Model):
     """A query with its context: `messages` is the whole list (system turn, history, last user turn)."""
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="prompts")
+    # Indexes that lead with another index's columns are left out (here: prompt_unique_hash leads with the
+    # dataset): every index costs the import an insertion per row (BENCHMARKS.md, *Ingest*).
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="prompts", db_index=False)
     domain = models.CharField(max_length=8, choices=Domain.choices, default=Domain.OTHER)
     messages = models.JSONField()
     # The last user turn, kept apart for search and lists.
     query = models.TextField()
-    # blake2b-128 of the normalised messages: 16 bytes per row keeps the unique index small at 1M rows.
+    # blake2b-128 of the exact messages (roles and texts): 16 bytes per row keeps the unique index small at 1M rows.
     content_hash = models.UUIDField()
     source = models.CharField(max_length=300, blank=True)
     meta = models.JSONField(default=dict, blank=True)
@@ -118,8 +120,9 @@ class Prompt(models.Model):
 
 
 class Response(models.Model):
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="responses")
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    # As for Prompt: response_dataset_model leads with the dataset, response_unique_hash with the prompt.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="responses", db_index=False)
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses", db_index=False)
     model = models.CharField(max_length=200, blank=True, help_text=_("Generator model; blank when unknown."))
     text = models.TextField()
     content_hash = models.UUIDField()
@@ -280,7 +283,7 @@ class Pair(models.Model):
 
     # Indexed with the id below (pair_dataset_id): the pair list pages a dataset's pairs in id order.
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pairs", db_index=False)
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs", db_index=False)  # pair_unique
     # Copied from the prompt: the dashboards group 1M pairs by domain without a join.
     domain = models.CharField(max_length=8, choices=Domain.choices)
     chosen = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")

@@ -106,7 +106,7 @@ def job_detail(request, pk):
 @require_POST
 def job_cancel(request, pk):
     job = get_job_for(request, pk, Role.ADMIN)
-    jobs.request_cancel(job)
+    jobs.request_cancel(job, by=f"{request.user.get_username()} (job page)")
     return redirect("job-detail", job.pk)
 
 

@@ -21,8 +21,8 @@ OPENERS = {"（": "）", "(": ")", "[": "]", "{": "}", "“": "”", "「": "」
 
 
 def normalise(text):
-    """The text as the importer compares it (annotation.ingest.formats.normalise_text: NFKC, one space per
-    whitespace run): two texts equal after this are one response, or one prompt, in the app."""
+    """The text folded (NFKC, one space per whitespace run): the benchmark keeps its texts distinct even
+    so, although the importer merges only exactly equal texts (annotation.ingest.formats.text_hash)."""
     return " ".join(unicodedata.normalize("NFKC", text).split())
 
 

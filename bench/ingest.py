@@ -1,9 +1,11 @@
 """Ingest benchmark: import generated COIG-P-shaped pairs end to end and report the rate.
 
-    python bench/ingest.py [--pairs 1000000] [--seed 1] [--keep] [--no-near-duplicates] [--no-search-index]
+    python bench/ingest.py [--pairs 1000000] [--seed 1] [--input FILE] [--keep] [--no-near-duplicates]
+                           [--no-search-index] [--profile FILE]
 
-Generates bench/out/coigp_<pairs>_seed<seed>.jsonl if missing (in a subprocess, so its memory
-is not counted), creates a fresh dataset, and runs the import job in this process exactly as
+Imports FILE (any file `import_pairs` reads: ../shared/bench/gen_pairs.py output is the realistic
+one), or generates bench/out/coigp_<pairs>_seed<seed>.jsonl with bench/generate.py if missing (in a
+subprocess, so its memory is not counted). Creates a fresh dataset, and runs the import job in this process exactly as
 `manage.py import_pairs` does (the same job runner, parser and COPY writer), then the
 near-duplicate and search-index jobs that follow every import, each timed separately. Prints pairs/s, MB/s, elapsed
 time and the peak RSS of this process. The dataset is dropped afterwards unless --keep.
@@ -22,6 +24,18 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coigp_web.settings")
 
 
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def backend_cpu_seconds(pid):
+    """CPU seconds of a PostgreSQL backend on this machine (/proc): on a shared machine the wall time
+    follows the load, the CPU seconds much less."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -34,12 +48,17 @@ def main():
     parser.add_argument("--no-near-duplicates", action="store_true")
     parser.add_argument("--no-search-index", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--input", type=Path, help="import this file instead of a generated one")
+    parser.add_argument("--profile", help="write a cProfile of the import job to this file")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    from generate import generated_file
+    if args.input:
+        path = args.input
+    else:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from generate import generated_file
 
-    path = generated_file(args.pairs, args.seed)
+        path = generated_file(args.pairs, args.seed)
 
     import django
 
@@ -69,8 +88,19 @@ def main():
           f"{connection.cursor().connection.info.server_version}, load average {os.getloadavg()[0]:.1f} "
           "(others share this CPU: the load average says how much)")
     print(f"file {path.name}: {size / 1e6:.1f} MB; peak RSS before the import {peak_rss_mb():.0f} MB")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    cpu, backend_cpu = cpu_seconds(), backend_cpu_seconds(backend)
     started = time.perf_counter()
-    status = jobs.execute(job.pk, on_progress=on_progress)
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+        status = profile.runcall(jobs.execute, job.pk, on_progress=on_progress)
+        profile.dump_stats(args.profile)
+    else:
+        status = jobs.execute(job.pk, on_progress=on_progress)
     elapsed = time.perf_counter() - started
     bar.close()
     job.refresh_from_db()
@@ -80,7 +110,8 @@ def main():
     print(f"import: {c['imported_pairs']:,} pairs, {c['imported_prompts']:,} prompts, "
           f"{c['imported_responses']:,} responses, {c['rejected_rows']} rejected in {elapsed:.1f} s")
     print(f"import rate: {c['imported_pairs'] / elapsed:,.0f} pairs/s, {size / 1e6 / elapsed:.1f} MB/s; "
-          f"peak RSS {peak_rss_mb():.0f} MB")
+          f"peak RSS {peak_rss_mb():.0f} MB; CPU: importer {cpu_seconds() - cpu:.1f} s, PostgreSQL backend "
+          f"{backend_cpu_seconds(backend) - backend_cpu:.1f} s (load average {os.getloadavg()[0]:.1f})")
 
     follow_up = follow_up_of(job)
     if follow_up is not None:
@@ -92,9 +123,7 @@ def main():
         print(f"near-duplicates ({follow_up.status}): {n.get('prompts_signed', 0):,} prompts signed, "
               f"{n.get('candidate_pairs', 0):,} candidates, {n.get('near_duplicate_groups', 0):,} groups "
               f"({n.get('prompts_in_groups', 0):,} prompts) in {nd_elapsed:.1f} s; peak RSS {peak_rss_mb():.0f} MB")
-    from review.search import follow_up_of as search_index_of
-
-    indexing = search_index_of(job)
+    indexing = jobs.follow_up_of(job, "search_index")
     if indexing is not None:
         started = time.perf_counter()
         jobs.execute(indexing.pk)

@@ -52,6 +52,39 @@ def test_responses_shared_by_pairs_of_a_prompt_are_stored_once(db, tmp_path):
     assert (Prompt.objects.count(), Response.objects.count(), Pair.objects.count()) == (1, 3, 2)
 
 
+def test_texts_that_differ_only_in_width_or_spacing_are_stored_as_they_are(db, tmp_path):
+    rows = [
+        {"conversations": [{"from": "human", "value": "２＋２＝？"}], "chosen": {"value": "４"},
+         "rejected": {"value": "５"}},
+        {"conversations": [{"from": "human", "value": "2+2=?"}], "chosen": {"value": "4"}, "rejected": {"value": "5"}},
+        {"conversations": [{"from": "human", "value": "a  b"}], "chosen": {"value": "x"}, "rejected": {"value": "y"}},
+        {"conversations": [{"from": "human", "value": "a b"}], "chosen": {"value": "x"}, "rejected": {"value": "y"}},
+    ]
+    report = run_import(write_jsonl(tmp_path / "a.jsonl", rows))
+    assert report["imported_pairs"] == 4 and report["imported_prompts"] == 4 and report["duplicates"] == 0
+    assert sorted(Prompt.objects.values_list("query", flat=True)) == sorted(["２＋２＝？", "2+2=?", "a  b", "a b"])
+    assert set(Response.objects.values_list("text", flat=True)) == {"４", "５", "4", "5", "x", "y"}
+
+
+def test_code_answers_that_differ_only_in_indentation_are_a_pair(db, tmp_path):
+    good = "```python\ndef f(x):\n    return x\n```"
+    bad = "```python\ndef f(x):\nreturn x\n```"
+    row = {"conversations": [{"from": "human", "value": "写一个恒等函数"}], "chosen": {"value": good},
+           "rejected": {"value": bad}, "domain": "代码"}
+    report = run_import(write_jsonl(tmp_path / "a.jsonl", [row]))
+    assert report["rejected_rows"] == [] and report["imported_pairs"] == 1
+    pair = Pair.objects.get()
+    assert (pair.chosen.text, pair.rejected.text) == (good, bad)
+
+
+def test_an_exact_repeat_is_merged_and_counted_as_a_duplicate(db, tmp_path):
+    row = {"conversations": [{"from": "human", "value": "2+2=?"}], "chosen": {"value": "4"}, "rejected": {"value": "5"}}
+    spaced = dict(row, chosen={"value": "4 "})
+    report = run_import(write_jsonl(tmp_path / "a.jsonl", [row, row, spaced]))
+    assert report["imported_pairs"] == 2 and report["duplicates"] == 1
+    assert (Prompt.objects.count(), Response.objects.count()) == (1, 3)
+
+
 @pytest.mark.parametrize("label,domain", [("数学", "math"), ("MATH", "math"), ("角色扮演", "role"),
                                           ("Novel", "novel"), ("逻辑推理", "logic"), ("代码", "code")])
 def test_domains_are_read_in_english_or_chinese_any_case(db, tmp_path, label, domain):
@@ -231,3 +264,20 @@ def test_scores_outside_the_scale_are_rejected():
     record = {"prompt": "q", "responses": [{"text": "a", "scores": {"j": 11}}]}
     with pytest.raises(RowError, match="outside the 1-10 scale"):
         parse_record(record, "responses")
+
+
+def test_the_migration_rehashes_stored_rows_so_a_file_imported_before_adds_nothing_again(db, tmp_path):
+    import importlib
+
+    from django.db import connection
+
+    path = write_jsonl(tmp_path / "a.jsonl", [sharegpt_line(i) for i in range(3)])
+    run_import(path)
+    # The rows as the normalised hash stored them before (any other hash stands for it here).
+    for model in (Prompt, Response):
+        for i, pk in enumerate(model.objects.values_list("pk", flat=True)):
+            model.objects.filter(pk=pk).update(content_hash=f"00000000-0000-0000-0000-{i:012d}")
+    migration = importlib.import_module("annotation.migrations.0014_exact_hash_and_import_indexes")
+    migration.rehash(None, connection.schema_editor())
+    second = run_import(path)
+    assert second["imported_pairs"] == 0 and second["imported_responses"] == 0 and second["duplicates"] == 3

@@ -210,3 +210,40 @@ def test_the_job_page_and_the_jobs_list_show_the_outcome_and_its_counts(client, 
     assert f'data-failures="{problems.pk}">3 of 100 rows rejected</span>' in listing
     assert f'data-failures="{failed.pk}">31 of 31 requests gave no score</span>' in listing
     assert f'data-failures="{fine.pk}"' not in listing
+
+
+@pytest.fixture
+def cancelling_runner():
+    """A job kind whose first chunk finds that someone asked to cancel it meanwhile."""
+
+    @jobs.job_kind("test-cancelled", label="test cancelled")
+    def run(ctx):
+        jobs.request_cancel(ctx.job, by="alice (job page)")
+        with transaction.atomic():
+            ctx.commit(done=1)
+
+    yield
+    jobs.KINDS.pop("test-cancelled")
+
+
+def test_a_cancelled_job_says_who_cancelled_it_and_when_and_a_command_says_so(db, cancelling_runner):
+    from django.core.management import CommandError
+
+    from annotation.job_progress import raise_unless_completed
+
+    job = Job.objects.create(kind="test-cancelled")
+    assert jobs.execute(job.pk) == Job.Status.CANCELLED
+    job.refresh_from_db()
+    assert job.error.startswith("cancelled by alice (job page) at ") and job.error.endswith(" UTC")
+    with pytest.raises(CommandError, match=r"^search indexing cancelled by alice \(job page\) at .* UTC \(job \d+\)$"):
+        raise_unless_completed(job, "search indexing")
+
+
+def test_a_command_whose_job_another_worker_took_over_says_so(db):
+    from django.core.management import CommandError
+
+    from annotation.job_progress import raise_unless_completed
+
+    job = Job.objects.create(kind="import", status=Job.Status.RUNNING)
+    with pytest.raises(CommandError, match="another worker took the job over"):
+        raise_unless_completed(job, "search indexing")

@@ -13,7 +13,7 @@ import unicodedata
 import orjson
 
 from ..models import Domain
-from .formats import ResponsesRecord, RowError, _check_conversation, _pair, _text, _turn, normalise_text
+from .formats import ResponsesRecord, RowError, _check_conversation, _pair, _text, _turn
 
 ARGILLA, LABEL_STUDIO, ULTRAFEEDBACK, HH_RLHF = "argilla", "labelstudio", "ultrafeedback", "hh-rlhf"
 FOREIGN_FORMATS = (ARGILLA, LABEL_STUDIO, ULTRAFEEDBACK, HH_RLHF)
@@ -92,7 +92,7 @@ def implicit_prompt_pair(chosen, rejected):
                 raise RowError(f"{name}[{i}] must be a {{role, content}} message with role system, user or assistant")
     shared = 0
     while (shared < min(len(chosen), len(rejected)) and chosen[shared]["role"] == rejected[shared]["role"]
-           and _same(chosen[shared].get("content"), rejected[shared].get("content"))):
+           and chosen[shared].get("content") == rejected[shared].get("content")):
         shared += 1
     if shared == len(chosen) == len(rejected):
         raise RowError("chosen and rejected are identical")
@@ -140,12 +140,6 @@ def implicit_text_pair(chosen, rejected):
 
 def _boundary(char):
     return bool(char) and (char.isspace() or unicodedata.category(char)[0] in "PZ")
-
-
-def _same(a, b):
-    if isinstance(a, str) and isinstance(b, str):
-        return normalise_text(a) == normalise_text(b)
-    return a == b
 
 
 # UltraFeedback, the raw release: an instruction and four completions, each rated 1-5 on four aspects.

@@ -4,8 +4,6 @@ Every problem raises RowError with a reason a person understands, naming the fie
 """
 
 import difflib
-import functools
-import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -66,23 +64,28 @@ def parse_domain(label):
     return _DOMAIN_BY_NAME.get(text.casefold(), Domain.OTHER), text
 
 
-# Cached: a response is shared by the ~4-20 pairs of its prompt, which sit close together in a
-# file, and NFKC over Chinese text was 40 % of the import's time (measured in bench/ingest.py).
-# 16k entries of ~1 KB text hold ~30 MB at most.
-@functools.lru_cache(maxsize=16384)
-def normalise_text(text):
-    # NFKC folds full-width forms; whitespace runs are one space, so re-wrapped copies hash alike.
-    return " ".join(unicodedata.normalize("NFKC", text).split())
+# Texts are stored and compared exactly as the file has them: whitespace (a code block's indentation)
+# and width (２＋２＝？ beside 2+2=?) are content in code and maths, so a normalised key would store a
+# later text as an earlier, different one. Only byte-identical texts are one prompt or response.
+# blake2b-128 reads ~1 GB/s; the exact text needs no per-text normalisation, which was the importer's
+# largest Python cost (NFKC: BENCHMARKS.md, *Ingest*).
+def text_key(text):
+    """The hash of the exact text as 32 hex digits (the writer's key; PostgreSQL reads it as a uuid)."""
+    return blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-@functools.lru_cache(maxsize=16384)
+def messages_key(messages):
+    return text_key("\x1e".join(f"{m['role']}\x1f{m['content']}" for m in messages))
+
+
 def text_hash(text):
-    return uuid.UUID(bytes=blake2b(normalise_text(text).encode("utf-8"), digest_size=16).digest())
+    """The stored `content_hash` of a response with this text."""
+    return uuid.UUID(hex=text_key(text))
 
 
 def messages_hash(messages):
-    joined = "\x1e".join(f"{m['role']}\x1f{normalise_text(m['content'])}" for m in messages)
-    return uuid.UUID(bytes=blake2b(joined.encode("utf-8"), digest_size=16).digest())
+    """The stored `content_hash` of a prompt with these messages."""
+    return uuid.UUID(hex=messages_key(messages))
 
 
 def detect_format(record):
@@ -227,7 +230,7 @@ def _turn(value, name):
 
 
 def _pair(messages, chosen, rejected, chosen_model="", rejected_model=""):
-    if normalise_text(chosen) == normalise_text(rejected):
+    if chosen == rejected:  # exactly: texts that differ in indentation or width are different answers
         raise RowError("chosen and rejected are identical")
     return PairRecord(Domain.OTHER, "", messages, chosen, rejected, chosen_model, rejected_model)
 
