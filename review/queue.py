@@ -278,6 +278,13 @@ def submit(queue, reviewer, pair, values):
     return _loaded(review)
 
 
+def review_values(verdict, better_correct, prompt_ok, note):
+    """A review's fields in chosen/rejected terms; "both bad" has no better response to call correct."""
+    both_bad = verdict == Review.Verdict.BOTH_BAD
+    return {"verdict": verdict, "better_correct": None if both_bad else better_correct, "prompt_ok": prompt_ok,
+            "note": note}
+
+
 def skip(queue, reviewer, pair):
     """Give the pair back to the other reviewers; this reviewer is not offered it again."""
     held = ReviewAssignment.objects.filter(pair=pair, reviewer=reviewer, status=ReviewAssignment.Status.ASSIGNED)

@@ -105,9 +105,7 @@ def review_submit(request, pk):
     data = form.cleaned_data
     swapped = queue.blind and queues.swapped_for(pair, request.user)
     verdict = queues.verdict_from_ab(data["verdict"], swapped)
-    both_bad = verdict == Review.Verdict.BOTH_BAD
-    values = {"verdict": verdict, "better_correct": None if both_bad else data["better_correct"],
-              "prompt_ok": data["prompt_ok"], "note": data["note"]}
+    values = queues.review_values(verdict, data["better_correct"], data["prompt_ok"], data["note"])
     try:
         # The verdict and the hold on the next pair commit together: one commit (one WAL flush) per submit.
         with transaction.atomic():
