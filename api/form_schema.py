@@ -13,7 +13,8 @@ _SIMPLE = {
 
 
 def _field(field, name):
-    kwargs = {"required": field.required and not isinstance(field, forms.BooleanField),
+    # A field left out takes the form's initial value (api/views.py, _form), so only those without one are required.
+    kwargs = {"required": field.required and field.initial is None and not isinstance(field, forms.BooleanField),
               "help_text": str(field.help_text or field.label or name)}
     if isinstance(field, forms.ModelMultipleChoiceField):
         return serializers.ListField(child=serializers.IntegerField(), **kwargs)

@@ -100,6 +100,27 @@ def _data(request):
     raise FormInvalid.of("body", _("The body must be a JSON object."))
 
 
+def _form(make_form, request, *args, **kwargs):
+    """`make_form(data, *args)` bound to the request's body, where a field the call leaves out takes the
+    initial value the page's form shows (a page always posts them)."""
+    data = _data(request)
+    if isinstance(data, QueryDict):  # multipart: DRF puts the uploads in it too, which cannot be deep-copied
+        merged = QueryDict(mutable=True)
+        for name in data:
+            merged.setlist(name, data.getlist(name))
+    else:
+        merged = dict(data)
+    for name, field in make_form(None, *args, **kwargs).fields.items():
+        initial = field.initial() if callable(field.initial) else field.initial
+        if name in merged or initial is None:
+            continue
+        if isinstance(merged, QueryDict):
+            merged.setlist(name, [str(v) for v in initial] if isinstance(initial, (list, tuple)) else [str(initial)])
+        else:
+            merged[name] = initial
+    return make_form(merged, *args, **kwargs)
+
+
 # Datasets and members.
 
 DatasetInput = form_serializer("DatasetInput", DatasetForm)
@@ -162,8 +183,8 @@ ImportInput = form_serializer("ImportInput", ImportForm)
 @api_view(["POST"])
 def imports(request, pk):
     found = get_dataset_for(request, pk, Role.ADMIN)
-    form = ImportForm(_data(request), request.FILES,
-                      upload_too_large=getattr(request._request, "upload_too_large", False))
+    form = _form(ImportForm, request, request.FILES,
+                 upload_too_large=getattr(request._request, "upload_too_large", False))
     data = _valid(form)
     options = {"fmt": data["format"], "domain": data["domain"] or None, "columns": data["columns"]}
     if data["hub"]:
@@ -372,7 +393,7 @@ RejudgeInput = form_serializer("RejudgeInput", RejudgeForm)
 @api_view(["POST"])
 def scoring(request, pk):
     found = get_dataset_for(request, pk, Role.ADMIN)
-    form = ScoreForm(_data(request))
+    form = _form(ScoreForm, request)
     _valid(form)
     try:
         started = start_scoring(found, user=request.user, **form.options())
@@ -386,7 +407,7 @@ def scoring(request, pk):
 @api_view(["POST"])
 def pair_builds(request, pk):
     found = get_dataset_for(request, pk, Role.ADMIN)
-    data = _valid(BuildPairsForm.for_dataset(found, _data(request)))
+    data = _valid(_form(lambda data: BuildPairsForm.for_dataset(found, data), request))
     try:
         started = pairing.start_build(found, data["params"], user=request.user)
     except pairing.BuildAlreadyRunning as exc:
@@ -406,7 +427,7 @@ def reward_models(request, pk):
         rows = visible_reward_models(request.user).order_by("name", "-version")
         return ApiResponse(out.RewardModelSerializer(rows, many=True).data)
     found = get_dataset_for(request, pk, Role.ADMIN)
-    data = _valid(TrainRewardForm(_data(request)))
+    data = _valid(_form(TrainRewardForm, request))
     params = train_params(data["name"], test_fraction=data["test_fraction"], seed=data["seed"])
     return _started(request, jobs.create_job("train_reward_model", dataset=found, user=request.user, params=params))
 
@@ -421,7 +442,7 @@ def reward_filter(request, pk, model_pk):
     mode = body.get("mode", "apply")
     if mode not in MODES:
         raise FormInvalid.of("mode", _("mode must be one of %(modes)s.") % {"modes": ", ".join(MODES)})
-    threshold = _valid(ThresholdForm(body))["threshold"] if mode == "apply" else 0.0
+    threshold = _valid(_form(ThresholdForm, request))["threshold"] if mode == "apply" else 0.0
     params = filter_params(reward_model, mode=mode, threshold=threshold)
     return _started(request, jobs.create_job("reward_filter", dataset=found, user=request.user, params=params))
 
@@ -432,7 +453,7 @@ def reward_filter(request, pk, model_pk):
 @api_view(["POST"])
 def rejudge(request, pk):
     found = get_dataset_for(request, pk, Role.ADMIN)
-    data = _valid(RejudgeForm(_data(request)))
+    data = _valid(_form(RejudgeForm, request))
     pairs, list_form = select_pairs(found, QueryDict(data["selection"]))
     if pairs is None:
         raise FormInvalid(list_form)
@@ -454,7 +475,7 @@ ExportInput = form_serializer("ExportInput", ExportForm)
 @api_view(["POST"])
 def export_create(request, pk):
     found = get_dataset_for(request, pk, Role.REVIEWER)
-    form = ExportForm(_data(request))
+    form = _form(ExportForm, request)
     data = _valid(form)
     try:
         export = exports.create_export(found, data["format"], form.selection(), user=request.user)
