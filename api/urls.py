@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from . import token_views, views
@@ -27,4 +27,6 @@ urlpatterns = [
     path("api/v1/jobs/<int:pk>/cancel/", views.job_cancel, name="api-job-cancel"),
     path("api/v1/exports/<int:pk>/", views.export, name="api-export"),
     path("api/v1/exports/<int:pk>/files/<str:filename>", views.export_file, name="api-export-file"),
+    # Last: any other address under api/ (a negative id, a typo) is a JSON 404 too, not the HTML page.
+    re_path(r"^api/", views.not_found),
 ]

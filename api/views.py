@@ -5,9 +5,10 @@ no rule lives here. Work that takes time answers 202 with the job; `GET /api/v1/
 from django import forms
 from django.db import transaction
 from django.db.models import Q
-from django.http import FileResponse, Http404, QueryDict
+from django.http import FileResponse, Http404, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -119,6 +120,11 @@ def _form(make_form, request, *args, **kwargs):
         else:
             merged[name] = initial
     return make_form(merged, *args, **kwargs)
+
+
+@csrf_exempt  # no session is used; Django's CSRF page would answer an API client in HTML
+def not_found(request, *args, **kwargs):
+    return JsonResponse({"detail": _("No such API address.")}, status=404)
 
 
 # Datasets and members.
