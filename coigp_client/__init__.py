@@ -5,7 +5,7 @@
     with Client("https://coigp.example", token="coigp_…") as client:   # or Client.from_env()
         dataset = client.datasets.get(3)
         job = dataset.import_file("generated.jsonl").wait()             # progress bar on stderr
-        for pair in dataset.pairs.iter(view="judge-split", domain="math"):
+        for pair in dataset.pairs.iter(view="judge-spread", domain="math"):
             print(pair["id"], pair["gap"])
         kept = dataset.export(format="trl", statuses=["kept"]).wait().to_hf_dataset()
 
