@@ -274,6 +274,9 @@ class Pair(models.Model):
         FILTERED = "filtered", _("Filtered")
         # A constructed pair that a later build run no longer forms; kept because reviews may point to it.
         WITHDRAWN = "withdrawn", _("Withdrawn")
+        # Kept the other way round: a person's decision (or agreeing reviews) found the rejected response
+        # the better one. The row keeps its original chosen/rejected; exports and reward training exchange them.
+        SWAPPED = "swapped", _("Swapped")
 
     # Indexed with the id below (pair_dataset_id): the pair list pages a dataset's pairs in id order.
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pairs", db_index=False)

@@ -14,3 +14,5 @@ class ReviewConfig(AppConfig):
         from . import disagreements  # noqa: F401
         from . import pairwise_views  # noqa: F401
         from . import quality_rules  # noqa: F401
+        from . import audits  # noqa: F401
+        from . import decisions  # noqa: F401

@@ -15,16 +15,17 @@ Krippendorff's alpha for more). Reviews are read when the report is shown, so it
 
 from collections import defaultdict
 
-from django.db.models import Case, CharField, F, Value, When, Window
-from django.db.models.functions import Cast, Concat, MD5, RowNumber
+from django.db.models import Case, CharField, Count, F, OuterRef, Subquery, Value, When, Window
+from django.db.models.functions import MD5, Cast, Coalesce, Concat, RowNumber
 from django.http import QueryDict
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from annotation.models import Domain, Pair
 
 from .agreement import agreement, difference_interval, wilson_interval
 from .models import Audit, Review
-from .selections import select_pairs
+from .selections import select_pairs, selection
 
 DEFAULT_QUERY = "status=pending&status=kept"
 
@@ -89,3 +90,19 @@ def compare(first, second):
                     "interval": difference_interval(rb["good"], rb["reviewed"], ra["good"], ra["reviewed"])}
         rows.append({"domain": domain, "label": (ra or rb)["label"], "first": ra, "second": rb, "difference": diff})
     return rows
+
+
+@selection("audit-failures", gettext_lazy("Audit failures"), "audit",
+           description=gettext_lazy("Pairs of an audit's sample that its reviews do not accept (no more than half of a pair's "
+                         "reviews find the chosen response better and correct)."), audit_id=0)
+def audit_failures(pairs, dataset, settings):
+    """The sample's reviewed pairs that the report counts as not good: the list an admin decides or re-reviews."""
+    audit = Audit.objects.filter(pk=settings["audit_id"], dataset=dataset).first()
+    if audit is None:
+        return pairs.none()
+    reviews = Review.objects.filter(pair=OuterRef("pk")).order_by().values("pair")
+    count = reviews.annotate(n=Count("pk")).values("n")
+    accepting = reviews.filter(Review.ACCEPTS).annotate(n=Count("pk")).values("n")
+    return (pairs.filter(pk__in=audit.pair_ids)
+            .alias(reviews_n=Subquery(count), accepts_n=Coalesce(Subquery(accepting), 0))
+            .filter(reviews_n__gt=0, reviews_n__gte=F("accepts_n") * 2))

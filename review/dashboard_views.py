@@ -30,6 +30,7 @@ def _page(request, dataset, name, reviews_live=False):
         # Filling a cache, not changing data: any member's first visit may start the (single) refresh job.
         raise _Pending(dashboards.start_refresh(dataset, user=request.user))
     return snap.data, {"dataset": dataset, "is_admin": dataset.allows(request.user, Role.ADMIN),
+                       "can_review": dataset.allows(request.user, Role.REVIEWER),  # a queue beside each number
                        "fresh": dashboards.freshness(dataset, snap, reviews_live=reviews_live)}
 
 

@@ -19,7 +19,7 @@ its data since the refresh, and the live query otherwise (review/members.py).
 import time
 
 from django.db import connection, transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -30,7 +30,7 @@ from annotation.models import Domain, Job, Pair
 from .disagreements import LATEST_SCORES, reward_model_for
 from .judge_analysis import judges_data
 from . import members
-from .models import DashboardSnapshot, Review
+from .models import DashboardSnapshot, DecisionBatch, Review
 from .selections import selections_in
 
 REFRESH_KIND = "dashboard_refresh"
@@ -77,7 +77,7 @@ def freshness(dataset, snap, reviews_live=False):
     # all of a large dataset's reviews.
     since = snap.computed_at
     changed = (Job.objects.filter(dataset=dataset, finished_at__gt=since).exclude(kind__in=read_only_kinds())
-               .exists() or (not reviews_live and
+               .exists() or decided_since(dataset, since) or (not reviews_live and
                              Review.objects.filter(updated_at__gt=since, dataset=dataset).exists()))
     running = running_job(dataset, REFRESH_KIND)
     return {"computed_at": snap.computed_at, "age": timezone.now() - snap.computed_at, "seconds": snap.seconds,
@@ -107,7 +107,16 @@ def needs_refresh(dataset):
     changed = jobs.exclude(kind__in=read_only_kinds()).filter(status__in=Job.COMPLETED)
     if oldest is None:
         return changed.exists() and not jobs.filter(kind=REFRESH_KIND).exists()
-    return jobs.exclude(kind__in=read_only_kinds()).filter(finished_at__gt=oldest).exists()
+    return jobs.exclude(kind__in=read_only_kinds()).filter(finished_at__gt=oldest).exists() \
+        or decided_since(dataset, oldest)
+
+
+def decided_since(dataset, at):
+    """A decision (review/decisions.py) changed pair statuses after `at` (made, undone, or its job finished since
+    or still under way): the counts by status are stale. No stored list reads statuses, so decisions (and their
+    jobs, which do not count as changing data) leave those current."""
+    return DecisionBatch.objects.filter(Q(at__gt=at) | Q(undone_at__gt=at) | Q(job__finished_at__gt=at)
+                                        | Q(job__isnull=False, job__finished_at__isnull=True), dataset=dataset).exists()
 
 
 def start_refresh(dataset, user=None):
@@ -132,7 +141,7 @@ def overview_data(dataset):
     reviewed = {domain: pairs for domain, (pairs, _reviews, _accepted) in counts.items()}
     # The reason a pair was filtered, without the per-pair details ("margin=…", "was=…").
     reasons = _rows(
-        r"""SELECT regexp_replace(status_reason, '\s+(margin|was)=.*$', ''), count(*) FROM annotation_pair
+        r"""SELECT regexp_replace(status_reason, '\s+(margin|was|batch)=.*$', ''), count(*) FROM annotation_pair
             WHERE dataset_id = %s AND status = 'filtered' GROUP BY 1 ORDER BY 2 DESC, 1""", [ds])
     domains = {}
     for domain, status, n in by_domain_status:

@@ -40,10 +40,11 @@ class ExportForm(forms.Form):
     # Read from the registry each time the form is made, so every registered format is offered.
     format = forms.ChoiceField(choices=export_formats.choices, initial="sharegpt", label=_("Format"))
     statuses = forms.MultipleChoiceField(
-        choices=[("pending", _("Pending")), ("kept", _("Kept")), ("filtered", _("Filtered")),
-                 ("all", _("All pairs, no exclusions"))],
-        initial=["pending", "kept"], widget=forms.CheckboxSelectMultiple, label=_("Statuses"),
-        help_text=_("Pairs reviewers marked both bad or incorrect are left out unless 'all' is ticked."),
+        choices=[("pending", _("Pending")), ("kept", _("Kept")), ("swapped", _("Swapped")),
+                 ("filtered", _("Filtered")), ("all", _("All pairs, no exclusions"))],
+        initial=["pending", "kept", "swapped"], widget=forms.CheckboxSelectMultiple, label=_("Statuses"),
+        help_text=_("Pairs reviewers marked both bad or incorrect are left out unless 'all' is ticked or an admin "
+                    "decided the pair; swapped pairs are written with chosen and rejected exchanged."),
     )
     domains = forms.MultipleChoiceField(
         choices=Domain.choices, required=False, widget=forms.CheckboxSelectMultiple, label=_("Domains"),
@@ -92,7 +93,14 @@ class QueueActionForm(forms.Form):
 class ReviewSettingsForm(forms.ModelForm):
     class Meta:
         model = ReviewSettings
-        fields = ["reviews_per_pair", "blind_review"]
+        fields = ["reviews_per_pair", "blind_review", "status_quorum"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status_quorum"].required = False  # left empty: reviews do not decide statuses
+
+    def clean_status_quorum(self):
+        return self.cleaned_data.get("status_quorum") or 0
 
 
 class AuditForm(forms.Form):
@@ -104,3 +112,18 @@ class AuditForm(forms.Form):
     query = forms.CharField(required=False, max_length=500, initial="status=pending&status=kept",
                             label=_("Draw from the list"),
                             help_text=_("Pair list parameters, as in a list's URL (empty: every pair)."))
+
+
+class DecisionForm(forms.Form):
+    """Keep, discard or swap the pairs of a list (`selection`: the list's query string, `pair=<id>` for one)."""
+
+    action = forms.ChoiceField(choices=[("keep", _("Keep")), ("discard", _("Discard")),
+                                        ("swap", _("Swap chosen and rejected"))],
+                               widget=forms.RadioSelect, label=_("Decision"))
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), label=_("Why"),
+                             error_messages={"required": _("Say why: a decision needs a reason.")})
+    selection = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
+    # Unset: the view shows what the decision would change and asks again; set: it decides.
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # Where to go afterwards: the pair page for a decision made there (a path of this site only).
+    next = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)

@@ -32,6 +32,11 @@ class Review(models.Model):
     better_correct = models.BooleanField(null=True, blank=True, help_text=_("Is the better response correct?"))
     prompt_ok = models.BooleanField(null=True, blank=True, help_text=_("Is the prompt well-formed and not sensitive?"))
     note = models.TextField(blank=True)
+    # How the verdict was given: blind (labels, scores and others' verdicts hidden) and whether response A was the
+    # rejected one (drawn at random per pair and reviewer when the queue handed the pair out). Null: not recorded
+    # (reviews from before these were, or edits outside the queue).
+    blind = models.BooleanField(null=True, blank=True)
+    rejected_first = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     # The pair's dataset and domain, copied when the review is saved (a pair never changes either): a
@@ -57,6 +62,8 @@ class Review(models.Model):
             "better_correct": self.better_correct,
             "prompt_ok": self.prompt_ok,
             "note": self.note,
+            "blind": self.blind,
+            "rejected_first": self.rejected_first,
         }
 
 
@@ -158,15 +165,25 @@ class ResponseTextCheck(models.Model):
 
 
 class ReviewSettings(models.Model):
-    """How a dataset is reviewed. A dataset without a row has the defaults (one reviewer per pair, not blind)."""
+    """How a dataset is reviewed. A dataset without a row has the defaults (one reviewer per pair, blind, reviews
+    do not decide statuses)."""
 
     dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="review_settings")
     reviews_per_pair = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(10)],
         help_text=_("How many different reviewers the queue hands each pair to (overlap)."))
     blind_review = models.BooleanField(
-        default=False, help_text=_("Hide judge scores, analyses and reward margins; show the responses as A and B "
-                                   "in a random order; hide other reviewers' verdicts until one's own is in."))
+        default=True, help_text=_("Hide judge scores, analyses, reward margins and which response is chosen; show the "
+                                  "responses as A and B in an order drawn at random per pair and reviewer (and "
+                                  "recorded); hide other reviewers' verdicts until one's own is in. Admins may "
+                                  "open a queue unblinded."))
+    # How reviews decide a pair's status (review/decisions.py, apply_review_policy): when this many reviews agree
+    # (and more than agree on anything else) the pair is kept, swapped or discarded; 0: reviews never change it.
+    status_quorum = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(10)],
+        help_text=_("When this many reviews agree, they decide the pair's status: chosen better and correct keeps it, "
+                    "rejected better and correct swaps it, both bad or the better one incorrect discards it. "
+                    "0: reviews never change a status. A pair an admin decided is left as the admin decided."))
 
     @classmethod
     def of(cls, dataset):
@@ -194,6 +211,9 @@ class ReviewAssignment(models.Model):
     assigned_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     done_at = models.DateTimeField(null=True, blank=True)
+    # In a blind queue, whether response A is the rejected one: drawn at random when the pair is first handed to
+    # this reviewer and kept (reloads, j/k and later visits show the same order); copied onto the review.
+    rejected_first = models.BooleanField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["pair", "reviewer"], name="assignment_unique")]
@@ -235,3 +255,56 @@ class PairSuspicion(models.Model):
     class Meta:
         # The pair list and the queue walk a dataset's pairs by (score desc, pair id).
         indexes = [models.Index("dataset", models.F("score").desc(), "pair", name="pair_suspicion_order")]
+
+
+class DecisionBatch(models.Model):
+    """One decision on a set of pairs (review/decisions.py): keep, discard or swap them, or a review policy's
+    verdicts; who, when, why, over which list, how many changed; undone as a whole. Each pair it changed has a
+    PairDecision with the status and reason it had before, which undo puts back."""
+
+    class Action(models.TextChoices):
+        KEEP = "keep", _("Keep")
+        DISCARD = "discard", _("Discard")
+        SWAP = "swap", _("Swap chosen and rejected")
+        POLICY = "policy", _("Review policy")
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="decision_batches")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    reason = models.TextField(blank=True)
+    # The pair list it was made over (PairFilter parameters, as in the list's URL).
+    selection = models.CharField(max_length=2000, blank=True)
+    changed = models.PositiveIntegerField(default=0)
+    # Pairs of the list left as they were: {"already": n, "withdrawn": n}.
+    unchanged = models.JSONField(default=dict, blank=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    # At undo: pairs put back, and pairs left alone because something changed them after this decision.
+    restored = models.PositiveIntegerField(default=0)
+    left = models.PositiveIntegerField(default=0)
+    # The job deciding or undoing it, for a list too large to change in one request (review/decisions.py).
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["dataset", "at"], name="decision_batch_dataset_at")]
+
+    def __str__(self):
+        return f"decision {self.pk}"
+
+    def tag(self):
+        """The status_reason of the pairs it changed, while they are as it left them."""
+        return f"{'review-policy' if self.action == self.Action.POLICY else 'decision'} batch={self.pk}"
+
+
+class PairDecision(models.Model):
+    """A pair a DecisionBatch changed: the status and reason before (restored by undo) and the status it set."""
+
+    pk = models.CompositePrimaryKey("batch_id", "pair_id")
+    batch = models.ForeignKey(DecisionBatch, on_delete=models.CASCADE, related_name="pairs")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="decisions")
+    prior_status = models.CharField(max_length=10)
+    prior_reason = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10)

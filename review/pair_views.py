@@ -13,7 +13,7 @@ from annotation.jobs import running_job
 from annotation.models import Domain, Judgement, Pair, Response, RewardScore, Role
 from annotation.rejudging import DEFAULT_LIMIT, verdicts_of
 
-from . import disagreements, members, pair_actions, pairwise_views, quality_rules, search, suspicion
+from . import decisions, disagreements, members, pair_actions, pairwise_views, quality_rules, search, suspicion
 from .access import get_dataset_for
 from .models import Review, ReviewEvent
 from .pair_pages import PAGE_SIZE, pair_page
@@ -38,6 +38,9 @@ def pair_list(request, pk):
            "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing,
            "search": _search_state(dataset, request.user, found, next_after, len(rows)),
            "rejudge_form": _rejudge_form(dataset, request.user, form)}
+    # The queue over exactly this list, and (admins) a decision over it.
+    ctx.update(can_review=dataset.allows(request.user, Role.REVIEWER),
+               can_decide=form.is_valid() and dataset.allows(request.user, Role.ADMIN))
     template = "review/pair_list.html#results" if request.htmx else "review/pair_list.html"
     return render(request, template, ctx, status=200 if form.is_valid() else 400)
 
@@ -134,6 +137,10 @@ def _detail_context(request, dataset, pair):
         "score_form": ScoreForm(initial={"rescore": True}) if is_admin else None,
         "can_rebuild": can_rebuild,
         "pairwise_verdicts": verdicts_of(pair),
+        "can_review": dataset.allows(request.user, Role.REVIEWER),
+        "decisions": decisions.decisions_of(pair),
+        "decided_by": decisions.batch_of(pair),
+        "pair_selection": f"pair={pair.pk}",
     }
 
 
@@ -210,7 +217,8 @@ def quality_overview(request, pk):
     running = running_job(dataset, quality_rules.KIND)
     stale = job is not None and not members.unchanged_since(dataset, job.started_at)
     ctx = {"dataset": dataset, "rows": rows, "domains": domains, "total_pairs": total_pairs, "job": job,
-           "stale": stale, "running": running, "is_admin": dataset.allows(request.user, Role.ADMIN)}
+           "stale": stale, "running": running, "is_admin": dataset.allows(request.user, Role.ADMIN),
+           "can_review": dataset.allows(request.user, Role.REVIEWER)}
     return render(request, "review/quality.html", ctx)
 
 

@@ -20,6 +20,7 @@ the view commits it together with the hold on the next pair (one commit per verd
 
 import hashlib
 import logging
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +40,7 @@ from redis.exceptions import RedisError
 
 from annotation.models import Judgement, Pair, RewardModel, RewardScore
 
+from . import decisions
 from .models import Audit, Review, ReviewAssignment, ReviewEvent, ReviewSettings
 from .selections import after as pairs_after
 from .selections import select_pairs
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 # so a round rarely ends with every candidate locked by someone else.
 CANDIDATE_BATCH = 16
 # Parameters of a queue's URL that are not part of its list.
-NOT_FILTERS = {"at", "audit", "page"}
+NOT_FILTERS = {"at", "audit", "page", "blind"}
 
 
 class QueueError(Exception):
@@ -66,10 +68,25 @@ class Queue:
     blind: bool
     audit: Audit | None = None
     order: str = ""  # the list's order (PairFilter's `order`): pairs are handed out in it
+    list_query: str = ""  # `query` without the blind switch
 
     @classmethod
-    def from_params(cls, dataset, params):
-        """(queue, None) for GET-style params, or (None, filter form with errors)."""
+    def from_params(cls, dataset, params, may_unblind=False):
+        """(queue, None) for GET-style params, or (None, filter form with errors). Blind review follows the
+        dataset's setting; `blind=0` in the params opens the queue unblinded, but only for those who
+        `may_unblind` (the dataset's admins): for a reviewer a queue stays blind whatever its URL says."""
+        queue, form = cls._from_params(dataset, params)
+        if queue is not None:
+            queue.list_query = queue.query
+        if queue is not None and params.get("blind") in ("0", "1"):
+            unblind = params.get("blind") == "0"
+            if not unblind or may_unblind:
+                queue.blind = not unblind
+                queue.query = f"{queue.query}&blind={params.get('blind')}" if queue.query else f"blind={params.get('blind')}"
+        return queue, form
+
+    @classmethod
+    def _from_params(cls, dataset, params):
         review_settings = ReviewSettings.of(dataset)
         audit_id = params.get("audit")
         if audit_id:
@@ -179,8 +196,9 @@ def next_assignment(queue, reviewer):
 # Counted again after the pair's lock is taken, in a statement of its own so that it sees assignments
 # committed meanwhile; the assignment is written only if the pair is still free (k not reached).
 _ASSIGN_IF_FREE = """
-    INSERT INTO review_reviewassignment (pair_id, reviewer_id, queue_key, status, assigned_at, expires_at, done_at)
-    SELECT %(pair)s, %(me)s, %(key)s, 'assigned', %(now)s, %(expires)s, NULL
+    INSERT INTO review_reviewassignment (pair_id, reviewer_id, queue_key, status, assigned_at, expires_at, done_at,
+                                         rejected_first)
+    SELECT %(pair)s, %(me)s, %(key)s, 'assigned', %(now)s, %(expires)s, NULL, %(rejected_first)s
     WHERE (SELECT count(*) FROM (
                SELECT reviewer_id FROM review_review WHERE pair_id = %(pair)s
                UNION
@@ -189,12 +207,14 @@ _ASSIGN_IF_FREE = """
                  AND (status = 'done' OR (status = 'assigned' AND expires_at > %(now)s))) taken) < %(k)s
     ON CONFLICT (pair_id, reviewer_id) DO UPDATE
     SET queue_key = EXCLUDED.queue_key, status = EXCLUDED.status, assigned_at = EXCLUDED.assigned_at,
-        expires_at = EXCLUDED.expires_at, done_at = NULL
-    RETURNING id"""
+        expires_at = EXCLUDED.expires_at, done_at = NULL,
+        rejected_first = coalesce(review_reviewassignment.rejected_first, EXCLUDED.rejected_first)
+    RETURNING id, rejected_first"""
 
 
 def _try_assign(queue, reviewer, pair_id, now):
-    params = {"pair": pair_id, "me": reviewer.pk, "key": queue.key, "now": now, "expires": now + lease(), "k": queue.k}
+    params = {"pair": pair_id, "me": reviewer.pk, "key": queue.key, "now": now, "expires": now + lease(), "k": queue.k,
+              "rejected_first": draw_order()}
     # No savepoint: nothing here fails half-way, and inside a submit's transaction a savepoint is two more round trips.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute("SELECT id FROM annotation_pair WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED", [pair_id])
@@ -206,7 +226,7 @@ def _try_assign(queue, reviewer, pair_id, now):
         return None
     return _loaded(ReviewAssignment(pk=row[0], pair_id=pair_id, reviewer=reviewer, queue_key=queue.key,
                                     status=ReviewAssignment.Status.ASSIGNED, assigned_at=now,
-                                    expires_at=params["expires"], done_at=None))
+                                    expires_at=params["expires"], done_at=None, rejected_first=row[1]))
 
 
 def _loaded(instance):
@@ -218,11 +238,11 @@ def _loaded(instance):
 # The reviewer's assignment and review of one pair, both locked (a locking sub-select on each side, since a
 # locking clause cannot apply to the nullable side of an outer join).
 _LOCK_MINE = """
-    SELECT a.status, a.expires_at, r.id, r.verdict, r.better_correct, r.prompt_ok, r.note
+    SELECT a.status, a.expires_at, r.id, r.verdict, r.better_correct, r.prompt_ok, r.note, r.blind, r.rejected_first
     FROM (SELECT 1) one
     LEFT JOIN (SELECT status, expires_at FROM review_reviewassignment
                WHERE pair_id = %(pair)s AND reviewer_id = %(me)s FOR UPDATE) a ON true
-    LEFT JOIN (SELECT id, verdict, better_correct, prompt_ok, note FROM review_review
+    LEFT JOIN (SELECT id, verdict, better_correct, prompt_ok, note, blind, rejected_first FROM review_review
                WHERE pair_id = %(pair)s AND reviewer_id = %(me)s FOR UPDATE) r ON true"""
 
 # Save the review, record the change and mark the assignment done (creating it for a review reached
@@ -231,12 +251,14 @@ _LOCK_MINE = """
 _SAVE_REVIEW = """
     WITH saved AS (
         INSERT INTO review_review
-            (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, created_at, updated_at, dataset_id, domain)
-        VALUES (%(pair)s, %(me)s, %(verdict)s, %(better_correct)s, %(prompt_ok)s, %(note)s, %(now)s, %(now)s,
-                %(dataset)s, %(domain)s)
+            (pair_id, reviewer_id, verdict, better_correct, prompt_ok, note, blind, rejected_first, created_at,
+             updated_at, dataset_id, domain)
+        VALUES (%(pair)s, %(me)s, %(verdict)s, %(better_correct)s, %(prompt_ok)s, %(note)s, %(blind)s,
+                %(rejected_first)s, %(now)s, %(now)s, %(dataset)s, %(domain)s)
         ON CONFLICT (pair_id, reviewer_id) DO UPDATE
         SET verdict = EXCLUDED.verdict, better_correct = EXCLUDED.better_correct, prompt_ok = EXCLUDED.prompt_ok,
-            note = EXCLUDED.note, updated_at = EXCLUDED.updated_at
+            note = EXCLUDED.note, blind = EXCLUDED.blind, rejected_first = EXCLUDED.rejected_first,
+            updated_at = EXCLUDED.updated_at
         RETURNING id, created_at),
     event AS (
         INSERT INTO review_reviewevent (review_id, pair_id, actor_id, at, before, after, kind, undone)
@@ -266,23 +288,29 @@ def submit(queue, reviewer, pair, values):
                 and _reviewers_of(pair.pk, reviewer, now) >= queue.k):
             raise QueueError(_("Your hold on this pair ran out and it went to another reviewer."))
         review = Review(pair=pair, reviewer=reviewer, **values)
-        before = dict(zip(["verdict", "better_correct", "prompt_ok", "note"], old)) if review_id else None
+        before = dict(zip(["verdict", "better_correct", "prompt_ok", "note", "blind", "rejected_first"], old)) \
+            if review_id else None
         cursor.execute(_SAVE_REVIEW, {**mine, **review.snapshot(), "now": now, "key": queue.key,
                                       "dataset": pair.dataset_id, "domain": pair.domain,
                                       "before": Jsonb(before) if before else None, "after": Jsonb(review.snapshot())})
         review.pk, review.created_at, reviews_before, xid = cursor.fetchone()
         review.updated_at = now
+        # With a quorum set, the reviews decide the pair's status (nothing to do, not even a query, without one).
+        decisions.apply_review_policy(queue.dataset, [pair.pk], user=reviewer)
     if review_id is None:  # a new review, not a changed verdict
         first, completed = reviews_before == 0, reviews_before + 1 == queue.k
         transaction.on_commit(lambda: _count_verdict(queue, xid, first, completed), robust=True)
     return _loaded(review)
 
 
-def review_values(verdict, better_correct, prompt_ok, note):
-    """A review's fields in chosen/rejected terms; "both bad" has no better response to call correct."""
+def review_values(queue, pair, reviewer, choice, better_correct, prompt_ok, note):
+    """A review's fields from the verdict the reviewer gave in the A/B terms they saw (the queue page and the
+    API): in chosen/rejected terms, with the order shown; "both bad" has no better response to call correct."""
+    swapped = shown_order(queue, pair, reviewer)
+    verdict = verdict_from_ab(choice, swapped)
     both_bad = verdict == Review.Verdict.BOTH_BAD
     return {"verdict": verdict, "better_correct": None if both_bad else better_correct, "prompt_ok": prompt_ok,
-            "note": note}
+            "note": note, "blind": queue.blind, "rejected_first": swapped}
 
 
 def skip(queue, reviewer, pair):
@@ -322,6 +350,7 @@ def undo(queue, reviewer):
                                    after=event.before, kind="undo")
         event.undone = True
         event.save(update_fields=["undone"])
+        decisions.apply_review_policy(queue.dataset, [event.pair_id], user=reviewer)
         return event.pair
 
 
@@ -343,10 +372,30 @@ def position(queue, reviewer, current):
     return found["previous"], found.get("following"), found["done"]
 
 
-def swapped_for(pair, reviewer):
-    """In blind review, whether A is the rejected response: seeded by pair and reviewer, stable across visits."""
-    digest = hashlib.blake2b(f"{pair.pk}:{reviewer.pk}".encode(), digest_size=8).digest()
-    return digest[0] & 1 == 1
+_RANDOM = random.SystemRandom()
+
+
+def draw_order():
+    """Whether response A shows the rejected response: a fair coin, drawn when a pair is handed to a reviewer and
+    recorded on the assignment (then on the review), so the order is random per pair yet known afterwards."""
+    return _RANDOM.random() < 0.5
+
+
+def rejected_first(assignment):
+    """The order recorded on the assignment; drawn and saved now for one handed out before orders were recorded."""
+    if assignment.rejected_first is None:
+        assignment.rejected_first = draw_order()
+        ReviewAssignment.objects.filter(pk=assignment.pk, rejected_first__isnull=True).update(
+            rejected_first=assignment.rejected_first)
+    return assignment.rejected_first
+
+
+def shown_order(queue, pair, reviewer):
+    """Whether A showed the rejected response to this reviewer in this queue (never when the queue is not blind)."""
+    if not queue.blind:
+        return False
+    assignment = ReviewAssignment.objects.filter(pair=pair, reviewer=reviewer).first()
+    return rejected_first(assignment) if assignment is not None else False
 
 
 VERDICT_FROM_KEY = {"a": "chosen_better", "b": "rejected_better", "tie": "tie", "both_bad": "both_bad"}
@@ -371,7 +420,7 @@ def ab_from_verdict(verdict, swapped):
 def item(queue, reviewer, assignment):
     """Everything the page shows about one pair for this reviewer."""
     pair = (Pair.objects.select_related("prompt", "chosen", "rejected").get(pk=assignment.pair_id))
-    swapped = queue.blind and swapped_for(pair, reviewer)
+    swapped = queue.blind and rejected_first(assignment)
     reviews = list(Review.objects.filter(pair=pair).select_related("reviewer").order_by("created_at", "pk"))
     mine = next((r for r in reviews if r.reviewer_id == reviewer.pk), None)
     sides = [("chosen", pair.chosen), ("rejected", pair.rejected)]

@@ -15,6 +15,7 @@ from django_htmx.http import trigger_client_event
 
 from annotation.models import Domain, Pair, Role
 
+from . import decisions
 from . import queue as queues
 from .access import get_dataset_for
 from .agreement import agreement
@@ -27,8 +28,9 @@ TEMPLATE = "review/queue.html"
 QUEUE_RELATED = ("review_settings",)
 
 
-def _queue(dataset, params):
-    queue, form = queues.Queue.from_params(dataset, params)
+def _queue(request, dataset, params):
+    # Admins may open a queue unblinded (`blind=0`); reviewers review blind whenever the dataset says so.
+    queue, form = queues.Queue.from_params(dataset, params, may_unblind=dataset.allows(request.user, Role.ADMIN))
     if queue is None and form is None:
         raise Http404("No such audit in this dataset.")
     return queue, form
@@ -40,7 +42,8 @@ def _queue_url(queue, at=None):
 
 
 def _item_context(request, queue, assignment, form=None, notice=""):
-    ctx = {"dataset": queue.dataset, "queue": queue, "notice": notice, "form": form}
+    ctx = {"dataset": queue.dataset, "queue": queue, "notice": notice, "form": form,
+           "can_unblind": queue.dataset.allows(request.user, Role.ADMIN)}
     if assignment is not None:
         ctx.update(queues.item(queue, request.user, assignment))
     previous, following, done = queues.position(queue, request.user, assignment)
@@ -61,7 +64,7 @@ def _render_item(request, queue, assignment, form=None, notice="", status=200):
 @require_GET
 def queue_page(request, pk):
     dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
-    queue, filter_form = _queue(dataset, request.GET)
+    queue, filter_form = _queue(request, dataset, request.GET)
     if queue is None:
         return render(request, TEMPLATE, {"dataset": dataset, "filter_form": filter_form}, status=400)
     if request.GET.get("at"):
@@ -80,7 +83,7 @@ def queue_page(request, pk):
 @require_GET
 def queue_progress(request, pk):
     dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
-    queue, _form = _queue(dataset, request.GET)
+    queue, _form = _queue(request, dataset, request.GET)
     if queue is None:
         raise Http404("No such pair list.")
     return render(request, f"{TEMPLATE}#progress", {"dataset": dataset, "queue": queue,
@@ -92,7 +95,7 @@ def queue_progress(request, pk):
 def review_submit(request, pk):
     dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     form = VerdictForm(request.POST)
-    queue, _filters = _queue(dataset, QueryDict(request.POST.get("queue", "")))
+    queue, _filters = _queue(request, dataset, QueryDict(request.POST.get("queue", "")))
     if queue is None:
         raise Http404("No such pair list.")
     pair_id = request.POST.get("pair", "")
@@ -103,9 +106,8 @@ def review_submit(request, pk):
         assignment = ReviewAssignment.objects.filter(pair=pair, reviewer=request.user).first()
         return _render_item(request, queue, assignment, form, status=400)
     data = form.cleaned_data
-    swapped = queue.blind and queues.swapped_for(pair, request.user)
-    verdict = queues.verdict_from_ab(data["verdict"], swapped)
-    values = queues.review_values(verdict, data["better_correct"], data["prompt_ok"], data["note"])
+    values = queues.review_values(queue, pair, request.user, data["verdict"], data["better_correct"],
+                                  data["prompt_ok"], data["note"])
     try:
         # The verdict and the hold on the next pair commit together: one commit (one WAL flush) per submit.
         with transaction.atomic():
@@ -124,7 +126,7 @@ def review_submit(request, pk):
 def review_skip(request, pk):
     dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
     form = QueueActionForm(request.POST)
-    queue, _filters = _queue(dataset, QueryDict(form.data.get("queue", "")))
+    queue, _filters = _queue(request, dataset, QueryDict(form.data.get("queue", "")))
     if queue is None or not form.is_valid() or not form.cleaned_data["pair"]:
         raise Http404("No such pair in this queue.")
     pair = get_object_or_404(Pair, pk=form.cleaned_data["pair"], dataset=dataset)
@@ -138,7 +140,7 @@ def review_skip(request, pk):
 @require_POST
 def review_undo(request, pk):
     dataset = get_dataset_for(request, pk, Role.REVIEWER, related=QUEUE_RELATED)
-    queue, _filters = _queue(dataset, QueryDict(request.POST.get("queue", "")))
+    queue, _filters = _queue(request, dataset, QueryDict(request.POST.get("queue", "")))
     if queue is None:
         raise Http404("No such pair list.")
     pair = queues.undo(queue, request.user)
@@ -161,8 +163,15 @@ def review_settings(request, pk):
     dataset = get_dataset_for(request, pk, Role.ADMIN)
     form = ReviewSettingsForm(request.POST, instance=ReviewSettings.of(dataset))
     if form.is_valid():
-        form.save()
+        with transaction.atomic():
+            form.save()
+            # A quorum set or changed applies to the reviews already in, at once.
+            batch = decisions.apply_review_policy(dataset, user=request.user) if "status_quorum" in form.changed_data \
+                else None
         messages.success(request, _("Review settings saved."))
+        if batch is not None:
+            messages.info(request, _("The reviews decided %(n)s pairs (decision %(pk)s).")
+                          % {"n": batch.changed, "pk": batch.pk})
     else:
         messages.error(request, _("Review settings not saved: %(errors)s") % {
             "errors": "; ".join(str(e) for errors in form.errors.values() for e in errors)})

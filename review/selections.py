@@ -22,6 +22,8 @@ Base parameters (all optional, repeatable where it says so):
                           (search.py: trigram-indexed from 3 characters on, once the dataset is indexed)
     order=suspicious      most suspicious first (review/suspicion.py's stored score; unscored pairs last);
                           default: pair id order
+    pair=<id>             repeatable; these pairs (the pair page's "Review this pair", a decision over one pair)
+    decision=<batch id>   the pairs a decision changed (review/decisions.py)
     view=<name>           a registered selection (a disagreement view, a low-quality rule, …)
     <setting>=<value>     the settings that view declares (e.g. spread=3), validated as numbers
 
@@ -71,6 +73,23 @@ def selections_in(group):
     return [s for s in REGISTRY.values() if s.group == group]
 
 
+class IdListField(forms.Field):
+    """Repeatable positive integer ids (`pair=1&pair=2`), carried as hidden inputs."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        if not value:
+            return []
+        try:
+            ids = [int(v) for v in value if str(v).strip() != ""]
+        except (TypeError, ValueError):
+            raise forms.ValidationError(_("Pair ids are whole numbers.")) from None
+        if any(i < 1 for i in ids):
+            raise forms.ValidationError(_("Pair ids are whole numbers."))
+        return ids
+
+
 class PairFilter(forms.Form):
     domain = forms.MultipleChoiceField(choices=Domain.choices, required=False, label=_("Domain"))
     status = forms.MultipleChoiceField(choices=Pair.Status.choices, required=False, label=_("Status"))
@@ -98,6 +117,8 @@ class PairFilter(forms.Form):
     verdict = forms.MultipleChoiceField(choices=(), required=False, label=_("Verdict"))
     order = forms.ChoiceField(choices=[("", _("Pair id")), ("suspicious", _("Most suspicious first"))],
                               required=False, label=_("Order"))
+    pair = IdListField(required=False, label=_("Pairs"))
+    decision = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput, label=_("Decision"))
 
     def __init__(self, data=None, **kwargs):
         super().__init__(data, **kwargs)
@@ -139,6 +160,12 @@ class PairFilter(forms.Form):
             pairs = pairs.filter(status_reason__startswith=data["reason"])
         if data.get("origin"):
             pairs = pairs.filter(origin=data["origin"])
+        if data.get("pair"):
+            pairs = pairs.filter(pk__in=data["pair"])
+        if data.get("decision"):
+            from .models import PairDecision
+
+            pairs = pairs.filter(pk__in=PairDecision.objects.filter(batch_id=data["decision"]).values("pair_id"))
         if data.get("reviewed"):
             from .models import Review
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, dashboard_views, pair_views, pairwise_views, queue_views, views
+from . import audit_views, dashboard_views, decision_views, pair_views, pairwise_views, queue_views, views
 
 urlpatterns = [
     path("", views.dataset_list, name="dataset-list"),
@@ -39,4 +39,13 @@ urlpatterns += [
     path("datasets/<int:pk>/audits/new/", audit_views.audit_create, name="audit-create"),
     path("audits/<int:pk>/", audit_views.audit_detail, name="audit-detail"),
     path("audits/compare/", audit_views.audit_compare, name="audit-compare"),
+]
+
+# Decisions on pairs: keep, discard, swap; recorded and undone (review/decisions.py).
+
+urlpatterns += [
+    path("datasets/<int:pk>/decisions/", decision_views.decision_list, name="decision-list"),
+    path("datasets/<int:pk>/decisions/new/", decision_views.decide, name="decide"),
+    path("datasets/<int:pk>/decisions/<int:batch_pk>/", decision_views.decision_detail, name="decision-detail"),
+    path("datasets/<int:pk>/decisions/<int:batch_pk>/undo/", decision_views.decision_undo, name="decision-undo"),
 ]

@@ -13,7 +13,7 @@ from annotation.ingest import near_duplicates
 from annotation.models import Domain, Job, Membership, Pair, PairBuildRun, Prompt, Response, Role
 from annotation.reward.views import section_context as reward_section_context
 
-from . import exports, members
+from . import dashboards, exports, members
 from .access import get_dataset_for, get_export_for, visible_datasets
 from .forms import DatasetForm, ExportForm, MemberForm
 from .models import DashboardSnapshot, Export
@@ -78,7 +78,8 @@ def dataset_counts(dataset):
     job that may change the data has finished since it was computed or is under way (`counted_at` says
     when); they are counted live otherwise."""
     snap = DashboardSnapshot.objects.filter(dataset=dataset, name="overview").first()
-    if snap is not None and "prompts_by_domain" in snap.data and members.unchanged_since(dataset, snap.computed_at):
+    if (snap is not None and "prompts_by_domain" in snap.data and members.unchanged_since(dataset, snap.computed_at)
+            and not dashboards.decided_since(dataset, snap.computed_at)):
         data = snap.data
         prompts, responses = data["prompts_by_domain"], data["responses_by_domain"]
         pairs = {row["domain"]: row["total"] for row in data["domains"]}

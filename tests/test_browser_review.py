@@ -20,6 +20,9 @@ pytestmark = pytest.mark.browser
 def load(team, tmp_path, n=24):
     path = write_jsonl(tmp_path / "pairs.jsonl", generated_pairs(n))
     call_command("import_pairs", str(path), dataset=team.dataset.name, no_progress=True, no_near_duplicates=True)
+    # These tests read verdicts in chosen/rejected terms ("1" = chosen better): labelled review. Blind review (the
+    # default) has its own test (test_browser_decisions.py).
+    ReviewSettings.objects.create(dataset=team.dataset, blind_review=False)
 
 
 def log_in(page, live_server, user):
@@ -134,7 +137,7 @@ def test_two_reviewers_in_two_browsers_with_overlap_2_receive_each_pair_exactly_
         live_server, browser_page, tmp_path):
     team = Team.create("重叠评审")
     load(team, tmp_path, n=6)
-    ReviewSettings.objects.create(dataset=team.dataset, reviews_per_pair=2)
+    ReviewSettings.objects.filter(dataset=team.dataset).update(reviews_per_pair=2)
     first, second = queue_in_two_browsers(live_server, browser_page, team)
     received = {first: [], second: []}
     while True:

@@ -33,6 +33,9 @@ def team(db, tmp_path):
     # 24 pairs over 6 prompts, one prompt per domain, four pairs each.
     path = write_jsonl(tmp_path / "pairs.jsonl", generated_pairs(24))
     call_command("import_pairs", str(path), dataset=team.dataset.name, no_progress=True, no_near_duplicates=True)
+    # Verdicts here are read in chosen/rejected terms ("a" = chosen better): labelled review. Blind review, the
+    # default, has tests of its own below.
+    ReviewSettings.objects.create(dataset=team.dataset, blind_review=False)
     return team
 
 
@@ -149,7 +152,7 @@ def test_two_reviewers_never_get_the_same_pair_without_overlap(client, team):
 
 
 def test_with_overlap_k_each_pair_goes_to_exactly_k_reviewers(client, team):
-    ReviewSettings.objects.create(dataset=team.dataset, reviews_per_pair=2)
+    ReviewSettings.objects.filter(dataset=team.dataset).update(reviews_per_pair=2)
     people = [team.reviewer, team.admin, reviewer(team, "third")]
     math = pair_ids(team, domain="math")
     # Round robin until nobody gets anything: each pair must end with exactly two reviews.
@@ -258,7 +261,7 @@ def forget_counts(team, query):
 
 def test_a_verdict_in_the_queue_is_in_the_next_counts_and_they_never_go_backwards(transactional_db, client, team):
     # Two reviewers per pair, taking turns: after each verdict both see every review given so far.
-    ReviewSettings.objects.create(dataset=team.dataset, reviews_per_pair=2)
+    ReviewSettings.objects.filter(dataset=team.dataset).update(reviews_per_pair=2)
     other = reviewer(team, "second")
     seen = []
     for turn in range(6):
@@ -327,7 +330,7 @@ def test_the_queue_works_and_counts_live_when_the_cache_is_unreachable(client, t
 
 
 def test_blind_review_hides_scores_and_verdicts_and_maps_a_and_b_back(client, team):
-    ReviewSettings.objects.create(dataset=team.dataset, blind_review=True)
+    ReviewSettings.objects.filter(dataset=team.dataset).update(blind_review=True)
     Pair.objects.filter(dataset=team.dataset).update(chosen_score=8.5, rejected_score=3.0)
     other = reviewer(team, "second")
     # With overlap 1 the other reviewer's pair would never reach us: let both see each pair.
@@ -342,29 +345,63 @@ def test_blind_review_hides_scores_and_verdicts_and_maps_a_and_b_back(client, te
     assert "Panel score" not in page and "8.5" not in page and "data-side" not in page
     assert "另一位评审的意见" not in page and 'id="other-reviews"' not in page
     pair = Pair.objects.get(pk=pair_id)
-    swapped = queues.swapped_for(pair, team.reviewer)
+    swapped = ReviewAssignment.objects.get(pair=pair, reviewer=team.reviewer).rejected_first
     a_text = (pair.rejected if swapped else pair.chosen).text
     assert page.index(a_text) < page.index((pair.chosen if swapped else pair.rejected).text)
     submit(client, team, pair_id, "a")
-    assert Review.objects.get(pair=pair, reviewer=team.reviewer).verdict == (
-        "rejected_better" if swapped else "chosen_better")
+    review = Review.objects.get(pair=pair, reviewer=team.reviewer)
+    assert review.verdict == ("rejected_better" if swapped else "chosen_better")
+    assert review.blind is True and review.rejected_first is swapped, "the order shown is recorded on the review"
     at = ReviewAssignment.objects.get(pair=pair, reviewer=team.reviewer).pk
     after = client.get(queue_url(team, f"at={at}"), **HX).content.decode()
     assert "另一位评审的意见" in after, "after one's own verdict the others' are shown"
 
 
-def test_the_blind_order_is_random_per_pair_but_stable(team):
-    pairs = list(Pair.objects.filter(dataset=team.dataset))
-    orders = [queues.swapped_for(p, team.reviewer) for p in pairs]
-    assert 0 < sum(orders) < len(orders)
-    assert orders == [queues.swapped_for(p, team.reviewer) for p in pairs]
+def test_the_blind_order_is_drawn_per_pair_recorded_and_stable(client, team):
+    ReviewSettings.objects.filter(dataset=team.dataset).update(blind_review=True)
+    client.force_login(team.reviewer)
+    shown = {}
+    while (pair_id := next_pair(client, team)) is not None:
+        page = client.get(queue_url(team), **HX).content.decode()  # a reload shows the same order
+        pair = Pair.objects.select_related("chosen", "rejected").get(pk=pair_id)
+        shown[pair_id] = page.index(pair.rejected.text) < page.index(pair.chosen.text)
+        submit(client, team, pair_id, "a")
+    recorded = dict(ReviewAssignment.objects.filter(reviewer=team.reviewer).values_list("pair_id", "rejected_first"))
+    assert shown == recorded and len(shown) == 24
+    assert 0 < sum(shown.values()) < len(shown), "both orders occur over 24 pairs (each a fair coin)"
+    reviews = Review.objects.filter(reviewer=team.reviewer)
+    assert {r.pair_id: r.rejected_first for r in reviews} == recorded and all(r.blind for r in reviews)
+    assert all(r.verdict == ("rejected_better" if recorded[r.pair_id] else "chosen_better") for r in reviews)
+
+
+def test_a_reviewer_cannot_unblind_a_queue_but_an_admin_can(client, team):
+    ReviewSettings.objects.filter(dataset=team.dataset).update(blind_review=True)
+    Pair.objects.filter(dataset=team.dataset).update(chosen_score=8.5, rejected_score=3.0)
+    client.force_login(team.reviewer)
+    page = client.get(queue_url(team, "blind=0")).content.decode()
+    assert "data-side" not in page and "Panel score" not in page and 'id="queue-unblind"' not in page
+    client.force_login(team.admin)
+    page = client.get(queue_url(team)).content.decode()
+    assert 'id="queue-unblind"' in page and "data-side" not in page
+    page = client.get(queue_url(team, "blind=0")).content.decode()
+    assert 'data-side="chosen"' in page and "Panel score" in page and 'id="queue-blind-on"' in page
+    pair_id = shown_pair(client.get(queue_url(team, "blind=0"), **HX))
+    submit(client, team, pair_id, "a", query="blind=0")
+    review = Review.objects.get(pair_id=pair_id, reviewer=team.admin)
+    assert review.verdict == "chosen_better" and review.blind is False and review.rejected_first is False
+
+
+def test_blind_review_is_the_default_for_a_new_dataset(db):
+    fresh = Team.create("fresh default")
+    assert ReviewSettings.of(fresh.dataset).blind_review is True
+    assert ReviewSettings.of(fresh.dataset).status_quorum == 0
 
 
 def test_without_blind_review_scores_and_other_verdicts_are_shown(client, team):
     Pair.objects.filter(dataset=team.dataset).update(chosen_score=8.5, rejected_score=3.0)
     first = pair_ids(team)[0]
     Review.objects.create(pair_id=first, reviewer=team.admin, verdict="tie", note="管理员看过")
-    ReviewSettings.objects.create(dataset=team.dataset, reviews_per_pair=2)
+    ReviewSettings.objects.filter(dataset=team.dataset).update(reviews_per_pair=2)
     pair = Pair.objects.get(pk=first)
     Judgement.objects.create(response=pair.chosen, judge=Judge.objects.create(name="qwen-judge"), score=9,
                              analysis="最新的分析", status="ok")

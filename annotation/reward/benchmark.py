@@ -43,8 +43,12 @@ def gold_source(source):
     GOLD_SOURCES[source.name] = source
 
 
+# A swapped pair's better response is its rejected one.
 gold_source(GoldSource("pairs", _("Every pair of this dataset"), """
-    SELECT q.id, q.domain, q.chosen_id, q.rejected_id FROM annotation_pair q
+    SELECT q.id, q.domain,
+           CASE WHEN q.status = 'swapped' THEN q.rejected_id ELSE q.chosen_id END,
+           CASE WHEN q.status = 'swapped' THEN q.chosen_id ELSE q.rejected_id END
+    FROM annotation_pair q
     WHERE q.dataset_id = %(dataset)s AND q.status <> 'withdrawn'"""))
 
 

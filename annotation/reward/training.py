@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import Case, Q, When
+from django.db.models import F as Column
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from ..jobs import JobContext, JobFailed, job_kind
@@ -230,8 +232,12 @@ def _mean(mask):
 
 def load_pairs(dataset, statuses):
     """The dataset's pairs with one of `statuses`, and the text of every response they use."""
+    # A swapped pair (a person found the rejected response better) trains the other way round.
+    swapped = Q(status=Pair.Status.SWAPPED)
     rows = list(Pair.objects.filter(dataset=dataset, status__in=statuses).order_by("pk")
-                .values_list("prompt_id", "domain", "chosen_id", "rejected_id").iterator(chunk_size=20_000))
+                .annotate(better=Case(When(swapped, then=Column("rejected_id")), default=Column("chosen_id")),
+                          worse=Case(When(swapped, then=Column("chosen_id")), default=Column("rejected_id")))
+                .values_list("prompt_id", "domain", "better", "worse").iterator(chunk_size=20_000))
     if not rows:
         return None
     prompt, domain, chosen, rejected = (np.array(c) for c in zip(*rows))
@@ -262,9 +268,10 @@ def choose_statuses(dataset, requested):
     """The statuses to train on and a notice when the default had to fall back."""
     if requested:
         return list(requested), ""
-    if Pair.objects.filter(dataset=dataset, status=Pair.Status.KEPT).exists():
-        return [Pair.Status.KEPT], ""
-    return [Pair.Status.PENDING, Pair.Status.KEPT], "no kept pairs: trained on pending pairs instead"
+    decided = [Pair.Status.KEPT, Pair.Status.SWAPPED]
+    if Pair.objects.filter(dataset=dataset, status__in=decided).exists():
+        return decided, ""
+    return [Pair.Status.PENDING, *decided], "no kept pairs: trained on pending pairs instead"
 
 
 @job_kind("train_reward_model", label=pgettext_lazy("job kind", "train_reward_model"), unit="steps", counts={

@@ -2,7 +2,7 @@
 
 One workflow for the web form and `manage.py export_pairs`, by concern:
 - selection.py: which pairs (one SQL rule for the files and the counts) and the train/test split;
-- stream.py: those pairs out of PostgreSQL by keyset, as ExportPair batches, swapped where reviews say so;
+- stream.py: those pairs out of PostgreSQL by keyset, as ExportPair batches, swapped where a decision or the reviews say so;
 - meta.py: the metadata columns (judge scores, gap, reward margin, reviews);
 - records.py: one record builder per JSONL format; writers.py: JSONL, CSV and Parquet files;
 - formats.py: the registry of formats by name (form, command and job read it);

@@ -49,7 +49,7 @@ EXPORT_TALLY = Tally(
 
 # Its skipped pairs are listed in the manifest, not as job errors; the job page shows its files.
 @job_kind("export", label=pgettext_lazy("job kind", "export"), unit="pairs", changes_data=False, tally=EXPORT_TALLY,
-          counts={"rows": _("Pairs written"), "skipped": _("Pairs skipped"), "swapped": _("Pairs swapped by a review")},
+          counts={"rows": _("Pairs written"), "skipped": _("Pairs skipped"), "swapped": _("Pairs swapped (by a decision or by reviews)")},
           errors_heading=None, page_section="review/_export_job.html")
 def run_export(ctx: JobContext):
     export = Export.objects.select_related("dataset").get(pk=ctx.params["export_id"])

@@ -25,7 +25,8 @@ def build_manifest(export, sel, counts, files):
         "dataset": {"id": dataset.pk, "name": dataset.name},
         "format": export.format,
         "created_at": timezone.now().isoformat(),
-        "selection": {**asdict(sel), "swap_rule": "rejected_better verdicts outnumber chosen_better verdicts"},
+        "selection": {**asdict(sel), "swap_rule": "status swapped (a decision); for pairs no decision covers, "
+                                                  "rejected_better verdicts outnumber chosen_better verdicts"},
         "counts": counts,
         "judges": judges_used(dataset),
         "thresholds": [
@@ -37,11 +38,34 @@ def build_manifest(export, sel, counts, files):
             for m in RewardModel.objects.filter(scores__response__dataset=dataset).distinct().order_by("name", "version")
         ],
         "review": review_summary(dataset),
+        "decisions": decisions_summary(dataset),
         "code_version": code_version(),
         "files": files,
         # Written by a CSV writer (writers.py), whose cells may have been changed.
         **({"csv_cells": csv_cells(sel, counts)} if "neutralised_cells" in counts else {}),
     }
+
+
+def decisions_summary(dataset):
+    """The decisions in force on the dataset's pairs (not undone), newest first, and how many pairs carry each
+    status set by a decision (review/decisions.py): who decided, when, why, and over which list."""
+    from ..decisions import DECIDED_SQL
+    from ..models import DecisionBatch
+
+    with query_cursor() as cursor:
+        cursor.execute(f"SELECT p.status, count(*) FROM annotation_pair p WHERE p.dataset_id = %s AND {DECIDED_SQL} "
+                       "GROUP BY 1 ORDER BY 1", [dataset.pk])
+        by_status = dict(cursor.fetchall())
+    batches = (DecisionBatch.objects.filter(dataset=dataset, undone_at__isnull=True)
+               .exclude(action=DecisionBatch.Action.POLICY).select_related("actor")[:MAX_DECISIONS_LISTED])
+    return {"pairs_by_status": by_status,
+            "batches": [{"id": b.pk, "action": b.action, "by": b.actor.username if b.actor else None,
+                         "at": b.at.isoformat(), "reason": b.reason, "selection": b.selection, "changed": b.changed}
+                        for b in batches]}
+
+
+# Decisions listed in a manifest (the newest); the counts by status cover them all.
+MAX_DECISIONS_LISTED = 1000
 
 
 def csv_cells(sel, counts):
@@ -146,7 +170,7 @@ def dataset_card(export, manifest):
         lines.append(f"| {d} | " + " | ".join(str(counts["by_split_domain"][s].get(d, 0)) for s in splits) + " |")
     lines.append("| **total** | " + " | ".join(str(counts["by_split"].get(s, 0)) for s in splits) + " |")
     sel = manifest["selection"]
-    lines += ["", f"Swapped by review: {counts['swapped']}. Left out: "
+    lines += ["", f"Swapped (by a decision or by reviews): {counts['swapped']}. Left out: "
               + (", ".join(f"{k} {v}" for k, v in sorted(counts["excluded"].items())) or "none")
               + (". Not expressible in this format: " + ", ".join(f"{k} ({v})" for k, v in counts["skipped"].items())
                  if counts["skipped"] else "") + ".", "", "## Selection", "",

@@ -5,8 +5,11 @@ and the rows in the files cannot disagree:
   (better_correct false), excludes the pair;
 - `statuses` picks other pair statuses (review exclusions still apply); `all` exports every
   pair, with no exclusion at all;
-- a pair whose reviews say "rejected is better" more often than "chosen is better" is exported
-  swapped (also under `all`; stream.py); a tie between the two verdicts leaves it as it is;
+- a pair an admin decided, or agreeing reviews did under the dataset's review policy (review/decisions.py: its
+  status_reason is the decision's tag), is taken as decided: no review excludes it;
+- a pair whose status is `swapped` (a decision) is exported with chosen and rejected exchanged; an undecided
+  pair whose reviews say "rejected is better" more often than "chosen is better" is exported swapped too
+  (also under `all`; stream.py); a tie between the two verdicts leaves it as it is, and so does a decision to keep;
 - domains, a minimum panel gap (chosen score minus rejected score, before any swap; pairs without
   scores fail it) and a row limit (the first rows in pair id order).
 
@@ -21,9 +24,11 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 
-from annotation.models import Domain
+from annotation.models import Domain, Pair
 
-DEFAULT_STATUSES = ("pending", "kept")
+from ..decisions import DECIDED_SQL
+
+DEFAULT_STATUSES = ("pending", "kept", "swapped")
 STATUS_ALL = "all"
 
 
@@ -53,7 +58,7 @@ class Selection:
         return cls(**known)
 
     def check(self):
-        unknown = set(self.statuses) - {STATUS_ALL, "pending", "kept", "filtered", "withdrawn"}
+        unknown = set(self.statuses) - {STATUS_ALL, *Pair.Status.values}
         if unknown or not self.statuses:
             raise ExportError(f"unknown status {sorted(unknown)}; expected all or pair statuses such as pending, kept")
         bad_domains = set(self.domains) - set(Domain.values)
@@ -76,10 +81,11 @@ def query_cursor():
 
 
 # Why a pair is left out, or '' when it is exported. %(everything)s turns every exclusion off.
-REASON_SQL = """
+REASON_SQL = f"""
 CASE
   WHEN %(everything)s THEN ''
   WHEN NOT (p.status = ANY(%(statuses)s)) THEN 'status:' || p.status
+  WHEN {DECIDED_SQL} THEN ''
   WHEN EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = p.id AND v.verdict = 'both_bad')
     THEN 'review:both_bad'
   WHEN EXISTS (SELECT 1 FROM review_review v WHERE v.pair_id = p.id AND v.better_correct = false)

@@ -1,6 +1,6 @@
 """The selected pairs, streamed out of PostgreSQL by keyset (pair id order) in batches of
-`ExportPair`, so memory stays flat whatever the size; a pair the reviews say is the wrong way round
-comes out swapped."""
+`ExportPair`, so memory stays flat whatever the size; a pair decided swapped, or that the reviews say is the
+wrong way round, comes out swapped."""
 
 import queue
 import threading
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import orjson
 from django.db import connection, connections
 
+from ..decisions import DECIDED_SQL
 from .selection import REASON_SQL, query_cursor, sql_params
 
 # 5,000 pairs a query: measured on 1M pairs, the keyset query and the Python formatting take
@@ -30,10 +31,13 @@ SELECT max(id) FROM (
 ) AS page
 """
 
-STREAM_SQL = """
+# Swapped: a decision's `swapped` status; else, for a pair no decision covers, more reviews finding the rejected
+# response better than the chosen one.
+STREAM_SQL = f"""
 SELECT p.id, p.prompt_id, p.domain, p.status, pr.messages::text, c.id, c.text, c.model, r.id, r.text, r.model,
        p.chosen_score, p.rejected_score,
-       COALESCE(rv.rejected_better > rv.chosen_better, false), rv.verdicts, rv.notes
+       CASE WHEN p.status = 'swapped' THEN true WHEN {DECIDED_SQL} THEN false
+            ELSE COALESCE(rv.rejected_better > rv.chosen_better, false) END, rv.verdicts, rv.notes
 FROM annotation_pair p
 JOIN annotation_prompt pr ON pr.id = p.prompt_id
 JOIN annotation_response c ON c.id = p.chosen_id
@@ -45,7 +49,7 @@ LEFT JOIN LATERAL (
            array_agg(v.note ORDER BY v.id) AS notes
     FROM review_review v WHERE v.pair_id = p.id
 ) rv ON true
-WHERE p.dataset_id = %(dataset)s AND p.id > %(after)s AND p.id <= %(last)s AND ({reason}) = ''
+WHERE p.dataset_id = %(dataset)s AND p.id > %(after)s AND p.id <= %(last)s AND ({{reason}}) = ''
 ORDER BY p.id
 """
 

@@ -16,3 +16,13 @@ def duration(value):
     if minutes:
         return f"{minutes}m {seconds:02d}s"
     return f"{seconds}s"
+
+
+@register.filter
+def review_url(list_url):
+    """The review queue over exactly the pairs of a pair list: its URL (`/datasets/<id>/pairs/?…`) with the
+    queue's path and the same parameters, so every number that opens a list can also open its queue."""
+    path, _sep, query = str(list_url).partition("?")
+    if not path.endswith("/pairs/"):
+        return ""
+    return path[: -len("pairs/")] + "review/" + (f"?{query}" if query else "")

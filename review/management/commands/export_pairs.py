@@ -6,6 +6,7 @@ from django.core.management.base import CommandError
 from annotation.job_progress import JobCommand, run_with_bar
 from annotation.models import Dataset, Domain
 from review.exports import FORMATS, ExportError, Selection, create_export, file_names, side_file_names
+from review.exports.selection import DEFAULT_STATUSES
 
 
 class Command(JobCommand):
@@ -20,7 +21,8 @@ class Command(JobCommand):
         parser.add_argument("--out", required=True, help="the data file; with --split, FILE_train and FILE_test")
         parser.add_argument("--status", action="append",
                             help="pair statuses to export (repeatable or comma-separated); 'all' exports every "
-                                 "pair with no exclusion. Default: pending and kept, minus pairs reviews exclude")
+                                 "pair with no exclusion. Default: pending, kept and swapped (written the other way round), "
+                                 "minus pairs reviews exclude (an admin's decision overrides reviews)")
         parser.add_argument("--domain", action="append", choices=Domain.values, help="repeatable; default all")
         parser.add_argument("--min-gap", type=float, help="minimum panel gap (chosen score minus rejected score)")
         parser.add_argument("--split", type=float, help="train fraction, e.g. 0.95: a train/test split by prompt")
@@ -39,7 +41,7 @@ class Command(JobCommand):
             dataset = Dataset.objects.get(name=o["dataset"])
         except Dataset.DoesNotExist:
             raise CommandError(f"no dataset is called {o['dataset']!r}") from None
-        statuses = [s.strip() for value in (o["status"] or ["pending,kept"]) for s in value.split(",") if s.strip()]
+        statuses = [s.strip() for value in (o["status"] or [",".join(DEFAULT_STATUSES)]) for s in value.split(",") if s.strip()]
         selection = Selection(statuses=statuses, domains=o["domain"] or [], min_gap=o["min_gap"], split=o["split"],
                               seed=o["seed"], limit=o["limit"], with_meta=o["with_meta"], bom=o["bom"],
                               raw_csv=o["raw_csv"])
@@ -62,7 +64,7 @@ class Command(JobCommand):
         counts = export.manifest["counts"]
         self.stdout.write(
             f"{counts['rows']} pairs written ({', '.join(f'{k} {v}' for k, v in counts['by_split'].items()) or 'none'}); "
-            f"{counts['swapped']} swapped by review; left out: "
+            f"{counts['swapped']} swapped (by a decision or by reviews); left out: "
             f"{', '.join(f'{k} {v}' for k, v in sorted(counts['excluded'].items())) or 'none'}"
         )
         if "neutralised_cells" in counts and not selection.raw_csv:
