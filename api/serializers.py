@@ -193,6 +193,38 @@ class ExportSerializer(serializers.Serializer):
                 for f in export.files]
 
 
+class ShownResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
 class AssignmentSerializer(serializers.Serializer):
     pair = serializers.IntegerField(help_text="The pair handed to you; review it with POST …/reviews/.")
     queue = serializers.CharField(help_text="The queue it came from; send it back with the review.")
+    blind = serializers.BooleanField(help_text="Whether A and B are in a random order (blind review).")
+    messages = serializers.ListField(child=serializers.DictField())
+    a = ShownResponseSerializer()
+    b = ShownResponseSerializer()
+
+
+class DecisionPreviewSerializer(serializers.Serializer):
+    change = serializers.IntegerField(help_text="Pairs the decision would change")
+    already = serializers.IntegerField(help_text="Pairs already in the target status")
+    withdrawn = serializers.IntegerField(help_text="Withdrawn pairs, left alone")
+
+
+class DecisionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    dataset = serializers.IntegerField(source="dataset_id")
+    action = serializers.CharField()
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+    at = serializers.DateTimeField()
+    reason = serializers.CharField()
+    selection = serializers.CharField()
+    changed = serializers.IntegerField()
+    unchanged = serializers.DictField()
+    undone_at = serializers.DateTimeField(allow_null=True)
+    undone_by = serializers.CharField(source="undone_by.username", allow_null=True, default=None)
+    restored = serializers.IntegerField()
+    left = serializers.IntegerField()
+    job = JobSerializer(allow_null=True)

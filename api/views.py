@@ -2,7 +2,6 @@
 review/access.py), validates input with the pages' forms and calls the workflow function the page calls:
 no rule lives here. Work that takes time answers 202 with the job; `GET /api/v1/jobs/{id}/` follows it."""
 
-from django import forms
 from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse, Http404, JsonResponse, QueryDict
@@ -27,7 +26,8 @@ from annotation.reward.filtering import MODES, filter_params
 from annotation.reward.forms import ThresholdForm, TrainRewardForm
 from annotation.reward.training import train_params
 from annotation.views import _store_upload as store_upload
-from review import exports
+from review import decisions, exports
+from review.decision_views import _selected as selected_pairs
 from review import queue as queues
 from review.access import (
     get_dataset_for,
@@ -37,8 +37,8 @@ from review.access import (
     visible_datasets,
     visible_reward_models,
 )
-from review.forms import DatasetForm, ExportForm, MemberForm
-from review.models import Review
+from review.forms import DatasetForm, DecisionForm, ExportForm, MemberForm, VerdictForm
+from review.models import DecisionBatch, Review
 from review.pair_pages import pair_page
 from review.pairwise_views import RejudgeForm
 from review.quality_rules import flags_of
@@ -306,22 +306,12 @@ def _pair_body(pair):
 
 # Reviews.
 
-class ReviewForm(forms.Form):
-    """A review in chosen/rejected terms (the API shows which is which; the queue page asks A or B)."""
-
-    pair = forms.IntegerField(min_value=1)
-    queue = forms.CharField(required=False, max_length=2000)
-    verdict = forms.ChoiceField(choices=Review.Verdict.choices)
-    better_correct = forms.BooleanField(required=False)
-    prompt_ok = forms.BooleanField(required=False)
-    note = forms.CharField(required=False, max_length=5000)
+ReviewInput = form_serializer("ReviewInput", VerdictForm)
 
 
-ReviewInput = form_serializer("ReviewInput", ReviewForm)
-
-
-def _queue(found, query):
-    queue, _form = queues.Queue.from_params(found, QueryDict(query))
+def _queue(request, found, query):
+    # As on the queue page: admins may open a queue unblinded (blind=0); reviewers review blind when the dataset says so.
+    queue, _form = queues.Queue.from_params(found, QueryDict(query), may_unblind=found.allows(request.user, Role.ADMIN))
     if queue is None:
         raise FormInvalid.of("queue", _("The queue's pair list filter is invalid."))
     return queue
@@ -334,7 +324,8 @@ def _queue(found, query):
     responses={200: out.ReviewSerializer(many=True), **ERRORS}, summary="Reviews of the dataset's pairs, by id")
 @extend_schema(methods=["POST"], request=ReviewInput, responses={201: out.ReviewSerializer, 409: out.ErrorSerializer,
                                                                  **ERRORS},
-               summary="Submit (or change) your review of a pair the queue handed you (reviewers)")
+               summary="Submit (or change) your review of a pair the queue handed you (reviewers), in the A/B terms "
+                       "`…/reviews/next/` showed it (a, b, tie, both_bad)")
 @api_view(["GET", "POST"])
 def reviews(request, pk):
     if request.method == "GET":
@@ -350,10 +341,11 @@ def reviews(request, pk):
             rows = rows.filter(reviewer__username=request.query_params["reviewer"])
         return ApiResponse(out.ReviewSerializer(rows[:_limit(request)], many=True).data)
     found = get_dataset_for(request, pk, Role.REVIEWER, related=("review_settings",))
-    data = _valid(ReviewForm(_data(request)))
-    queue = _queue(found, data["queue"])
+    data = _valid(VerdictForm(_data(request)))
+    queue = _queue(request, found, data["queue"])
     pair = get_object_or_404(Pair, pk=data["pair"], dataset=found)
-    values = queues.review_values(data["verdict"], data["better_correct"], data["prompt_ok"], data["note"])
+    values = queues.review_values(queue, pair, request.user, data["verdict"], data["better_correct"],
+                                  data["prompt_ok"], data["note"])
     try:
         with transaction.atomic():
             review = queues.submit(queue, request.user, pair, values)
@@ -377,11 +369,15 @@ def review_next(request, pk):
     query = _data(request).get("queue") or ""
     if not isinstance(query, str):
         raise FormInvalid.of("queue", _("queue must be a query string."))
-    queue = _queue(found, query)
+    queue = _queue(request, found, query)
     assignment = queues.next_assignment(queue, request.user)
     if assignment is None:
         return ApiResponse(status=204)
-    return ApiResponse({"pair": assignment.pair_id, "queue": queue.query})
+    shown = queues.item(queue, request.user, assignment)
+    sides = {entry["letter"].lower(): {"id": entry["response"].pk, "text": entry["response"].text}
+             for entry in shown["responses"]}
+    return ApiResponse({"pair": assignment.pair_id, "queue": queue.query, "blind": queue.blind,
+                        "messages": shown["pair"].prompt.messages, **sides})
 
 
 # Pipeline jobs: scoring, pair building, reward models, pairwise re-judging.
@@ -469,6 +465,73 @@ def rejudge(request, pk):
     except ValueError as exc:
         raise FormInvalid.of("__all__", str(exc)) from None
     return _started(request, started)
+
+
+# Decisions: keep, discard or swap the pairs of a list, recorded as a batch and undone as a whole.
+
+DecisionInput = form_serializer("DecisionInput", DecisionForm, exclude=("next",))
+
+
+def _batch(request, pk, batch_pk, role):
+    found = get_dataset_for(request, pk, role)
+    return get_object_or_404(DecisionBatch.objects.select_related("actor", "undone_by", "job"), pk=batch_pk,
+                             dataset=found)
+
+
+def _batch_answer(request, batch, code=200):
+    body = out.DecisionSerializer(batch, context={"request": request}).data
+    return ApiResponse(body, status=202 if batch.job_id and batch.job.finished_at is None else code)
+
+
+@extend_schema(methods=["GET"], parameters=[OpenApiParameter("policy", bool, description="Include the review "
+                                                                                         "policy's batches")],
+               responses={200: out.DecisionSerializer(many=True), **ERRORS}, summary="The dataset's decisions, newest first")
+@extend_schema(methods=["POST"], request=DecisionInput,
+               responses={200: out.DecisionPreviewSerializer, 201: out.DecisionSerializer, 202: out.DecisionSerializer,
+                          **ERRORS},
+               summary="Keep, discard or swap the pairs of a list (`selection`: the pair list's query string, "
+                       "`pair=<id>` for one) (admins). Without `confirm`: what it would change (200); with it: "
+                       "the decision (201), or 202 with its job for a large list")
+@api_view(["GET", "POST"])
+def decision_list(request, pk):
+    if request.method == "GET":
+        found = get_dataset_for(request, pk, Role.VIEWER)
+        rows = DecisionBatch.objects.filter(dataset=found).select_related("actor", "undone_by", "job")
+        if request.query_params.get("policy") not in ("1", "true"):
+            rows = rows.exclude(action=DecisionBatch.Action.POLICY)
+        return ApiResponse(out.DecisionSerializer(rows[:_limit(request)], many=True,
+                                                  context={"request": request}).data)
+    found = get_dataset_for(request, pk, Role.ADMIN)
+    data = _valid(_form(DecisionForm, request))
+    pairs, errors = selected_pairs(found, data["selection"])
+    if pairs is None:
+        raise FormInvalid.of("selection", "; ".join(errors))
+    try:
+        if not data["confirm"]:
+            return ApiResponse(decisions.preview(found, pairs, data["action"]))
+        batch = decisions.start_decision(found, data["selection"], data["action"], request.user, data["reason"])
+    except decisions.DecisionError as exc:
+        raise FormInvalid.of("__all__", str(exc)) from None
+    return _batch_answer(request, batch, code=201)
+
+
+@extend_schema(responses={200: out.DecisionSerializer, **ERRORS}, summary="One decision")
+@api_view(["GET"])
+def decision(request, pk, batch_pk):
+    return _batch_answer(request, _batch(request, pk, batch_pk, Role.VIEWER))
+
+
+@extend_schema(request=None, responses={200: out.DecisionSerializer, 202: out.DecisionSerializer, **ERRORS},
+               summary="Undo a decision (admins): each pair gets back the status it had, unless something changed "
+                       "it since; 202 with its job for a large one")
+@api_view(["POST"])
+def decision_undo(request, pk, batch_pk):
+    batch = _batch(request, pk, batch_pk, Role.ADMIN)
+    try:
+        batch = decisions.start_undo(batch, request.user)
+    except decisions.DecisionError as exc:
+        raise FormInvalid.of("__all__", str(exc)) from None
+    return _batch_answer(request, batch)
 
 
 # Exports.

@@ -7,6 +7,7 @@
         job = dataset.import_file("generated.jsonl").wait()             # progress bar on stderr
         for pair in dataset.pairs.iter(view="judge-spread", domain="math"):
             print(pair["id"], pair["gap"])
+        dataset.decide("keep", "panel gap over 2", gap_min=2, status="pending")
         kept = dataset.export(format="trl", statuses=["kept"]).wait().to_hf_dataset()
 
 Every call raises `ApiError` (status, detail, field errors) when the server refuses it.
@@ -21,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-__all__ = ["ApiError", "Client", "Dataset", "Export", "Job", "JobFailed"]
+__all__ = ["ApiError", "Client", "Dataset", "Decision", "Export", "Job", "JobFailed"]
 
 FINISHED = ("succeeded", "problems", "failed", "cancelled")
 
@@ -187,20 +188,65 @@ class Dataset:
         return self.client.get(self._path("reviews/"), **filters)
 
     def next_review(self, queue=""):
-        """The next pair a review queue hands you ({"pair", "queue"}), or None when it has none left."""
+        """The next pair a review queue hands you ({"pair", "queue", "blind", "messages", "a", "b"}: the two
+        responses in the order to judge them), or None when it has none left."""
         return self.client.post(self._path("reviews/next/"), {"queue": queue})
 
     def review(self, pair, verdict, *, queue="", better_correct=False, prompt_ok=False, note=""):
-        """verdict: chosen_better, rejected_better, tie or both_bad."""
+        """verdict, in the terms next_review showed the pair: a, b, tie or both_bad."""
         body = {"pair": pair, "queue": queue, "verdict": verdict, "better_correct": better_correct,
                 "prompt_ok": prompt_ok, "note": note}
         return self.client.post(self._path("reviews/"), body)
+
+    def decide(self, action, reason, *, preview=False, **filters):
+        """Keep, discard or swap the pairs the filters select (the pair list's parameters; pair=<id> for one),
+        with a reason → Decision (wait() for a large list's job). preview=True: only the counts it would
+        change ({"change", "already", "withdrawn"})."""
+        from urllib.parse import urlencode
+
+        body = {"action": action, "reason": reason, "selection": urlencode(_query(filters)), "confirm": not preview}
+        answer = self.client.post(self._path("decisions/"), body)
+        return answer if preview else Decision(self.client, answer)
+
+    def decisions(self, policy=False):
+        return [Decision(self.client, row) for row in self.client.get(self._path("decisions/"),
+                                                                        policy="1" if policy else None)]
 
     def export(self, format="trl", **selection):
         """Export pairs → Export (wait, download, to_hf_dataset). Selection: statuses, domains, min_gap, split,
         seed, limit, with_meta, bom, raw_csv."""
         body = {"format": format, "statuses": ["pending", "kept"], **selection}
         return Export(self.client, self.client.post(self._path("exports/"), body))
+
+
+class Decision:
+    def __init__(self, client, data):
+        self.client = client
+        self._set(data)
+
+    def _set(self, data):
+        self.data = data
+        self.id, self.action, self.changed = data["id"], data["action"], data["changed"]
+        self.path = f"datasets/{data['dataset']}/decisions/{self.id}/"
+        self.job = Job(self.client, data["job"]) if data.get("job") else None
+
+    def __repr__(self):
+        return f"<Decision {self.id} {self.action} changed={self.changed}>"
+
+    def refresh(self):
+        self._set(self.client.get(self.path))
+        return self
+
+    def wait(self, **kwargs):
+        """Until a large list's job has changed every pair (a small list is decided at once)."""
+        if self.job is not None:
+            self.job.wait(**kwargs)
+        return self.refresh()
+
+    def undo(self):
+        """Put back each pair's status from before (unless something changed it since)."""
+        self._set(self.client.post(f"{self.path}undo/"))
+        return self
 
 
 class Pairs:

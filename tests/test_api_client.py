@@ -72,14 +72,22 @@ def test_import_score_build_decide_and_export_through_the_client_only(api, tmp_p
     assert detail["chosen"]["text"].startswith("GOOD 第2个")
     assert [(j["judge"], j["score"]) for j in detail["chosen"]["judgements"]] == [("loopback", 9.0)]
 
-    # Decide: the decision module (keep/discard/swap, bulk by selection) is not on main yet; its API call
-    # goes here, and the export below then asks for statuses=["kept"].
+    # Decide: keep the five pairs outside math (bulk, by the list's filters), discard the math one; look first.
+    others = ["chat", "code", "logic", "novel", "role"]
+    assert dataset.decide("keep", "panel gap 7", preview=True, domain=others) == {"change": 5, "already": 0,
+                                                                                   "withdrawn": 0}
+    kept = dataset.decide("keep", "panel gap 7", domain=others).wait(progress=False, poll=0.2, timeout=120)
+    assert kept.changed == 5
+    discarded = dataset.decide("discard", "checked by hand", pair=math[0]["id"])
+    assert discarded.changed == 1 and dataset.pairs.get(math[0]["id"])["status"] == "filtered"
+    assert [d.id for d in dataset.decisions()] == [discarded.id, kept.id]
 
-    export = dataset.export(format="trl", statuses=["pending", "kept"]).wait(progress=False, poll=0.2, timeout=120)
+    export = dataset.export(format="trl", statuses=["kept"]).wait(progress=False, poll=0.2, timeout=120)
     assert export.job.status == "succeeded"
     rows = list(export.rows())
-    assert len(rows) == 6
+    assert len(rows) == 5 and {r["domain"] for r in rows} == set(others)
     assert all(r["chosen"].startswith("GOOD") and r["rejected"].startswith("BAD") for r in rows)
+    assert discarded.undo().data["restored"] == 1 and dataset.pairs.get(math[0]["id"])["status"] == "pending"
     paths = export.download(tmp_path / "out")
     by_name = {f["name"]: f for f in export.files}
     for path in paths:
@@ -87,7 +95,7 @@ def test_import_score_build_decide_and_export_through_the_client_only(api, tmp_p
             assert hashlib.sha256(path.read_bytes()).hexdigest() == by_name[path.name]["sha256"]
     if importlib.util.find_spec("datasets") is not None:  # the README's last step, where datasets is installed
         table = export.to_hf_dataset()
-        assert table.num_rows == 6 and set(table.column_names) >= {"prompt", "chosen", "rejected"}
+        assert table.num_rows == 5 and set(table.column_names) >= {"prompt", "chosen", "rejected"}
 
 
 def test_the_client_reports_refusals_and_failed_jobs(api, tmp_path, capsys):

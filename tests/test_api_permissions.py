@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from annotation.models import Job, Judge, RewardModel
 from api.tokens import create_token
+from review import decisions
 from review.models import Export
 
 from .helpers import Team
@@ -32,7 +33,10 @@ def world(db, settings, tmp_path):
     (directory / "pairs.jsonl").write_text('{"prompt": "问题一"}\n', encoding="utf-8")
     export.params = {"out_dir": str(directory)}
     export.save(update_fields=["params"])
-    return {"team": team, "pair": pair, "judge": judge, "job": job, "model": model, "export": export}
+    other = scored_prompt(team.dataset, "问题二", {"good": {"j1": 8}, "bad": {"j1": 2}})
+    decided = imported_pair(team.dataset, other["good"], other["bad"])
+    batch = decisions.decide(team.dataset, [decided.pk], "discard", team.admin, "matrix")
+    return {"team": team, "pair": pair, "judge": judge, "job": job, "model": model, "export": export, "batch": batch}
 
 
 def _call(client, world, name, method, headers):
@@ -43,6 +47,7 @@ def _call(client, world, name, method, headers):
         "api-pair": [ds, world["pair"].pk], "api-reviews": [ds], "api-review-next": [ds], "api-scoring": [ds],
         "api-pair-builds": [ds], "api-reward-models": [ds], "api-reward-filter": [ds, world["model"].pk],
         "api-rejudge": [ds], "api-exports": [ds], "api-job": [world["job"].pk], "api-job-cancel": [world["job"].pk],
+        "api-decisions": [ds], "api-decision": [ds, world["batch"].pk], "api-decision-undo": [ds, world["batch"].pk],
         "api-export": [world["export"].pk], "api-export-file": [world["export"].pk, "pairs.jsonl"],
     }.get(name, [])
     url = reverse(name, args=args)
@@ -54,13 +59,14 @@ def _call(client, world, name, method, headers):
     body = {
         "api-datasets": {"name": "another"},
         "api-members": {"username": team.outsider.username, "role": "viewer"},
-        "api-reviews": {"pair": world["pair"].pk, "verdict": "chosen_better", "better_correct": True},
+        "api-reviews": {"pair": world["pair"].pk, "verdict": "a", "better_correct": True},
         "api-scoring": {"judges": [world["judge"].pk]},
         "api-pair-builds": {"threshold": 2.0, "min_judges": 1},
         "api-reward-models": {"name": "trained", "test_fraction": 0.5, "seed": 0},
         "api-reward-filter": {"mode": "apply", "threshold": 0.0},
         "api-rejudge": {"judge": world["judge"].pk, "limit": 10, "selection": "status=pending"},
         "api-exports": {"format": "trl", "statuses": ["pending", "kept"]},
+        "api-decisions": {"action": "keep", "reason": "gap", "selection": "status=pending", "confirm": True},
     }.get(name, {})
     return client.post(url, body, content_type="application/json", **headers)
 
@@ -87,6 +93,10 @@ MATRIX = {
     ("api-reward-models", "POST"): (202, 403, 403, 404),
     ("api-reward-filter", "POST"): (202, 403, 403, 404),
     ("api-rejudge", "POST"): (202, 403, 403, 404),
+    ("api-decisions", "GET"): (200, 200, 200, 404),
+    ("api-decisions", "POST"): (201, 403, 403, 404),
+    ("api-decision", "GET"): (200, 200, 200, 404),
+    ("api-decision-undo", "POST"): (200, 403, 403, 404),
     ("api-exports", "POST"): (202, 202, 403, 404),
     ("api-export", "GET"): (200, 200, 200, 404),
     ("api-export-file", "GET"): (200, 200, 200, 404),
