@@ -316,6 +316,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the domains, whether a form calls its field domain or domains (the schema lists their values).
+    "ENUM_NAME_OVERRIDES": {"DomainEnum": "annotation.models.Domain.values"},
 }
 
 LOGGING = {
