@@ -104,8 +104,11 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
     "annotation",
     "review",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -287,6 +290,35 @@ PROVIDER_KEY_ENV_ALLOWED = env_list("COIGP_PROVIDER_KEY_ENV_ALLOWED", [])
 if not PROVIDER_KEY_ENV_PREFIXES or not all(len(prefix) >= 4 for prefix in PROVIDER_KEY_ENV_PREFIXES):
     raise ImproperlyConfigured("COIGP_PROVIDER_KEY_ENV_PREFIXES must list prefixes of at least 4 characters "
                                "(an empty prefix would let a judge send any secret of the server).")
+
+# The REST API (api/): personal tokens (or the browser's session, CSRF-checked), the same access checks as
+# the pages, and calls per user counted in the Redis cache: API_THROTTLE_RATE per token's user,
+# API_ANON_THROTTLE_RATE per address without one ("N/second|minute|hour|day").
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/minute")
+API_ANON_THROTTLE_RATE = env_str("API_ANON_THROTTLE_RATE", "60/minute")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.TokenAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.authentication.UserRateThrottle", "api.authentication.AnonRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser",
+                               "rest_framework.parsers.FormParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "coigp-web API",
+    "DESCRIPTION": "Import, score, build, filter, review, decide and export LLM preference pairs. Every call "
+                   "needs `Authorization: Bearer <personal token>` and is checked against the token user's "
+                   "dataset roles, as the pages are.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the domains, whether a form calls its field domain or domains (the schema lists their values).
+    "ENUM_NAME_OVERRIDES": {"DomainEnum": "annotation.models.Domain.values"},
+}
 
 LOGGING = {
     "version": 1,

@@ -2,8 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import F, Prefetch
-from django.db.models.functions import Left
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -17,12 +16,8 @@ from annotation.rejudging import DEFAULT_LIMIT, verdicts_of
 from . import decisions, disagreements, members, pair_actions, pairwise_views, quality_rules, search, suspicion
 from .access import get_dataset_for
 from .models import Review, ReviewEvent
-from .selections import REGISTRY, PairFilter, after as pairs_after
-
-# Rows a page of the pair list shows. Keyset pagination (pk > after), so page 1,000 costs what page 1 does.
-PAGE_SIZE = 50
-# Characters of each text a list row shows (cut in SQL: responses run to 200,000 characters).
-EXCERPT = 140
+from .pair_pages import PAGE_SIZE, pair_page
+from .selections import REGISTRY, PairFilter
 
 
 @login_required
@@ -37,33 +32,8 @@ def pair_list(request, pk):
         view = REGISTRY.get(form.cleaned_data.get("view") or "")
         if view is not None and hasattr(view.narrow, "stored_at"):
             listing = {"stored_at": members.served_from(view, dataset, form.view_settings)}
-        text = form.cleaned_data.get("q")
-        pairs = form.pairs(dataset, search_text=False)
-        if text:
-            found = search.page(pairs, dataset, text, after, limit=PAGE_SIZE + 1)
-            pairs = Pair.objects.filter(pk__in=found.ids).order_by("pk")
-        elif after:
-            pairs = pairs_after(pairs, form.cleaned_data.get("order"), after)
-        rows = list(
-            pairs.annotate(prompt_excerpt=Left("prompt__query", EXCERPT), chosen_excerpt=Left("chosen__text", EXCERPT),
-                           rejected_excerpt=Left("rejected__text", EXCERPT), suspicion_score=F("suspicion__score"))
-            .values("pk", "domain", "status", "status_reason", "chosen_score", "rejected_score", "prompt_excerpt",
-                    "chosen_excerpt", "rejected_excerpt", "suspicion_score")[:PAGE_SIZE + 1]
-        )
-        if len(rows) > PAGE_SIZE:
-            rows = rows[:PAGE_SIZE]
-            next_after = rows[-1]["pk"]
-        elif found and found.walked_to:
-            next_after = found.walked_to  # the walk stopped there: "continue" searches on from it
-    labels, statuses = dict(Domain.choices), dict(Pair.Status.choices)
-    for row in rows:
-        row["domain_label"] = labels.get(row["domain"], row["domain"])
-        row["status_label"] = statuses.get(row["status"], row["status"])
-        gap = None
-        if row["chosen_score"] is not None and row["rejected_score"] is not None:
-            gap = row["chosen_score"] - row["rejected_score"]
-        row["gap"] = gap
-        row["suspicion"] = row.pop("suspicion_score")
+        page = pair_page(form, dataset, after, size=PAGE_SIZE)
+        rows, next_after, found = page.rows, page.next_after, page.found
     ctx = {"dataset": dataset, "form": form, "rows": rows, "next_after": next_after, "after": after,
            "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing,
            "search": _search_state(dataset, request.user, found, next_after, len(rows)),

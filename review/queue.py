@@ -303,6 +303,16 @@ def submit(queue, reviewer, pair, values):
     return _loaded(review)
 
 
+def review_values(queue, pair, reviewer, choice, better_correct, prompt_ok, note):
+    """A review's fields from the verdict the reviewer gave in the A/B terms they saw (the queue page and the
+    API): in chosen/rejected terms, with the order shown; "both bad" has no better response to call correct."""
+    swapped = shown_order(queue, pair, reviewer)
+    verdict = verdict_from_ab(choice, swapped)
+    both_bad = verdict == Review.Verdict.BOTH_BAD
+    return {"verdict": verdict, "better_correct": None if both_bad else better_correct, "prompt_ok": prompt_ok,
+            "note": note, "blind": queue.blind, "rejected_first": swapped}
+
+
 def skip(queue, reviewer, pair):
     """Give the pair back to the other reviewers; this reviewer is not offered it again."""
     held = ReviewAssignment.objects.filter(pair=pair, reviewer=reviewer, status=ReviewAssignment.Status.ASSIGNED)

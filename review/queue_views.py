@@ -106,11 +106,8 @@ def review_submit(request, pk):
         assignment = ReviewAssignment.objects.filter(pair=pair, reviewer=request.user).first()
         return _render_item(request, queue, assignment, form, status=400)
     data = form.cleaned_data
-    swapped = queues.shown_order(queue, pair, request.user)
-    verdict = queues.verdict_from_ab(data["verdict"], swapped)
-    both_bad = verdict == Review.Verdict.BOTH_BAD
-    values = {"verdict": verdict, "better_correct": None if both_bad else data["better_correct"],
-              "prompt_ok": data["prompt_ok"], "note": data["note"], "blind": queue.blind, "rejected_first": swapped}
+    values = queues.review_values(queue, pair, request.user, data["verdict"], data["better_correct"],
+                                  data["prompt_ok"], data["note"])
     try:
         # The verdict and the hold on the next pair commit together: one commit (one WAL flush) per submit.
         with transaction.atomic():

@@ -30,7 +30,7 @@ MESSAGES = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES"
 PO = MESSAGES / "django.po"
 MO = MESSAGES / "django.mo"
 # The folders `make messages` reads (its --ignore list leaves out the rest of the checkout).
-SOURCE_DIRS = ("annotation", "review", "coigp_web", "templates", "static")
+SOURCE_DIRS = ("annotation", "review", "api", "coigp_web", "templates", "static")
 
 
 # --- a small .po reader ---------------------------------------------------------------------------
