@@ -243,6 +243,13 @@ WHERE p.dataset_id = %(dataset)s AND (%(all_pairs)s OR p.id = ANY(%(pair_ids)s))
 """
 
 
+_ANY_CHANGE = """
+SELECT EXISTS (SELECT 1 FROM targets t JOIN annotation_pair p ON p.id = t.pair_id
+               WHERE t.target IS NOT NULL AND p.status <> t.target AND NOT p.status = ANY(%(undecidable)s)
+                 AND p.status_reason !~ %(manual)s)
+"""
+
+
 def apply_review_policy(dataset, pair_ids=None, user=None):
     """Let the reviews of `pair_ids` (None: every reviewed pair of the dataset) decide their statuses under the
     dataset's quorum; returns the batch of the pairs it changed, or None (no quorum set, nothing to change). A
@@ -255,6 +262,11 @@ def apply_review_policy(dataset, pair_ids=None, user=None):
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_VOTES + _REVERT, params)
+            # Most verdicts decide nothing new: no batch is written for them.
+            cursor.execute(_VOTES + _ANY_CHANGE, {**params, "undecidable": list(UNDECIDABLE),
+                                                  "manual": MANUAL_TAG.pattern})
+            if not cursor.fetchone()[0]:
+                return None
         batch = DecisionBatch.objects.create(dataset=dataset, action=Action.POLICY, actor=user,
                                              reason=_("%(n)s agreeing reviews") % {"n": quorum})
         selection = ("SELECT t.pair_id FROM targets t WHERE t.target IS NOT NULL")
