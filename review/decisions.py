@@ -45,6 +45,9 @@ from annotation.jobs import JobFailed, create_job, job_kind
 from annotation.models import Pair
 
 from .models import DecisionBatch, PairDecision, ReviewSettings
+
+__all__ = ["DecisionBatch", "DecisionError", "apply_review_policy", "decide", "decide_list", "decisions_of", "preview",
+           "start_decision", "start_undo", "undo"]
 from .selections import select_pairs
 
 Action = DecisionBatch.Action
@@ -351,9 +354,9 @@ def _ranges(table, column, where, params, after):
             after = hi
 
 
-# Not `changes_data`: decisions change only statuses, which no stored list reads; the dashboards see them through
-# DecisionBatch (dashboards.decided_since).
-@job_kind(DECIDE_KIND, label=pgettext_lazy("job kind", "decision"), unit="pairs", changes_data=False,
+# They change data (statuses): like any such job, a finished one makes the dashboards and the stored lists stale
+# (no stored list reads statuses, so that is conservative; an inline decision leaves the stored lists current).
+@job_kind(DECIDE_KIND, label=pgettext_lazy("job kind", "decision"), unit="pairs",
           counts={"changed": gettext_lazy("Pairs changed")})
 def run_decision(ctx):
     batch = DecisionBatch.objects.select_related("dataset").get(pk=ctx.params["batch"])
@@ -372,7 +375,7 @@ def run_decision(ctx):
             ctx.commit(done=done, counts={"changed": changed}, cursor={"after": hi})
 
 
-@job_kind(UNDO_KIND, label=pgettext_lazy("job kind", "decision_undo"), unit="pairs", changes_data=False,
+@job_kind(UNDO_KIND, label=pgettext_lazy("job kind", "decision_undo"), unit="pairs",
           counts={"restored": gettext_lazy("Pairs put back")})
 def run_undo(ctx):
     batch = DecisionBatch.objects.get(pk=ctx.params["batch"])
