@@ -113,8 +113,8 @@ def needs_refresh(dataset):
 
 def decided_since(dataset, at):
     """A decision (review/decisions.py) changed pair statuses after `at` (made, undone, or its job finished since
-    or still under way): the counts by status are stale. No stored list reads statuses, so decisions (and their
-    jobs, which do not count as changing data) leave those current."""
+    or still under way): the counts by status are stale. No stored list reads statuses, so an inline decision
+    leaves those current (a decision job counts as a job that changed data, like any other)."""
     return DecisionBatch.objects.filter(Q(at__gt=at) | Q(undone_at__gt=at) | Q(job__finished_at__gt=at)
                                         | Q(job__isnull=False, job__finished_at__isnull=True), dataset=dataset).exists()
 

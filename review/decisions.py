@@ -45,6 +45,9 @@ from annotation.jobs import JobFailed, create_job, job_kind
 from annotation.models import Pair
 
 from .models import DecisionBatch, PairDecision, ReviewSettings
+
+__all__ = ["DecisionBatch", "DecisionError", "apply_review_policy", "decide", "decide_list", "decisions_of", "preview",
+           "start_decision", "start_undo", "undo"]
 from .selections import select_pairs
 
 Action = DecisionBatch.Action
@@ -243,6 +246,13 @@ WHERE p.dataset_id = %(dataset)s AND (%(all_pairs)s OR p.id = ANY(%(pair_ids)s))
 """
 
 
+_ANY_CHANGE = """
+SELECT EXISTS (SELECT 1 FROM targets t JOIN annotation_pair p ON p.id = t.pair_id
+               WHERE t.target IS NOT NULL AND p.status <> t.target AND NOT p.status = ANY(%(undecidable)s)
+                 AND p.status_reason !~ %(manual)s)
+"""
+
+
 def apply_review_policy(dataset, pair_ids=None, user=None):
     """Let the reviews of `pair_ids` (None: every reviewed pair of the dataset) decide their statuses under the
     dataset's quorum; returns the batch of the pairs it changed, or None (no quorum set, nothing to change). A
@@ -255,6 +265,11 @@ def apply_review_policy(dataset, pair_ids=None, user=None):
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_VOTES + _REVERT, params)
+            # Most verdicts decide nothing new: no batch is written for them.
+            cursor.execute(_VOTES + _ANY_CHANGE, {**params, "undecidable": list(UNDECIDABLE),
+                                                  "manual": MANUAL_TAG.pattern})
+            if not cursor.fetchone()[0]:
+                return None
         batch = DecisionBatch.objects.create(dataset=dataset, action=Action.POLICY, actor=user,
                                              reason=_("%(n)s agreeing reviews") % {"n": quorum})
         selection = ("SELECT t.pair_id FROM targets t WHERE t.target IS NOT NULL")
@@ -339,9 +354,9 @@ def _ranges(table, column, where, params, after):
             after = hi
 
 
-# Not `changes_data`: decisions change only statuses, which no stored list reads; the dashboards see them through
-# DecisionBatch (dashboards.decided_since).
-@job_kind(DECIDE_KIND, label=pgettext_lazy("job kind", "decision"), unit="pairs", changes_data=False,
+# They change data (statuses): like any such job, a finished one makes the dashboards and the stored lists stale
+# (no stored list reads statuses, so that is conservative; an inline decision leaves the stored lists current).
+@job_kind(DECIDE_KIND, label=pgettext_lazy("job kind", "decision"), unit="pairs",
           counts={"changed": gettext_lazy("Pairs changed")})
 def run_decision(ctx):
     batch = DecisionBatch.objects.select_related("dataset").get(pk=ctx.params["batch"])
@@ -360,7 +375,7 @@ def run_decision(ctx):
             ctx.commit(done=done, counts={"changed": changed}, cursor={"after": hi})
 
 
-@job_kind(UNDO_KIND, label=pgettext_lazy("job kind", "decision_undo"), unit="pairs", changes_data=False,
+@job_kind(UNDO_KIND, label=pgettext_lazy("job kind", "decision_undo"), unit="pairs",
           counts={"restored": gettext_lazy("Pairs put back")})
 def run_undo(ctx):
     batch = DecisionBatch.objects.get(pk=ctx.params["batch"])

@@ -94,7 +94,7 @@ def test_every_overview_number_equals_the_list_it_links_to(client, world):
     client.force_login(team.viewer)
     content = client.get(reverse("dataset-overview", args=[team.dataset.pk])).content.decode()
     links = _links(content)
-    assert len(links) == 13, links  # the math row and the total row, 6 numbers each, and a filter reason
+    assert len(links) == 15, links  # the math row and the total row, 7 numbers each, and a filter reason
     for href, shown in links:
         assert href.startswith(reverse("pair-list", args=[team.dataset.pk]))
         assert _list_count(client, href) == shown, href

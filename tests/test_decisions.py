@@ -328,3 +328,23 @@ def test_a_list_larger_than_a_request_should_change_is_decided_and_undone_by_job
     jobs.execute(batch.job.pk)
     batch.refresh_from_db()
     assert states(team) == before and (batch.restored, batch.left) == (21, 0)
+
+
+def test_reward_training_and_the_benchmark_gold_take_a_swapped_pair_the_other_way_round(team):
+    from annotation.reward.benchmark import GOLD_SOURCES
+    from annotation.reward.training import load_pairs
+
+    swapped, kept = ids(team)[:2]
+    decisions.decide(team.dataset, [swapped], "swap", team.admin, "rejected is right")
+    decisions.decide(team.dataset, [kept], "keep", team.admin, "fine")
+    data = load_pairs(team.dataset, ["kept", "swapped"])
+    pairs = {p.pk: p for p in Pair.objects.filter(pk__in=[swapped, kept])}
+    ids_by_index = sorted({r for p in pairs.values() for r in (p.chosen_id, p.rejected_id)})
+    better = [ids_by_index[i] for i in data.chosen]
+    assert sorted(better) == sorted([pairs[swapped].rejected_id, pairs[kept].chosen_id])
+    from django.db import connection
+    with connection.cursor() as cursor:
+        cursor.execute(GOLD_SOURCES["pairs"].sql, {"dataset": team.dataset.pk})
+        gold = {row[0]: (row[2], row[3]) for row in cursor.fetchall()}
+    assert gold[swapped] == (pairs[swapped].rejected_id, pairs[swapped].chosen_id)
+    assert gold[kept] == (pairs[kept].chosen_id, pairs[kept].rejected_id)

@@ -484,7 +484,7 @@ def test_the_manifest_checksums_and_counts_match_the_files(fixture_dataset, tmp_
         assert f["sha256"] == hashlib.sha256(data).hexdigest() and f["bytes"] == len(data)
         assert f["rows"] == len(data.splitlines())
     assert sum(f["rows"] for f in manifest["files"]) == manifest["counts"]["rows"] == 3
-    assert manifest["selection"]["statuses"] == ["pending", "kept"] and manifest["code_version"]
+    assert manifest["selection"]["statuses"] == ["pending", "kept", "swapped"] and manifest["code_version"]
     assert manifest["review"] == {"total_pairs": 3, "reviewed_pairs": 0, "coverage": 0.0,
                                   "doubly_reviewed_pairs": 0, "kappa": None}
 

@@ -19,7 +19,7 @@ from annotation.reward.pairwise import pairwise_params
 from annotation.reward.training import train_params
 from annotation.rubrics import DEFAULT_RUBRICS
 from annotation.templatetags.job_counts import UNITS
-from review import dashboards, quality_rules, search
+from review import dashboards, decisions, quality_rules, search
 from review.exports import Selection, create_export
 
 from .helpers import Team, write_jsonl
@@ -81,6 +81,9 @@ def test_every_count_a_job_of_each_kind_writes_has_a_label(client, db, tmp_path,
     _run(jobs.create_job(quality_rules.KIND, dataset=dataset, enqueue_it=False))
     _run(jobs.create_job(dashboards.REFRESH_KIND, dataset=dataset, enqueue_it=False))
     _run(jobs.create_job(search.KIND, dataset=dataset, enqueue_it=False))
+    batch = decisions.DecisionBatch.objects.create(dataset=dataset, action="keep", actor=team.admin, reason="kinds")
+    _run(jobs.create_job(decisions.DECIDE_KIND, dataset=dataset, params={"batch": batch.pk}, enqueue_it=False))
+    _run(jobs.create_job(decisions.UNDO_KIND, dataset=dataset, params={"batch": batch.pk}, enqueue_it=False))
 
     ran = Job.objects.filter(dataset=dataset)
     assert set(ran.values_list("kind", flat=True)) == set(jobs.KINDS)  # a new kind belongs in this test

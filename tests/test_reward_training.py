@@ -83,14 +83,14 @@ def test_the_split_is_by_prompt_so_no_prompt_is_on_both_sides():
 def test_it_trains_on_kept_pairs_and_falls_back_to_pending_with_a_notice(learnable):
     _, job = _train(learnable, name="fallback")
     model = RewardModel.objects.get(pk=job.cursor["reward_model"])
-    assert model.metrics["statuses"] == ["pending", "kept"]
+    assert model.metrics["statuses"] == ["pending", "kept", "swapped"]
     assert "no kept pairs" in model.metrics["notice"]
 
     kept_prompts = list(Pair.objects.filter(dataset=learnable).values_list("prompt_id", flat=True).distinct()[:60])
     Pair.objects.filter(prompt_id__in=kept_prompts).update(status=Pair.Status.KEPT)
     _, job = _train(learnable, name="kept")
     model = RewardModel.objects.get(pk=job.cursor["reward_model"])
-    assert model.metrics["statuses"] == ["kept"] and model.metrics["notice"] == ""
+    assert model.metrics["statuses"] == ["kept", "swapped"] and model.metrics["notice"] == ""
     n = model.metrics["held_out"]["overall"]["n"] + model.metrics["train"]["n"]
     assert n == Pair.objects.filter(dataset=learnable, status=Pair.Status.KEPT).count()
 
