@@ -57,7 +57,7 @@ def refreshed_at(dataset, view_name):
 
 @selection("judge-spread", _("Judge panel spread"), "disagreement",
            _("A response of the pair on which the judges' scores spread by more than the setting "
-             "(max − min, or the standard deviation when sd is set)."), spread=3.0, sd=0.0)
+             "(max − min, or the standard deviation when sd is set)."), signal=True, spread=3.0, sd=0.0)
 @materialised("judge-spread", refreshed_at)
 def judge_spread(pairs, dataset, settings):
     sql = f"""
@@ -75,7 +75,7 @@ def judge_spread(pairs, dataset, settings):
 
 @selection("judge-order", _("Judges disagree on the order"), "disagreement",
            _("One judge scores the chosen response higher, another the rejected one (each by more than `margin` "
-             "points)."), margin=2.0)
+             "points)."), signal=True, margin=2.0)
 @materialised("judge-order", refreshed_at)
 def judge_order(pairs, dataset, settings):
     sql = f"""
@@ -114,7 +114,7 @@ _WITH_REWARDS = """
 
 @selection("reward-vs-panel", _("Reward model against the judge panel"), "disagreement",
            _("The reward model prefers the rejected response by more than `margin` while the panel's score gap "
-             "is at least `gap`: one of the two is confidently wrong."), margin=5.0, gap=4.0, model=0)
+             "is at least `gap`: one of the two is confidently wrong."), signal=True, margin=5.0, gap=4.0, model=0)
 @materialised("reward-vs-panel", refreshed_at)
 def reward_vs_panel(pairs, dataset, settings):
     model = reward_model_for(dataset, settings["model"])
