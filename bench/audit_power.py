@@ -166,7 +166,8 @@ def run(args):
     server = start_panel(lookup, args.seed, os.environ[KEY_ENV])
     Judge.objects.filter(name__in=[j.name for j in audit_data.JUDGES]).update(base_url=server.base_url)
     try:
-        with step(f"re-judge the {args.rejudge_top} most suspicious unflagged pairs pairwise ({args.rejudge_judge})", timings):
+        what = f"re-judge the {args.rejudge_top} most suspicious unflagged pairs pairwise ({args.rejudge_judge})"
+        with step(what, timings):
             rejudged = rejudge_suspicious(dataset, args.rejudge_judge, args.rejudge_top)
     finally:
         server.stop()
@@ -511,7 +512,8 @@ def report(f):
     lines.append(f"{'any defect flag':<24} {'':<12} {u['flagged']:>7} {u['clean']:>6} {pct(u['clean_share'])}")
     lines += ["", f"Signals (where the label is less sure; not defect flags): lift = the share of defective pairs "
                   f"among those flagged / among all pairs ({pct(f['base_rate']).strip()})",
-              f"{'list':<24} {'group':<12} {'flagged':>7} {'clean':>6} {'clean %':>8} {'lift':>5}  defects flagged, most"]
+              f"{'list':<24} {'group':<12} {'flagged':>7} {'clean':>6} {'clean %':>8} {'lift':>5}  "
+              "defects flagged, most"]
     for name, r in f["lists"].items():
         if not r["signal"]:
             continue
@@ -542,7 +544,8 @@ def report(f):
     lines += ["", f"Suspicion score: {sp['scored']:,} pairs scored, ROC AUC {sp['auc']}; defective pairs in the top k",
               f"{'k':>5} {'score':>6} {'random':>7}"]
     rj = sp["rejudged"]
-    lines[-2] += (f" (after re-judging the {rj['pairs']} most suspicious pairs no rule flags pairwise with {rj['judge']}: "
+    lines[-2] += (f" (after re-judging the {rj['pairs']} most suspicious pairs no rule flags pairwise with "
+                  f"{rj['judge']}: "
                   f"{rj.get('disagree', 0)} against the label, {rj.get('agree', 0)} for it, "
                   f"{rj.get('inconsistent', 0)} position-inconsistent)")
     lines[-1] += f" {'before re-judging':>18}"
