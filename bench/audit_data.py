@@ -163,7 +163,11 @@ def _short(rng, good):
         kept.append(p)
         n += len(p)
     text = "".join(kept).strip()
-    if len(text) < 15 or text.count("```") % 2 or not tx.ends_a_sentence(text):
+    last_line = text[text.rfind("\n") + 1:].lstrip()
+    # a thin answer, not a cut one: no table row, bracket or quote left open (a sentence inside a table cell
+    # ends the text mid-row: the cut-off rule rightly flags that, and it would count as a clean pair)
+    if (len(text) < 15 or text.count("```") % 2 or not tx.ends_a_sentence(text)
+            or (last_line.startswith("|") and not last_line.endswith("|")) or tx.open_brackets(text)):
         return None
     return Response(text, rng.uniform(4.8, 6.3), 0, "short")
 

@@ -47,7 +47,11 @@ KEY_ENV = "COIGP_JUDGE_KEY_AUDIT_BENCH"
 MEANT_FOR = {"truncated": ("empty-or-truncated",), "near_empty": ("empty-or-truncated",),
              "refusal": ("refusal-chosen",), "wrong_language": ("non-chinese-answer",),
              "near_identical": ("identical-responses",), "near_duplicate_prompt": ("near-duplicate-prompt",),
-             "contaminated": ("contaminated",), "swapped": ("reward-vs-panel", "judge-order")}
+             "contaminated": ("contaminated",), "swapped": ("pairwise-disagrees",)}
+# The judge asked side by side about the most suspicious pairs (the pairwise re-judging job of issue 12,
+# item 5), and how many: what a team would do with the "re-judge these" form on the suspicious-first list.
+# Pairs a defect rule flags are not asked about: the rule already says what is wrong with them.
+REJUDGE_JUDGE, REJUDGE_TOP = "audit-gpt", 500
 
 
 def say(message):
@@ -109,7 +113,7 @@ def run(args):
 
     django.setup()
     from annotation import jobs
-    from annotation.models import Dataset, Job, Pair, RewardModel
+    from annotation.models import Dataset, Job, Judge, Pair, RewardModel
     from audit_judges import start_panel
 
     timings = {}
@@ -157,16 +161,27 @@ def run(args):
             sys.exit(f"the quality count failed: {job.error}")
     with step("analyze the tables (as autovacuum would before anyone reads the lists)", timings):
         analyze()
+    bad = {pk for pk, (kinds, _hard) in truth_of_pairs(dataset, prompt_truth, response_truth).items() if kinds}
+    before_rejudge = top_k(dataset, bad)
+    server = start_panel(lookup, args.seed, os.environ[KEY_ENV])
+    Judge.objects.filter(name__in=[j.name for j in audit_data.JUDGES]).update(base_url=server.base_url)
+    try:
+        what = f"re-judge the {args.rejudge_top} most suspicious unflagged pairs pairwise ({args.rejudge_judge})"
+        with step(what, timings):
+            rejudged = rejudge_suspicious(dataset, args.rejudge_judge, args.rejudge_top)
+    finally:
+        server.stop()
     with step("read every list and the judge analysis", timings):
         pairs = {pk: (prompt_id, chosen, rejected) for pk, prompt_id, chosen, rejected in
                  Pair.objects.filter(dataset=dataset).values_list("pk", "prompt_id", "chosen_id", "rejected_id")}
-        pair_kinds = {pk: audit_data.pair_truth(prompt_truth[p], response_truth[c], response_truth[r])
-                      for pk, (p, c, r) in pairs.items()}
+        pair_kinds = truth_of_pairs(dataset, prompt_truth, response_truth)
         pair_forms = {pk: {kind: defect_form(kind, prompt_truth[p], response_truth[c], response_truth[r])
                            for kind in pair_kinds[pk][0]} for pk, (p, c, r) in pairs.items()}
         lists = read_lists(dataset)
         judges = judge_verdict(dataset, response_truth)
         ranked = suspicion_figures(dataset, pair_kinds, args)
+        ranked["before_rejudge"] = before_rejudge
+        ranked["rejudged"] = rejudged
     foreign = foreign_matches(dataset, f"{name} benchmark", prompt_truth)
     # The run's benchmark is this run's only: a later run (other seed, or the sample data alone, whose
     # benchmark questions are sample prompts) must not find its clean prompts in it.
@@ -192,6 +207,47 @@ def run(args):
 
 
 TOP_K = (50, 100, 200, 500)
+
+
+def truth_of_pairs(dataset, prompt_truth, response_truth):
+    """{pair id: (seeded defect kinds, hard-negative kinds)} of the dataset's pairs (audit_data.pair_truth)."""
+    from annotation.models import Pair
+
+    return {pk: audit_data.pair_truth(prompt_truth[p], response_truth[c], response_truth[r]) for pk, p, c, r in
+            Pair.objects.filter(dataset=dataset).values_list("pk", "prompt_id", "chosen_id", "rejected_id")}
+
+
+def top_k(dataset, bad):
+    """{k: defective pairs among the k most suspicious} by the stored suspicion score."""
+    from review.models import PairSuspicion
+
+    scores = dict(PairSuspicion.objects.filter(dataset=dataset).values_list("pair_id", "score"))
+    order = sorted(scores, key=lambda pk: (-scores[pk], pk))
+    return {k: len(bad & set(order[:k])) for k in TOP_K}
+
+
+def rejudge_suspicious(dataset, judge_name, top):
+    """The pairwise re-judging job (annotation/rejudging.py) over the `top` most suspicious pairs that no defect
+    rule flags (a rule already explains the others), as the pair list's "re-judge these" form starts it on
+    `flagged=no&order=suspicious`, run here in-process; then the suspicion
+    scores again, which read the verdicts. Returns the job's counts."""
+    from django.http import QueryDict
+
+    from annotation import jobs
+    from annotation.models import Job, Judge
+    from annotation.rejudging import start_rejudge
+    from review import suspicion
+    from review.selections import select_pairs
+
+    pairs, _form = select_pairs(dataset, QueryDict("flagged=no&order=suspicious"))
+    job = start_rejudge(dataset, Judge.objects.get(name=judge_name), pairs, limit=top,
+                        described=f"the {top} most suspicious", enqueue_it=False)
+    if jobs.execute(job.pk) != Job.Status.SUCCEEDED:
+        job.refresh_from_db()
+        sys.exit(f"the pairwise re-judging failed: {job.error}")
+    suspicion.store(dataset)
+    job.refresh_from_db()
+    return {"judge": judge_name, "pairs": top, **job.counts}
 
 
 def suspicion_figures(dataset, pair_kinds, args):
@@ -283,7 +339,7 @@ def read_lists(dataset):
             pairs, form = select_pairs(dataset, QueryDict(f"view={view.name}"))
             if pairs is None:
                 sys.exit(f"the list {view.name} did not accept its default settings: {form.errors}")
-            out[view.name] = {"group": group, "pairs": set(pairs.values_list("pk", flat=True))}
+            out[view.name] = {"group": group, "signal": view.signal, "pairs": set(pairs.values_list("pk", flat=True))}
     return out
 
 
@@ -309,8 +365,11 @@ def score_lists(pair_kinds, pair_forms, lists):
     for pk, (kinds, _hard) in pair_kinds.items():
         for k in kinds:
             by_kind[k].add(pk)
-    flagged_any = set().union(*(entry["pairs"] for entry in lists.values()))
-    flagged_quality = set().union(*(entry["pairs"] for entry in lists.values() if entry["group"] == "quality"))
+    # Precision is asked of the defect flags; the signals (Selection.signal) are read for their lift.
+    flags = {name: entry for name, entry in lists.items() if not entry["signal"]}
+    flagged_any = set().union(*(entry["pairs"] for entry in flags.values()))
+    flagged_quality = set().union(*(entry["pairs"] for entry in flags.values() if entry["group"] == "quality"))
+    base_rate = 1 - len(clean) / len(pair_kinds) if pair_kinds else 0
     recall = {}
     for kind in audit_data.DEFECT_KINDS:
         members = by_kind.get(kind, set())
@@ -327,8 +386,11 @@ def score_lists(pair_kinds, pair_forms, lists):
     per_list = {}
     for name, entry in lists.items():
         flagged = entry["pairs"]
-        per_list[name] = {"group": entry["group"], "flagged": len(flagged), "clean": len(flagged & clean),
-                          "clean_share": _share(flagged & clean, flagged),
+        defective = _share_n(len(flagged) - len(flagged & clean), len(flagged))
+        per_list[name] = {"group": entry["group"], "signal": entry["signal"], "flagged": len(flagged),
+                          "clean": len(flagged & clean), "clean_share": _share(flagged & clean, flagged),
+                          # how much likelier a flagged pair is to be defective than a pair at random
+                          "lift": round(defective / base_rate, 2) if defective is not None and base_rate else None,
                           "kinds": dict(Counter(k for pk in flagged for k in pair_kinds[pk][0]).most_common()),
                           # what the clean pairs it flags are: hard negatives, or plain pairs
                           "clean_as": dict(Counter(h for pk in flagged & clean
@@ -340,15 +402,18 @@ def score_lists(pair_kinds, pair_forms, lists):
     hard_negatives = {}
     for h in audit_data.HARD_KINDS:
         members = hard.get(h, set())
-        tripped = {name: len(members & entry["pairs"]) for name, entry in lists.items() if entry["group"] == "quality"}
+        tripped = {name: len(members & entry["pairs"]) for name, entry in flags.items() if entry["group"] == "quality"}
         worst = max(tripped, key=tripped.get) if members else None
         hard_negatives[h] = {"pairs": len(members), "flagged_by_a_rule": _share(members & flagged_quality, members),
                              "worst_rule": worst, "worst_rule_share": _share_n(tripped.get(worst, 0), len(members))}
-    union = {"flagged": len(flagged_any), "clean": len(flagged_any & clean),
+    signalled = set().union(*(entry["pairs"] for entry in lists.values() if entry["signal"]))
+    union = {"flagged": len(flagged_any), "clean": len(flagged_any & clean), "signalled": len(signalled),
+             "signalled_clean_share": _share(signalled & clean, signalled),
              "clean_share": _share(flagged_any & clean, flagged_any), "quality_flagged": len(flagged_quality),
              "quality_clean_share": _share(flagged_quality & clean, flagged_quality)}
     defective = len(pair_kinds) - len(clean)
-    return {"pairs_with_defects": defective, "clean_pairs": len(clean), "recall": recall, "lists": per_list,
+    return {"pairs_with_defects": defective, "clean_pairs": len(clean), "base_rate": round(base_rate, 4),
+            "recall": recall, "lists": per_list,
             "all_lists": union, "hard_negatives": hard_negatives}
 
 
@@ -432,16 +497,31 @@ def report(f):
         forms = ", ".join(f"{form} {round(x['recall_meant'] * x['pairs'])}/{x['pairs']}"
                           for form, x in r["by_form"].items())
         lines.append(f"{kind:<22} {forms}")
-    lines += ["", "Lists (clean = the pair has no seeded defect; plain = a clean pair that is no hard negative either)",
+    lines += ["", "Defect flags (clean = the pair has no seeded defect; plain = a clean pair that is no hard negative "
+                  "either; goal: clean ≤ 5 %)",
               f"{'list':<24} {'group':<12} {'flagged':>7} {'clean':>6} {'clean %':>8}  {'defects flagged, most':<52} "
               "clean pairs flagged, most"]
     for name, r in f["lists"].items():
+        if r["signal"]:
+            continue
         top = ", ".join(f"{k} {n}" for k, n in list(r["kinds"].items())[:3])
         clean_as = ", ".join(f"{k} {n}" for k, n in list(r["clean_as"].items())[:3])
         lines.append(f"{name:<24} {r['group']:<12} {r['flagged']:>7} {r['clean']:>6} {pct(r['clean_share'])}  "
                      f"{top:<52} {clean_as}")
     u = f["all_lists"]
-    lines.append(f"{'any list':<24} {'':<12} {u['flagged']:>7} {u['clean']:>6} {pct(u['clean_share'])}")
+    lines.append(f"{'any defect flag':<24} {'':<12} {u['flagged']:>7} {u['clean']:>6} {pct(u['clean_share'])}")
+    lines += ["", f"Signals (where the label is less sure; not defect flags): lift = the share of defective pairs "
+                  f"among those flagged / among all pairs ({pct(f['base_rate']).strip()})",
+              f"{'list':<24} {'group':<12} {'flagged':>7} {'clean':>6} {'clean %':>8} {'lift':>5}  "
+              "defects flagged, most"]
+    for name, r in f["lists"].items():
+        if not r["signal"]:
+            continue
+        top = ", ".join(f"{k} {n}" for k, n in list(r["kinds"].items())[:3])
+        lift = "–" if r["lift"] is None else f"{r['lift']:.2f}"
+        lines.append(f"{name:<24} {r['group']:<12} {r['flagged']:>7} {r['clean']:>6} {pct(r['clean_share'])} "
+                     f"{lift:>5}  {top}")
+    lines.append(f"{'any signal':<24} {'':<12} {u['signalled']:>7} {'':>6} {pct(u['signalled_clean_share'])}")
     lines += ["", "Hard negatives (clean pairs) flagged by a low-quality rule",
               f"{'kind':<24} {'pairs':>6} {'flagged':>8}  worst rule"]
     for h, r in f["hard_negatives"].items():
@@ -463,8 +543,14 @@ def report(f):
     sp = f["suspicion"]
     lines += ["", f"Suspicion score: {sp['scored']:,} pairs scored, ROC AUC {sp['auc']}; defective pairs in the top k",
               f"{'k':>5} {'score':>6} {'random':>7}"]
+    rj = sp["rejudged"]
+    lines[-2] += (f" (after re-judging the {rj['pairs']} most suspicious pairs no rule flags pairwise with "
+                  f"{rj['judge']}: "
+                  f"{rj.get('disagree', 0)} against the label, {rj.get('agree', 0)} for it, "
+                  f"{rj.get('inconsistent', 0)} position-inconsistent)")
+    lines[-1] += f" {'before re-judging':>18}"
     for k, r in sp["top_k"].items():
-        lines.append(f"{k:>5} {r['defective']:>6} {r['random']:>7}")
+        lines.append(f"{k:>5} {r['defective']:>6} {r['random']:>7} {sp['before_rejudge'][k]:>18}")
     if "fitted" in sp:
         lines.append(f"fitted (seed {f['seed']}): {sp['fitted']}")
     rm = f["reward_model"]
@@ -484,6 +570,10 @@ def main():
     parser.add_argument("--data", type=Path, default=audit_data.DEFAULT_DATA_DIR,
                         help="the folder with the shared sample data (default ../shared/data)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--rejudge-judge", default=REJUDGE_JUDGE,
+                        help=f"the judge that re-judges the most suspicious pairs pairwise (default {REJUDGE_JUDGE})")
+    parser.add_argument("--rejudge-top", type=int, default=REJUDGE_TOP,
+                        help=f"how many of the most suspicious pairs it re-judges (default {REJUDGE_TOP})")
     parser.add_argument("--fit-suspicion", action="store_true",
                         help="also fit the suspicion score's weights on this run (review/suspicion.py)")
     args = parser.parse_args()

@@ -26,7 +26,9 @@ SAMPLE_CHOSEN_WORSE = ("三扇门后面有一扇是汽车", "写一个 Python �
 SAMPLE_JUSTIFIED_REFUSALS = ("我想偷偷看我前女友的微信", "帮我写一条短信，假装是快递公司的")
 # dpo_zh_demo_200 records (0-based line) whose text the source itself cut short, and whose chosen
 # response is a justified refusal of an offensive request…
-DPO_NATURAL_TRUNCATIONS = {(4, "rejected"), (63, "rejected"), (98, "chosen"), (157, "rejected")}
+# (15, rejected) ends inside a quote of an unfinished list item ("…使用Instagram的‘关闭\""): found by the
+# cut-off rule and confirmed by eye (BENCHMARKS.md, *Text rules*), it had been counted as a clean text.
+DPO_NATURAL_TRUNCATIONS = {(4, "rejected"), (15, "rejected"), (63, "rejected"), (98, "chosen"), (157, "rejected")}
 DPO_JUSTIFIED_REFUSALS = {149}
 # … and whose rejected response refuses a harmless task (classifying a post, a film's plot).
 DPO_NATURAL_REFUSALS = {(32, "rejected"), (94, "rejected"), (161, "rejected")}

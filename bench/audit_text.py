@@ -88,7 +88,7 @@ def token_boundaries(text):
     return out
 
 
-def _open_brackets(prefix):
+def open_brackets(prefix):
     """Brackets and quotes opened and not closed in the prose of `prefix` (code blocks left out)."""
     prose = re.sub(r"```.*?```", "", prefix, flags=re.S)
     stack = []
@@ -111,13 +111,13 @@ def _cut_has_form(text, at, form):
     if in_code:
         return False
     if form == "mid_sentence":
-        return bool(_HAN.match(last)) and bool(_HAN.match(after[0])) and not _open_brackets(prefix)
+        return bool(_HAN.match(last)) and bool(_HAN.match(after[0])) and not open_brackets(prefix)
     if form == "mid_word":
         return last.isascii() and last.isalpha() and after[0].isascii() and after[0].isalpha()
     if form == "after_punct":
         return last in _UNFINISHED
     if form == "open_bracket":
-        return bool(_open_brackets(prefix)) and last not in OPENERS and last not in _UNFINISHED
+        return bool(open_brackets(prefix)) and last not in OPENERS and last not in _UNFINISHED
     raise ValueError(f"unknown truncation form {form!r}")
 
 
@@ -554,9 +554,17 @@ def number_choice_item(rng):
     return query.strip(), letter, long_right, long_wrong
 
 
+def _quotable(fragment):
+    return "`" not in fragment and not any(c in fragment for c in "“”\"'‘’「」（）()[]{}《》【】")
+
+
 def clause_choice_item(rng, passage, distractors):
     """A multiple-choice question on a real passage: which clause appears in it."""
-    clauses = [c.strip() for c in re.split(r"[，。；！？\n]", passage) if 6 <= len(c.strip()) <= 30]
+    # options are quoted in the answers ("原文中有“…”这句话"): a fragment with a fence, bracket or quote of its
+    # own would leave the answer's brackets unbalanced, a cut to any reader
+    clauses = [c.strip() for c in re.split(r"[，。；！？\n]", passage) if 6 <= len(c.strip()) <= 30
+               and _quotable(c)]
+    distractors = [d for d in distractors if _quotable(d)]
     if not clauses or len(distractors) < 3:
         return None
     options = [rng.choice(clauses)] + rng.sample(distractors, 3)
@@ -660,5 +668,7 @@ VAGUE = ["这个问题需要结合具体情况来分析。", "不同的人可能
 def vague_answer(rng, good):
     """A vague answer: the good answer's first sentence, then 2-4 empty generic sentences."""
     first = sentences(good)[0].strip() if good.strip() else ""
-    first = first if 4 <= len(first) <= 60 and not first.startswith(("```", "#", "|")) else ""
+    # a first sentence that opens a quote it closes later ("佛陀回答说：“…。") would leave it open: a cut
+    keep = 4 <= len(first) <= 60 and not first.startswith(("```", "#", "|")) and not open_brackets(first)
+    first = first if keep else ""
     return first + "".join(rng.sample(VAGUE, rng.randint(2, 4)))

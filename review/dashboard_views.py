@@ -163,7 +163,8 @@ def disagreements(request, pk):
                      "by_domain": [{"domain": d, "n": entry["counts"].get(d, 0),
                                     "url": pair_list_url(dataset, view=view.name, domain=d)} for d in Domain.values]})
     rows.sort(key=(lambda r: str(r["view"].label)) if sort == "name" else (lambda r: -r["count"]))
-    ctx.update(rows=rows, domain=domain, sort=sort, domains=Domain.choices)
+    ctx.update(rows=[r for r in rows if not r["view"].signal], signal_rows=[r for r in rows if r["view"].signal],
+               domain=domain, sort=sort, domains=Domain.choices)
     return render(request, "review/disagreements.html", ctx)
 
 

@@ -17,6 +17,10 @@ Definitions (the settings are GET parameters with these defaults):
 - reviewer-vs-auto: a review's verdict is not "chosen is better" (the automatic label).
 - reviewer-vs-reviewer: the pair's reviews do not all have the same verdict.
 
+judge-spread, judge-order and reward-vs-panel are signals (Selection.signal): on the audit benchmark
+(bench/audit_power.py, held-out seed 3) 70 %, 78 % and 84 % of the pairs they flag are clean, so the page
+shows them apart from the disagreements that point at a wrong label (the reviewers', the pairwise judge's).
+
 Helper selections serve the overview's charts (a click on a bar opens its pairs):
 - reward-sign: sign(r(chosen) − r(rejected)) differs from sign(panel gap) (the reward agreement chart).
 - gap-range: gap_min ≤ panel gap < gap_max.
@@ -57,7 +61,7 @@ def refreshed_at(dataset, view_name):
 
 @selection("judge-spread", _("Judge panel spread"), "disagreement",
            _("A response of the pair on which the judges' scores spread by more than the setting "
-             "(max − min, or the standard deviation when sd is set)."), spread=3.0, sd=0.0)
+             "(max − min, or the standard deviation when sd is set)."), signal=True, spread=3.0, sd=0.0)
 @materialised("judge-spread", refreshed_at)
 def judge_spread(pairs, dataset, settings):
     sql = f"""
@@ -75,7 +79,7 @@ def judge_spread(pairs, dataset, settings):
 
 @selection("judge-order", _("Judges disagree on the order"), "disagreement",
            _("One judge scores the chosen response higher, another the rejected one (each by more than `margin` "
-             "points)."), margin=2.0)
+             "points)."), signal=True, margin=2.0)
 @materialised("judge-order", refreshed_at)
 def judge_order(pairs, dataset, settings):
     sql = f"""
@@ -114,7 +118,7 @@ _WITH_REWARDS = """
 
 @selection("reward-vs-panel", _("Reward model against the judge panel"), "disagreement",
            _("The reward model prefers the rejected response by more than `margin` while the panel's score gap "
-             "is at least `gap`: one of the two is confidently wrong."), margin=5.0, gap=4.0, model=0)
+             "is at least `gap`: one of the two is confidently wrong."), signal=True, margin=5.0, gap=4.0, model=0)
 @materialised("reward-vs-panel", refreshed_at)
 def reward_vs_panel(pairs, dataset, settings):
     model = reward_model_for(dataset, settings["model"])

@@ -121,6 +121,7 @@ def _detail_context(request, dataset, pair):
         can_rebuild = pair_actions.rebuild_params(pair) is not None
     except ValueError:
         can_rebuild = False
+    flags = quality_rules.flags_of(pair)
     return {
         "dataset": dataset,
         "pair": pair,
@@ -129,7 +130,8 @@ def _detail_context(request, dataset, pair):
         "sides": [("chosen", _("Chosen"), chosen, pair.chosen_score),
                   ("rejected", _("Rejected"), rejected, pair.rejected_score)],
         "margins": margins,
-        "flags": quality_rules.flags_of(pair),
+        "flags": [rule for rule in flags if not rule.signal],
+        "signals": [rule for rule in flags if rule.signal],
         "suspicion": suspicion.reasons_of(pair),
         "judge_flips": disagreements.judge_flips(pair),
         "reviews": Review.objects.filter(pair=pair).select_related("reviewer").order_by("-updated_at"),
@@ -214,11 +216,13 @@ def quality_overview(request, pk):
         by_domain = counts.get(rule.name)
         rows.append({"rule": rule, "total": sum(by_domain.values()) if by_domain is not None else None,
                      "cells": [(d, by_domain.get(d, 0) if by_domain is not None else None) for d, _ in domains]})
+    signal_rows = [row for row in rows if row["rule"].signal]
+    rows = [row for row in rows if not row["rule"].signal]
     running = running_job(dataset, quality_rules.KIND)
     stale = job is not None and not members.unchanged_since(dataset, job.started_at)
-    ctx = {"dataset": dataset, "rows": rows, "domains": domains, "total_pairs": total_pairs, "job": job,
-           "stale": stale, "running": running, "is_admin": dataset.allows(request.user, Role.ADMIN),
-           "can_review": dataset.allows(request.user, Role.REVIEWER)}
+    ctx = {"dataset": dataset, "rows": rows, "signal_rows": signal_rows, "domains": domains,
+           "total_pairs": total_pairs, "job": job, "stale": stale, "running": running,
+           "is_admin": dataset.allows(request.user, Role.ADMIN), "can_review": dataset.allows(request.user, Role.REVIEWER)}
     return render(request, "review/quality.html", ctx)
 
 

@@ -53,8 +53,12 @@ def counted_at(dataset, name):
     return job.started_at if job is not None and name in job.cursor.get("stored", ()) else None
 
 
+# Signals, not defect flags (Selection.signal): on the audit benchmark (bench/audit_power.py, held-out seed 3)
+# reward-filtered flags 783 of 2,852 pairs, 72 % of them clean (the built-in reward model is at chance
+# there), judge-failures 337 (69 % clean), length-ratio 453 (61 % clean: short correct answers).
 @selection("reward-filtered", _("Filtered by the reward model"), "quality",
-           _("Pairs a reward model filtered: margin r(chosen) − r(rejected) at or below its threshold."))
+           _("Pairs a reward model filtered: margin r(chosen) − r(rejected) at or below its threshold."),
+           signal=True)
 def reward_filtered(pairs, dataset, settings):
     return pairs.filter(status=Pair.Status.FILTERED, status_reason__startswith="reward:")
 
@@ -71,7 +75,7 @@ def small_gap(pairs, dataset, settings):
 
 @selection("judge-failures", _("Judge parse failures or refusals"), "quality",
            _("A judge's answer about the chosen or the rejected response could not be parsed, or the judge "
-             "refused."))
+             "refused."), signal=True)
 @materialised("judge-failures", counted_at)
 def judge_failures(pairs, dataset, settings):
     failed = Judgement.objects.filter(status__in=[Judgement.Status.PARSE_ERROR, Judgement.Status.REFUSED])
@@ -168,7 +172,8 @@ def non_chinese_answer(pairs, dataset, settings):
 
 
 @selection("length-ratio", _("Extreme length ratio"), "quality",
-           _("One response is at least `ratio` times as long as the other (in characters)."), ratio=10.0)
+           _("One response is at least `ratio` times as long as the other (in characters)."), signal=True,
+           ratio=10.0)
 @materialised("length-ratio", counted_at)
 def length_ratio(pairs, dataset, settings):
     pairs = pairs.alias(quality_lc=Length("chosen__text"), quality_lr=Length("rejected__text"))

@@ -20,6 +20,9 @@ Base parameters (all optional, repeatable where it says so):
     verdict=<verdict>     repeatable; has a review with this verdict (by `reviewer` when given)
     q=<text>              substring of the prompt's query or of either response, case-insensitive
                           (search.py: trigram-indexed from 3 characters on, once the dataset is indexed)
+    flagged=no|yes        no defect rule flags the pair / one does (the low-quality rules that are no
+                          signal, by the members the quality-count job stored: e.g. the suspicious pairs
+                          that no rule explains, to re-judge pairwise)
     order=suspicious      most suspicious first (review/suspicion.py's stored score; unscored pairs last);
                           default: pair id order
     pair=<id>             repeatable; these pairs (the pair page's "Review this pair", a decision over one pair)
@@ -52,18 +55,23 @@ class Selection:
     narrow: Callable[[QuerySet, object, dict], QuerySet]  # (pairs of the dataset, dataset, settings) → pairs
     description: str = ""
     settings: dict = field(default_factory=dict)  # name → default value (a number)
+    # A signal, not a defect flag: most of its pairs are fine (on the audit benchmark, bench/audit_power.py,
+    # 60-80 % of them); the pages show it apart, as where the automatic label is less sure, and the
+    # suspicion score weighs it with the other signals.
+    signal: bool = False
 
 
 REGISTRY: dict[str, Selection] = {}
 
 
-def selection(name, label, group, description="", **settings):
-    """Register `fn(pairs, dataset, settings) -> pairs` as the named view `name`."""
+def selection(name, label, group, description="", signal=False, **settings):
+    """Register `fn(pairs, dataset, settings) -> pairs` as the named view `name`; `signal=True` for a view
+    that marks uncertainty rather than a defect (Selection.signal)."""
 
     def register(fn):
         if name in REGISTRY:
             raise ValueError(f"a selection named {name!r} is already registered")
-        REGISTRY[name] = Selection(name, label, group, fn, description, dict(settings))
+        REGISTRY[name] = Selection(name, label, group, fn, description, dict(settings), signal)
         return fn
 
     return register
@@ -115,6 +123,9 @@ class PairFilter(forms.Form):
                                       label=_("Reward model"))
     reviewer = forms.CharField(required=False, max_length=150, label=_("Reviewer"))
     verdict = forms.MultipleChoiceField(choices=(), required=False, label=_("Verdict"))
+    flagged = forms.ChoiceField(choices=[("", _("Any")), ("yes", _("A defect rule flags it")),
+                                         ("no", _("No defect rule flags it"))], required=False,
+                                label=_("Defect rules"))
     order = forms.ChoiceField(choices=[("", _("Pair id")), ("suspicious", _("Most suspicious first"))],
                               required=False, label=_("Order"))
     pair = IdListField(required=False, label=_("Pairs"))
@@ -174,6 +185,8 @@ class PairFilter(forms.Form):
         pairs = self._narrow_scores(pairs, data)
         pairs = self._narrow_margin(pairs, dataset, data)
         pairs = self._narrow_reviews(pairs, data)
+        if data.get("flagged"):
+            pairs = _narrow_flagged(pairs, dataset, data["flagged"] == "yes")
         if data.get("q") and search_text:
             pairs = search.narrow(pairs, dataset, data["q"])
         view = REGISTRY.get(data.get("view") or "")
@@ -238,6 +251,16 @@ class PairFilter(forms.Form):
     def query_string(self):
         """The parameters as a URL query string (for links, pagination and the queue)."""
         return self.data.urlencode() if hasattr(self.data, "urlencode") else ""
+
+
+def _narrow_flagged(pairs, dataset, flagged):
+    """The pairs some defect rule flags (flagged) or none does, by the rules' stored members (probes of the
+    (dataset, view, pair) index, so a suspicious-first page stays a walk down the score index)."""
+    from .models import SelectionMember
+
+    rules = [s.name for s in REGISTRY.values() if s.group == "quality" and not s.signal]
+    member = Exists(SelectionMember.objects.filter(dataset=dataset, view__in=rules, pair=OuterRef("pk")))
+    return pairs.filter(member if flagged else ~member)
 
 
 def ordered(pairs, order):

@@ -9,12 +9,14 @@ every pair's score and the signals that raised it (PairSuspicion) after it has s
 which the rule signals read, so the list and the queue sort by an index.
 
 Weights: fitted offline (bench/audit_power.py --fit-suspicion: numpy logistic regression, L2 1e-2, on the
-seeded-defect benchmark, 3,000 pairs, seed 1; label: the pair carries any seeded defect). Two came out
-slightly negative (reward-against −0.10: the benchmark's built-in reward model is at chance; judge-failures
-−0.12) and are set to 0, so that no signal lowers suspicion. Held out (seeds 2 and 3, 3,000 pairs each, ~29 %
-of them defective): ROC AUC 0.858 / 0.852; defective pairs among the 50, 100, 200, 500 most suspicious
-48 / 98 / 196 / 483 and 50 / 100 / 200 / 483, against 14 / 28 / 57 / 141 in random order. The reviewer signal has no benchmark (no reviews there): its weight is set by hand so
-that one reviewer who contradicts the label outweighs any single machine signal.
+seeded-defect benchmark, 3,000 pairs, seed 1, after the similarity and text rules of issue 12 and with the
+benchmark's pairwise re-judging of the 500 most suspicious pairs no defect rule flags; label: the pair
+carries any seeded defect). Two came out slightly negative (reward-against −0.05: the benchmark's built-in
+reward model is at chance; judge-failures −0.24) and are set to 0, so that no signal lowers suspicion.
+pairwise-against is fitted on the re-judged pairs only (the others have no verdict). Measured on held-out
+seeds beside the figures in BENCHMARKS.md (*Audit power*): ROC AUC and the defective pairs among the 50,
+100, 200, 500 most suspicious. The reviewer signal has no benchmark (no reviews there): its weight is set by
+hand so that one reviewer who contradicts the label outweighs any single machine signal.
 """
 
 import math
@@ -44,37 +46,35 @@ def _member_of(view):
             f"AND m.view = '{view}' AND m.pair_id = q.id))::int")
 
 
-INTERCEPT = -2.137
+INTERCEPT = -2.954
 SIGNALS = [
     Signal("narrow-gap", _("The panel's gap is narrow: %(value)s points below 5"),
-           "greatest(0, 5 - coalesce(q.chosen_score - q.rejected_score, 5))", 0.1),
+           "greatest(0, 5 - coalesce(q.chosen_score - q.rejected_score, 5))", 0.107),
     Signal("judge-spread", _("The judges' scores of one response spread by %(value)s points"),
-           "greatest(coalesce(sc.spread, 0), coalesce(sr.spread, 0))", 0.044),
+           "greatest(coalesce(sc.spread, 0), coalesce(sr.spread, 0))", 0.048),
     Signal("judge-flip", _("A judge scores the rejected response %(value)s points higher"),
-           "greatest(coalesce(f.flip, 0), 0)", 0.605),
+           "greatest(coalesce(f.flip, 0), 0)", 0.367),
     Signal("reward-against", _("The reward model prefers the rejected response by %(value)s"),
            "greatest(0, coalesce(rr.reward - rc.reward, 0))", 0.0),
-    Signal("empty-or-truncated", _("A response is empty or cut off"), _member_of("empty-or-truncated"), 3.858),
-    Signal("refusal-chosen", _("The chosen response refuses"), _member_of("refusal-chosen"), 3.968),
+    Signal("empty-or-truncated", _("A response is empty or cut off"), _member_of("empty-or-truncated"), 4.815),
+    Signal("refusal-chosen", _("The chosen response refuses"), _member_of("refusal-chosen"), 4.58),
     Signal("non-chinese-answer", _("The chosen response is in a language the prompt did not ask for"),
-           _member_of("non-chinese-answer"), 4.161),
+           _member_of("non-chinese-answer"), 4.774),
     Signal("identical-responses", _("Chosen and rejected are (nearly) identical"),
-           _member_of("identical-responses"), 4.215),
+           _member_of("identical-responses"), 4.775),
     Signal("near-duplicate-prompt", _("The prompt near-duplicates another"), _member_of("near-duplicate-prompt"),
-           4.254),
-    Signal("contaminated", _("The prompt is found in a benchmark"), _member_of("contaminated"), 4.331),
+           4.874),
+    Signal("contaminated", _("The prompt is found in a benchmark"), _member_of("contaminated"), 4.96),
     Signal("judge-failures", _("A judge failed to score a response"), _member_of("judge-failures"), 0.0),
-    Signal("length-ratio", _("One response is many times longer than the other"), _member_of("length-ratio"), 0.004),
+    Signal("length-ratio", _("One response is many times longer than the other"), _member_of("length-ratio"), 0.109),
     # Not fitted (the benchmark has no reviews): +1 when every reviewer contradicts the label, −1 when every
     # one confirms it.
     Signal("reviewers-disagree", _("Reviewers found the chosen response not better (%(value)s of them, net)"),
            "coalesce(v.against, 0)", 4.0),
-    # Not fitted either (the benchmark's run re-judges no pairs): the share of consistent pairwise verdicts
-    # (annotation/rejudging.py) that prefer the rejected response; a judge that prefers it in both orders
-    # weighs like one low-quality rule hit.
+    # The share of consistent pairwise verdicts (annotation/rejudging.py) that prefer the rejected response.
     Signal("pairwise-against",
            _("A pairwise judge prefers the rejected response in both orders (%(value)s of verdicts)"),
-           "coalesce(pw.against, 0)", 3.0),
+           "coalesce(pw.against, 0)", 3.581),
 ]
 BY_NAME = {s.name: s for s in SIGNALS}
 

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 # Bumped whenever a check changes: stored readings of an older version are read again by the next count.
-VERSION = 1
+VERSION = 2
 
 # ------------------------------------------------------------------------------------------------ prose
 
@@ -220,11 +220,18 @@ def _stopped_mid_sentence(line, before):
         return False
     if Scripts.of(item).units() >= LONG_LAST_LINE and re.search(r"[，,、；;]", item):
         return True
-    ends = [line[-1] in _LINE_ENDS or (line[-1] in _CLOSES and len(line) > 1 and line[-2] in _LINE_ENDS)
-            for line in before if not line.startswith(("#", "|")) and line[-1] not in "：:"]
+    ends = [_ended(line) for line in before if not line.startswith(("#", "|")) and line[-1] not in "：:"]
     return bool(ends) and sum(ends) >= ENDED_LINES * len(ends)
 
 
+def _ended(line):
+    """The line ends its sentence: on a full stop, on a closer after one, or on a note in brackets after one
+    ("客户的等级是多少？（槽：customer_tier）")."""
+    line = _TRAILING_NOTE.sub("", line) or line
+    return line[-1] in _LINE_ENDS or (line[-1] in _CLOSES and len(line) > 1 and line[-2] in _LINE_ENDS)
+
+
+_TRAILING_NOTE = re.compile(r"(?<=[。．.！!？?])\s*[（(][^（()）]*[)）]$")
 _SENTENCE_SPLIT = re.compile(r"[。！？!?]|\.\s")
 _RESULT = re.compile(r"=|\d$")
 
@@ -234,6 +241,8 @@ def _signed(line, before):
     if not before or Scripts.of(line).units() > SIGNATURE or re.search(r"[，,、；;：:]", line):
         return False
     previous = before[-1]
+    if previous[-1] in "：:":  # "根据方程：" introduces what follows: content, not a sign-off
+        return False
     # letters close with a courtesy ("Best regards,", "谢谢，期待您的回信！") or a sign-off (此致), not a statement
     return previous[-1] in ",，!！" or (Scripts.of(previous).units() <= 2 * SIGNATURE and previous[-1] not in _LINE_ENDS)
 
@@ -253,10 +262,13 @@ ENDED_LINES = 0.5
 
 def _unclosed(line):
     """An opening bracket or quote in the line that nothing after it closes. A closer closes the nearest
-    opener it matches; openers between are taken as closed too (sloppy nesting is no cut)."""
+    opener it matches; openers between are taken as closed too (sloppy nesting is no cut), and a bracket
+    typed twice in its two widths is one (AlignBench's "企(（事)业单位")."""
     stack = []
-    for ch in line:
+    for i, ch in enumerate(line):
         if ch in _OPENERS:
+            if i and line[i - 1] in _OPENERS and _SAME_BRACKET.get(ch) == line[i - 1]:
+                continue  # "(（事)": one bracket typed in both widths is one opener
             stack.append(ch)
         elif ch in _CLOSES:
             for i in range(len(stack) - 1, -1, -1):
@@ -264,6 +276,9 @@ def _unclosed(line):
                     del stack[i:]
                     break
     return bool(stack)
+
+
+_SAME_BRACKET = {"(": "（", "（": "(", "[": "［", "［": "[", "{": "｛", "｛": "{"}
 
 
 def _is_rule_line(line):

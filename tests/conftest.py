@@ -217,6 +217,17 @@ def browser_page(chromium_path, request, browser_language):
 
 
 @pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts in the site's language: a view or test that activated another (zh-hans) in this thread
+    must not leak it into the next test's messages."""
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # PBKDF2's deliberate slowness is for production; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

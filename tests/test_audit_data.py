@@ -124,9 +124,18 @@ def test_a_truncated_response_is_a_proper_prefix_cut_at_a_token_boundary_before_
         elif r["form"] == "open_fence":
             assert r["text"].count("```") % 2 == 1
         elif r["form"] == "open_bracket":
-            assert tx._open_brackets(r["text"])
+            assert tx.open_brackets(r["text"])
         elif r["form"] == "after_punct":
             assert last in "，、：；,:;"
+
+
+def test_a_thin_answer_ends_a_sentence_and_leaves_no_table_row_or_bracket_open():
+    thin = responses_of(full(), role="short")
+    assert len(thin) >= 50
+    for _prompt, r in thin:
+        last_line = r["text"][r["text"].rfind("\n") + 1:].lstrip()
+        assert tx.ends_a_sentence(r["text"]) and not tx.open_brackets(r["text"]), r["text"][-80:]
+        assert not last_line.startswith("|") or last_line.endswith("|"), r["text"][-80:]
 
 
 def test_a_traditional_edit_differs_from_its_original_only_by_script():

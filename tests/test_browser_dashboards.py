@@ -45,7 +45,8 @@ def test_overview_and_judge_charts_draw(live_server, browser_page, transactional
     page.goto(f"{live_server.url}/datasets/{team.dataset.pk}/disagreements/")
     page.select_option("#disagreement-filter select[name=sort]", "name")  # submits itself (data-autosubmit)
     page.wait_for_url("**sort=name*")
-    assert page.locator("#disagreement-views tbody tr").count() == 6
+    assert page.locator("#disagreement-views tbody tr").count() == 3
+    assert page.locator("#disagreement-signals tbody tr").count() == 3
     page.screenshot(path=SHOTS / f"dashboard-disagreements-{role}.png", full_page=True)
 
     page.goto(f"{live_server.url}/datasets/{team.dataset.pk}/judges/")

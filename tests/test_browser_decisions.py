@@ -34,7 +34,8 @@ def states(pairs):
 def decide_from_rule_list(page, live_server, team, rule, action, reason):
     """From the low-quality rules page: open the rule's list, decide it, confirm; returns the decision's id."""
     page.goto(f"{live_server.url}/datasets/{team.dataset.pk}/quality/")
-    page.click(f"#quality-rules tr[data-rule='{rule}'] td[data-total] a:not(.review-link)")
+    # Defect rules and signals (reward-filtered is one) are two tables of the page.
+    page.click(f"tr[data-rule='{rule}'] td[data-total] a:not(.review-link)")
     page.wait_for_url("**/pairs/?view=*")
     page.click("#decide summary")
     page.check(f"#decide-form input[name=action][value={action}]")

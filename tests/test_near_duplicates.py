@@ -194,6 +194,10 @@ def test_a_short_prompt_with_words_added_around_it_is_a_short_copy_and_look_alik
         assert minhash.jaccard(minhash.shingles(a), minhash.shingles(b)) < 0.8, (a, b)
     assert not minhash.is_short_copy(n("讲个笑话"), n("讲个笑话吧"))  # under 6 characters: too little to tell
     assert not minhash.is_short_copy(n(RICE), n(RICE + "，要用电饭煲还是砂锅？火候和水量各是多少？"))  # a second question
+    # a second sentence to translate is content, though short enough to pass for a thank-you by its length
+    one = "请把下面这句话翻译成英文：\n他是我大学时最好的朋友。"
+    assert not minhash.is_short_copy(n(one), n(one + "会议改到下周二上午十点。"))
+    assert minhash.is_short_copy(n(one), n("在吗？我想问一下：" + one + "，请详细回答。"))  # 7 and 5 added
 
 
 def test_a_query_copied_hundreds_of_times_gives_candidates_linear_in_its_copies():

@@ -64,6 +64,8 @@ def test_the_page_shows_the_whole_pair(client, world):
     assert "0.3000" in html and "0.5000" in html and "-0.2000" in html
     # flags with the rule, the status reason, reviews and their history
     assert 'data-rule="reward-filtered"' in html and 'data-rule="judge-failures"' in html
+    signals = html[html.index('id="signals"'):]  # signals, not defect flags (Selection.signal)
+    assert 'data-rule="reward-filtered"' in signals and 'data-rule="judge-failures"' in signals
     assert "reward:crm v1 margin=-0.2000 was=kept" in html
     assert "过程清楚" in html and 'id="review-history"' in html
     assert "vendor/katex/katex.min.js" in html and "js/render.js" in html

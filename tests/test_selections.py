@@ -57,6 +57,20 @@ def test_reviewed_yes_and_no_split_the_pairs(dataset):
     assert len(ids(select_pairs(dataset, QueryDict("reviewed=no"))[0])) == 23
 
 
+def test_flagged_splits_the_pairs_by_the_stored_members_of_the_defect_rules_not_the_signals(dataset):
+    from review.models import SelectionMember
+
+    first, second, third = Pair.objects.filter(dataset=dataset).order_by("pk")[:3]
+    SelectionMember.objects.create(dataset=dataset, view="empty-or-truncated", pair=first)  # a defect rule
+    SelectionMember.objects.create(dataset=dataset, view="length-ratio", pair=second)  # a signal
+    SelectionMember.objects.create(dataset=dataset, view="judge-spread", pair=third)  # a disagreement signal
+    assert selections.REGISTRY["length-ratio"].signal and not selections.REGISTRY["empty-or-truncated"].signal
+    assert ids(select_pairs(dataset, QueryDict("flagged=yes"))[0]) == [first.pk]
+    unflagged = ids(select_pairs(dataset, QueryDict("flagged=no"))[0])
+    assert first.pk not in unflagged and second.pk in unflagged and third.pk in unflagged and len(unflagged) == 23
+    assert select_pairs(dataset, QueryDict("flagged=maybe"))[0] is None
+
+
 @pytest.fixture
 def every_other_view():
     @selection("test-every-other", "Every other pair", "test", step=2)

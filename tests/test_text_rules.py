@@ -41,6 +41,9 @@ def is_empty(r):
     ("可以用 Photoshop 或 GIMP 处理。\n\n推荐 Photosho", "word"),
     ("主要的编程范式包括面向对象（例如 Java 和", "bracket"),
     ("他回头说：“明天见，别忘了带", "bracket"),
+    ("企(（事)业单位（包括", "bracket"),  # the doubled opener is closed; the last one is not
+    ("设兔子有 $x$ 只，则鸡有 $35-x$ 只。\n\n根据脚数列方程：\n\n$$2x=22$$\n\n所", "sentence"),  # no sign-off after a colon
+    ("1. 交易金额是多少？（槽：amount）\n2. 客户的等级是多少？（槽：tier）\n3. 是否退还了任何先前产生的费", "sentence"),
     ("示例如下：\n```python\nfor i in range(3):\n    print(i)", "fence"),
     ("方程的解为\n$$\nx = \\frac{-b \\pm \\sqrt{b^2", "formula"),
     ("由此得到 $x = \\frac{1}{2", "formula"),
@@ -67,6 +70,7 @@ def test_a_cut_off_text_is_read_as_cut(text, why):
     "int x = 1;",  # code ends its statements with a semicolon
     "先求和。\n所以答案是 42",  # a result
     "第一段说明了背景。\n\n---",  # a rule line
+    "C.2023年上半年广东企(（事)业单位中长期贷款增加量",  # one bracket typed in both widths (AlignBench), closed
 ])
 def test_a_complete_text_is_not_read_as_cut(text):
     assert cut_off(text) == ""

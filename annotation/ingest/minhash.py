@@ -194,19 +194,25 @@ def jaccard_arrays(a, b):
 # look-alike from one template ("一个数加上 9 等于 15" / "… 7 …", "立方体的 8 个顶点" / "6 个面") loses
 # n-grams in its middle. So a pair of short queries also counts when the shorter, normalised, appears whole
 # in the longer, is at least SHORT_COPY_MIN characters long, and the longer adds at most SHORT_COPY_ADDED
-# characters and no more than the shorter's own length, none of them digits (a number added is content:
+# characters and no more than the shorter's own length, at most SHORT_COPY_SIDE on either side, none of them
+# digits (a number added is content:
 # "请计算 12×34" / "… 12×345", the operator being punctuation to the normalisation). Measured on the audit
 # benchmark (bench/audit_power.py; BENCHMARKS.md, *Audit power*): on seed 1 every prefixed or suffixed short
 # prompt has its whole original inside and no look-alike does (the closest keeps 85 % of its n-grams). What
-# it cannot tell apart: a second sentence of content appended ("请把下面这句话翻译成英文：…。" with one more
-# sentence to translate: most of seed 2's clean flags) from a thank-you, and a synonym inside a short query
-# (什么 → 啥: most of what seeds 3, 5 and 7 miss) from another word.
+# it cannot tell apart: a short clause of content appended (under SHORT_COPY_SIDE characters) from a
+# thank-you, and a synonym inside a short query (什么 → 啥: most of what seeds 3, 5 and 7 miss) from another word.
 SHORT_QUERY = 120  # normalised characters: the longer of a pair it looks at (above, Jaccard decides)
 # A six-character question ("负离子是什么？") is a whole question; a four-character request ("讲个笑话") is
 # inside too many others. Set to 8 at first; seeds 2, 3 and 5 each missed a six-character question with a
 # greeting added, so 6, with seeds 6 and 7 held out afresh.
 SHORT_COPY_MIN = 6
 SHORT_COPY_ADDED = 20
+# At most this many characters added on either side. A greeting, a "please" or a thank-you is a few
+# characters on one side (在吗？我想问一下： normalised is 7); a sentence of content appended is a clause of
+# its own, 10 and more (the benchmark's second sentence to translate, "请把下面这句话翻译成英文：X" / "…：XY": Y
+# is 10-17 normalised characters, and those pairs were all of seed 2's 12 clean flags but one). Seeds 1 and 2
+# were looked at for it; seed 3 held out.
+SHORT_COPY_SIDE = 8
 # Banding for the short queries' candidates: 42 bands of 3 rows, which proposes a pair at Jaccard 0.45
 # with probability 0.98, at 0.2 with 0.29 (the default's banding for 0.4, 64 × 2, proposes pairs at 0.2
 # with 0.93). The rule's pairs have 0.4 at least (6 characters with 6 added: 4 n-grams of 10, proposed with
@@ -223,13 +229,16 @@ def is_short_copy(a, b):
     if len(longer) > SHORT_QUERY or len(shorter) < SHORT_COPY_MIN or added > min(SHORT_COPY_ADDED, len(shorter)):
         return False
     at = longer.find(shorter)
-    return at >= 0 and not any(c.isdigit() for c in longer[:at] + longer[at + len(shorter):])
+    before, after = longer[:at], longer[at + len(shorter):]
+    return (at >= 0 and max(len(before), len(after)) <= SHORT_COPY_SIDE
+            and not any(c.isdigit() for c in before + after))
 
 
 def may_be_short_copies(len_a, len_b):
     """The lengths allow `is_short_copy` (a cheap test before the texts are read)."""
     shorter, longer = min(len_a, len_b), max(len_a, len_b)
-    return longer <= SHORT_QUERY and shorter >= SHORT_COPY_MIN and longer - shorter <= min(SHORT_COPY_ADDED, shorter)
+    return (longer <= SHORT_QUERY and shorter >= SHORT_COPY_MIN
+            and longer - shorter <= min(SHORT_COPY_ADDED, shorter, 2 * SHORT_COPY_SIDE))
 
 
 def lsh_params(threshold, num_perm=NUM_PERM, recall=0.98):
