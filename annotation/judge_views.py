@@ -76,15 +76,15 @@ def judge_preview(request, pk):
             except JudgeError as exc:
                 context["preview_error"] = str(exc)
     context = _judge_context(request, judge, JudgeForm(instance=judge), **context)
-    status = 400 if preview_form.errors else 200
-    if request.htmx:
-        return render(request, "annotation/_judge_preview.html", context, status=status)
-    return render(request, "annotation/judge_form.html", context, status=status)
+    if request.htmx:  # htmx swaps only 2xx answers: the fragment with its errors is the answer
+        return render(request, "annotation/_judge_preview.html", context)
+    return render(request, "annotation/judge_form.html", context, status=400 if preview_form.errors else 200)
 
 
 def _judge_context(request, judge, form, **extra):
     can_change = can_change_judges(request.user)
-    extra.setdefault("preview_form", PreviewForm(datasets=administered_datasets(request.user)))
+    datasets = administered_datasets(request.user)
+    extra.setdefault("preview_form", PreviewForm(datasets=datasets, initial={"dataset": datasets.first()}))
     return {"judge": judge, "form": form if can_change else None, "can_change": can_change,
             "key_problem": key_problem(judge), "preview_limit": PREVIEW_RESPONSES,
             "preview_timeout": PREVIEW_TIMEOUT_S, "preview_total": PREVIEW_TOTAL_S, **extra}
