@@ -15,7 +15,7 @@ Krippendorff's alpha for more). Reviews are read when the report is shown, so it
 
 from collections import defaultdict
 
-from django.db.models import Case, CharField, F, Value, When, Window
+from django.db.models import Case, Count, CharField, F, Value, When, Window
 from django.db.models.functions import Cast, Concat, MD5, RowNumber
 from django.http import QueryDict
 from django.utils.translation import gettext as _
@@ -47,6 +47,16 @@ def draw(dataset, *, n_per_domain=40, reviews_per_pair=2, seed=0, query=DEFAULT_
         raise AuditError(_("the list has no pairs to draw from"))
     return Audit.objects.create(dataset=dataset, label=label, created_by=user, seed=seed, n_per_domain=n_per_domain,
                                 reviews_per_pair=reviews_per_pair, query=query, pair_ids=[pk for *_x, pk in drawn])
+
+
+def small_strata(dataset, query, n_per_domain):
+    """[(domain, pairs in the list)] for each domain of the list with fewer than `n_per_domain` pairs: there
+    the sample is the whole stratum, which the form makes the user agree to rather than doing it silently."""
+    pairs, form = select_pairs(dataset, QueryDict(query))
+    if pairs is None:
+        raise AuditError("; ".join(str(e) for errors in form.errors.values() for e in errors))
+    sizes = pairs.order_by().values_list("domain").annotate(n=Count("*")).order_by("domain")
+    return [(domain, n) for domain, n in sizes if n < n_per_domain]
 
 
 def report(audit):

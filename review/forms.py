@@ -1,8 +1,10 @@
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
-from annotation.models import Dataset, Domain, Role
+from annotation.models import Dataset, Domain, Pair, Role
 
 from .exports import Selection
 from .exports import formats as export_formats
@@ -96,11 +98,34 @@ class ReviewSettingsForm(forms.ModelForm):
 
 
 class AuditForm(forms.Form):
+    """An audit sample: how many pairs per domain, drawn from which pairs (a view, domains, statuses:
+    the pair list's own parameters, chosen here rather than typed as a query string)."""
+
     label = forms.CharField(required=False, max_length=200, label=_("Label"),
                             help_text=_("e.g. the dataset version this audit checks"))
     n_per_domain = forms.IntegerField(min_value=1, max_value=10_000, initial=40, label=_("Pairs per domain"))
     reviews_per_pair = forms.IntegerField(min_value=1, max_value=10, initial=2, label=_("Reviewers per pair"))
     seed = forms.IntegerField(initial=0, label=_("Seed"))
-    query = forms.CharField(required=False, max_length=500, initial="status=pending&status=kept",
-                            label=_("Draw from the list"),
-                            help_text=_("Pair list parameters, as in a list's URL (empty: every pair)."))
+    view = forms.ChoiceField(choices=(), required=False, label=_("Selection"),
+                             help_text=_("A disagreement view or low-quality rule at its default settings, or all pairs."))
+    domain = forms.MultipleChoiceField(choices=Domain.choices, required=False, widget=forms.CheckboxSelectMultiple,
+                                       label=_("Domains"), help_text=_("None ticked: every domain."))
+    status = forms.MultipleChoiceField(choices=Pair.Status.choices, required=False, initial=["pending", "kept"],
+                                       widget=forms.CheckboxSelectMultiple, label=_("Statuses"),
+                                       help_text=_("By default the pairs an export takes: pending and kept. None "
+                                                   "ticked: every status."))
+    whole_strata = forms.BooleanField(
+        required=False, label=_("Where a domain has fewer pairs than asked, take all of them"),
+        help_text=_("Without this, a sample larger than a domain's pairs is refused and the form says which."))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .selections import REGISTRY
+
+        self.fields["view"].choices = [("", _("All pairs"))] + [(s.name, s.label) for s in REGISTRY.values()]
+
+    def query(self):
+        """The pair list's parameters, as stored on the audit and shown in its report."""
+        data = self.cleaned_data
+        params = ([("view", data["view"])] if data["view"] else []) + [("domain", d) for d in data["domain"]]
+        return urlencode(params + [("status", s) for s in data["status"]])
