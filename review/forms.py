@@ -2,6 +2,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Dataset, Domain, Pair, Role
@@ -34,6 +35,29 @@ class MemberForm(forms.Form):
             return get_user_model().objects.get(username=username)
         except get_user_model().DoesNotExist:
             raise forms.ValidationError(_("No user is called %(name)s.") % {"name": username}) from None
+
+
+class UserSearchForm(forms.Form):
+    q = forms.CharField(min_length=2, max_length=150, strip=True, label=_("Find a user by name"))
+
+
+class NewMemberForm(forms.Form):
+    """A new account that joins this dataset as a reviewer or viewer: what a dataset admin may create."""
+
+    username = forms.CharField(max_length=150, label=_("Username"),
+                               validators=[UnicodeUsernameValidator()],
+                               help_text=_("Letters, digits and @ . + - _ only."))
+    name = forms.CharField(max_length=150, required=False, label=_("Full name"))
+    email = forms.EmailField(required=False, label=_("Email"))
+    role = forms.ChoiceField(choices=[(Role.REVIEWER, Role.REVIEWER.label), (Role.VIEWER, Role.VIEWER.label)],
+                             initial=Role.REVIEWER, label=_("Role"))
+
+    def clean_username(self):
+        username = self.cleaned_data["username"].strip()
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(_("A user called %(name)s exists already: add them above.")
+                                        % {"name": username})
+        return username
 
 
 class ExportForm(forms.Form):
