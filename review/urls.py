@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, dashboard_views, pair_views, pairwise_views, queue_views, views
+from . import audit_views, dashboard_views, pair_views, pairwise_views, queue_views, reviewer_views, views
 
 urlpatterns = [
     path("", views.dataset_list, name="dataset-list"),
@@ -37,6 +37,7 @@ urlpatterns += [
     path("datasets/<int:pk>/review/skip/", queue_views.review_skip, name="review-skip"),
     path("datasets/<int:pk>/review/undo/", queue_views.review_undo, name="review-undo"),
     path("datasets/<int:pk>/review/settings/", queue_views.review_settings, name="review-settings"),
+    path("datasets/<int:pk>/reviewers/", reviewer_views.reviewer_statistics, name="reviewer-stats"),
     path("datasets/<int:pk>/audits/", audit_views.audit_list, name="audit-list"),
     path("datasets/<int:pk>/audits/new/", audit_views.audit_create, name="audit-create"),
     path("audits/<int:pk>/", audit_views.audit_detail, name="audit-detail"),
