@@ -27,7 +27,7 @@ class DatasetForm(forms.ModelForm):
 
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150, label=_("Username"))
-    role = forms.ChoiceField(choices=Role.choices, label=_("Role"))
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.REVIEWER, label=_("Role"))
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()

@@ -110,3 +110,55 @@ def test_staff_edit_a_rubric_and_see_its_versions(live_server, browser_page, rub
     assert Rubric.objects.get(domain="math", version=2).text.endswith("补充：检查单位。")
     assert_fits(page, "a rubric's history")
     page.screenshot(path=str(TEST_OUTPUT / "rubric_history_1280.png"), full_page=True)
+
+
+def test_the_admin_pages_fit_a_1280_px_window(live_server, browser_page, rubrics):
+    """Members (with a search and a new account's link), reviewer statistics, audits with the sample form,
+    and the reward leaderboard, on long Chinese names and texts."""
+    from review.models import Review
+
+    from .pair_data import make_pair
+
+    team = Team.create("宽度检查" * 6)
+    get_user_model().objects.create_user(username="reviewer-" + "很长的名字" * 8, first_name="很长" * 20,
+                                         password=PASSWORD)
+    pairs = [make_pair(team.dataset, f"问题{i}{LONG_CHINESE}", f"好{i}", f"差{i}", domain=d)
+             for i, d in enumerate(["chat", "code", "math"] * 2)]
+    for pair in pairs:
+        Review.objects.create(pair=pair, reviewer=team.reviewer, verdict="chosen_better", better_correct=True)
+        Review.objects.create(pair=pair, reviewer=team.admin, verdict="tie", better_correct=False)
+    page = browser_page
+    errors = watch_errors(page)
+    log_in(page, live_server, team.admin)
+    base = f"{live_server.url}/datasets/{team.dataset.pk}"
+
+    page.goto(f"{base}/members/?q=reviewer")
+    page.wait_for_selector("#user-results")
+    page.fill("#new-member-form input[name=username]", "new.viewer")
+    page.select_option("#new-member-form select[name=role]", "viewer")
+    page.click("#new-member-form button[type=submit]")
+    assert "/invite/" in page.locator("#invite-link").input_value()
+    assert_fits(page, "the members page")
+    page.screenshot(path=str(TEST_OUTPUT / "members_1280.png"), full_page=True)
+
+    page.goto(f"{base}/reviewers/")
+    assert page.locator("#reviewer-stats tbody tr").count() == 2
+    assert_fits(page, "the reviewer statistics")
+    page.screenshot(path=str(TEST_OUTPUT / "reviewer_stats_1280.png"), full_page=True)
+
+    page.goto(f"{base}/audits/")
+    page.fill("#audit-form input[name=n_per_domain]", "5")
+    page.click("#audit-form button[type=submit]")
+    assert "Fewer than 5 pairs in" in page.locator("#audit-form").inner_text()
+    assert_fits(page, "the audit form with its warning")
+    page.screenshot(path=str(TEST_OUTPUT / "audit_form_1280.png"), full_page=True)
+    page.check("#audit-form input[name=whole_strata]")
+    page.click("#audit-form button[type=submit]")
+    page.wait_for_url("**/audits/*/")
+    assert page.locator(".whole-stratum").count() == 3
+    assert_fits(page, "an audit report")
+
+    page.goto(f"{base}/reward/leaderboard/")
+    assert_fits(page, "the reward leaderboard")
+    page.screenshot(path=str(TEST_OUTPUT / "reward_leaderboard_1280.png"), full_page=True)
+    assert errors == []
