@@ -171,6 +171,14 @@ def test_a_dataset_the_user_does_not_administer_cannot_be_previewed(client, team
     assert response.status_code == 400 and server.requests == 0
 
 
+def test_staff_who_administer_no_dataset_are_told_why_they_cannot_try_a_judge(client, staff, server, team):
+    judge = Judge.objects.create(name="loop", base_url=server.base_url, model="m")
+    client.force_login(staff)
+    assert 'id="no-dataset"' in client.get(reverse("judge-edit", args=[judge.pk])).content.decode()
+    client.force_login(team.admin)
+    assert 'id="no-dataset"' not in client.get(reverse("judge-edit", args=[judge.pk])).content.decode()
+
+
 # --- rubrics
 
 
