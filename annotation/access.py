@@ -62,3 +62,27 @@ def visible_reward_models(user):
         return RewardModel.objects.all()
     external = Q(trained_on__isnull=True) & ~Q(backend=RewardModel.Backend.BUILTIN)
     return RewardModel.objects.filter(external | Q(trained_on__in=visible_datasets(user)))
+
+
+def administered_datasets(user):
+    """The datasets in which the user has the admin role (every one for a superuser)."""
+    if user.is_superuser:
+        return Dataset.objects.all()
+    return Dataset.objects.filter(memberships__user=user, memberships__role=Role.ADMIN)
+
+
+# Judges and rubrics are shared by every dataset, and a judge's key is sent to the base URL typed in its
+# form: adding or changing them is for staff users (who also create datasets). A dataset admin, who may
+# already score a dataset with any judge, sees them and may try one on five responses of that dataset.
+def can_change_judges(user):
+    return user.is_active and (user.is_staff or user.is_superuser)
+
+
+def require_judges_access(user, change=False):
+    """403 unless the user may see the judges (staff, or admin of a dataset), or change them (staff)."""
+    if can_change_judges(user):
+        return
+    if change:
+        raise PermissionDenied(_("Only staff users add or change judges and rubrics."))
+    if not administered_datasets(user).exists():
+        raise PermissionDenied(_("The judges are for staff users and dataset admins."))

@@ -1,6 +1,5 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Max
 from django.utils.translation import gettext as _
 
 from . import models
@@ -140,17 +139,12 @@ class RubricAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change and not form.has_changed():
             return
-        latest = models.Rubric.objects.filter(domain=obj.domain).aggregate(v=Max("version"))["v"] or 0
-        if change:
-            obj.pk = None
-            obj._state.adding = True
-        obj.version = latest + 1
-        obj.created_by = request.user
-        obj.save()
+        saved = models.Rubric.add_version(obj.domain, obj.text, request.user)
+        obj.pk, obj.version = saved.pk, saved.version
         if change:
             self.message_user(request, _(
                 "Saved as version %(new)s of the %(domain)s rubric; version %(old)s is kept for the judgements made "
-                "with it.") % {"new": obj.version, "domain": obj.domain, "old": latest})
+                "with it.") % {"new": saved.version, "domain": obj.domain, "old": saved.version - 1})
 
     def has_delete_permission(self, request, obj=None):
         return False

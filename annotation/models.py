@@ -8,7 +8,7 @@ repeats nor loses work; the indexes are the ones the dataset pages filter by at 
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -185,6 +185,15 @@ class Rubric(models.Model):
 
     def __str__(self):
         return f"{self.domain} v{self.version}"
+
+    @classmethod
+    def add_version(cls, domain, text, user=None):
+        """The domain's next version with this text; the versions before it stay as they were, for the
+        judgements made with them. The domain's rows are locked so two editors get two versions."""
+        with transaction.atomic():
+            latest = max(cls.objects.select_for_update().filter(domain=domain).values_list("version", flat=True),
+                         default=0)
+            return cls.objects.create(domain=domain, version=latest + 1, text=text, created_by=user)
 
 
 class JudgementQuerySet(models.QuerySet):

@@ -1,11 +1,17 @@
 from django.urls import path
 
-from . import near_duplicate_views, views
+from . import judge_views, near_duplicate_views, views
 from .reward import views as reward_views
 
 urlpatterns = [
     path("datasets/<int:pk>/import/", views.import_upload, name="import-upload"),
     path("datasets/<int:pk>/score/", views.score_start, name="score-start"),
+    path("judges/", judge_views.judge_list, name="judge-list"),
+    path("judges/new/", judge_views.judge_create, name="judge-create"),
+    path("judges/<int:pk>/", judge_views.judge_edit, name="judge-edit"),
+    path("judges/<int:pk>/preview/", judge_views.judge_preview, name="judge-preview"),
+    path("rubrics/", judge_views.rubric_list, name="rubric-list"),
+    path("rubrics/<str:domain>/", judge_views.rubric_edit, name="rubric-edit"),
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),

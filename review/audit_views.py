@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.models import Role
+from annotation.models import Domain, Role
 
 from . import audits
 from .access import get_audit_for, get_dataset_for, visible_datasets
@@ -36,13 +36,23 @@ def audit_create(request, pk):
     dataset = get_dataset_for(request, pk, Role.ADMIN)
     form = AuditForm(request.POST)
     if form.is_valid():
-        data = form.cleaned_data
+        data, query = form.cleaned_data, form.query()
         try:
-            audit = audits.draw(dataset, n_per_domain=data["n_per_domain"], reviews_per_pair=data["reviews_per_pair"],
-                                seed=data["seed"], query=data["query"], label=data["label"], user=request.user)
-            return redirect("audit-detail", audit.pk)
+            small = audits.small_strata(dataset, query, data["n_per_domain"])
+            if small and not data["whole_strata"]:
+                labels = dict(Domain.choices)
+                form.add_error("n_per_domain", _(
+                    "Fewer than %(n)s pairs in %(strata)s: the sample would be all of them there. Ask for fewer pairs "
+                    "per domain, or tick the box below to take the whole of those domains.") % {
+                    "n": data["n_per_domain"],
+                    "strata": ", ".join(f"{labels.get(d, d)} ({count})" for d, count in small)})
+            else:
+                audit = audits.draw(dataset, n_per_domain=data["n_per_domain"],
+                                    reviews_per_pair=data["reviews_per_pair"], seed=data["seed"], query=query,
+                                    label=data["label"], user=request.user)
+                return redirect("audit-detail", audit.pk)
         except audits.AuditError as exc:
-            form.add_error("query", _("No sample drawn: %(reason)s") % {"reason": exc})
+            form.add_error(None, _("No sample drawn: %(reason)s") % {"reason": exc})
     return render(request, "review/audit_list.html", _list_context(request, dataset, form), status=400)
 
 

@@ -50,6 +50,16 @@ def draw(dataset, *, n_per_domain=40, reviews_per_pair=2, seed=0, query=DEFAULT_
                                 reviews_per_pair=reviews_per_pair, query=query, pair_ids=[pk for *_x, pk in drawn])
 
 
+def small_strata(dataset, query, n_per_domain):
+    """[(domain, pairs in the list)] for each domain of the list with fewer than `n_per_domain` pairs: there
+    the sample is the whole stratum, which the form makes the user agree to rather than doing it silently."""
+    pairs, form = select_pairs(dataset, QueryDict(query))
+    if pairs is None:
+        raise AuditError("; ".join(str(e) for errors in form.errors.values() for e in errors))
+    sizes = pairs.order_by().values_list("domain").annotate(n=Count("*")).order_by("domain")
+    return [(domain, n) for domain, n in sizes if n < n_per_domain]
+
+
 def report(audit):
     """Per domain (and overall): pairs drawn, pairs reviewed, good pairs, share, Wilson interval, agreement."""
     domains = dict(Pair.objects.filter(pk__in=audit.pair_ids).values_list("pk", "domain"))

@@ -1,8 +1,11 @@
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.utils.translation import gettext_lazy as _
 
-from annotation.models import Dataset, Domain, Role
+from annotation.models import Dataset, Domain, Pair, Role
 
 from .exports import ExportError, Selection
 from .exports.selection import check_license
@@ -25,7 +28,7 @@ class DatasetForm(forms.ModelForm):
 
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150, label=_("Username"))
-    role = forms.ChoiceField(choices=Role.choices, label=_("Role"))
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.REVIEWER, label=_("Role"))
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()
@@ -33,6 +36,29 @@ class MemberForm(forms.Form):
             return get_user_model().objects.get(username=username)
         except get_user_model().DoesNotExist:
             raise forms.ValidationError(_("No user is called %(name)s.") % {"name": username}) from None
+
+
+class UserSearchForm(forms.Form):
+    q = forms.CharField(min_length=2, max_length=150, strip=True, label=_("Find a user by name"))
+
+
+class NewMemberForm(forms.Form):
+    """A new account that joins this dataset as a reviewer or viewer: what a dataset admin may create."""
+
+    username = forms.CharField(max_length=150, label=_("Username"),
+                               validators=[UnicodeUsernameValidator()],
+                               help_text=_("Letters, digits and @ . + - _ only."))
+    name = forms.CharField(max_length=150, required=False, label=_("Full name"))
+    email = forms.EmailField(required=False, label=_("Email"))
+    role = forms.ChoiceField(choices=[(Role.REVIEWER, Role.REVIEWER.label), (Role.VIEWER, Role.VIEWER.label)],
+                             initial=Role.REVIEWER, label=_("Role"))
+
+    def clean_username(self):
+        username = self.cleaned_data["username"].strip()
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(_("A user called %(name)s exists already: add them above.")
+                                        % {"name": username})
+        return username
 
 
 class ExportForm(forms.Form):
@@ -123,14 +149,37 @@ class ReviewSettingsForm(forms.ModelForm):
 
 
 class AuditForm(forms.Form):
+    """An audit sample: how many pairs per domain, drawn from which pairs (a view, domains, statuses:
+    the pair list's own parameters, chosen here rather than typed as a query string)."""
+
     label = forms.CharField(required=False, max_length=200, label=_("Label"),
                             help_text=_("e.g. the dataset version this audit checks"))
     n_per_domain = forms.IntegerField(min_value=1, max_value=10_000, initial=40, label=_("Pairs per domain"))
     reviews_per_pair = forms.IntegerField(min_value=1, max_value=10, initial=2, label=_("Reviewers per pair"))
     seed = forms.IntegerField(initial=0, label=_("Seed"))
-    query = forms.CharField(required=False, max_length=500, initial="status=pending&status=kept",
-                            label=_("Draw from the list"),
-                            help_text=_("Pair list parameters, as in a list's URL (empty: every pair)."))
+    view = forms.ChoiceField(choices=(), required=False, label=_("Selection"),
+                             help_text=_("A disagreement view or low-quality rule at its default settings, or all pairs."))
+    domain = forms.MultipleChoiceField(choices=Domain.choices, required=False, widget=forms.CheckboxSelectMultiple,
+                                       label=_("Domains"), help_text=_("None ticked: every domain."))
+    status = forms.MultipleChoiceField(choices=Pair.Status.choices, required=False, initial=["pending", "kept", "swapped"],
+                                       widget=forms.CheckboxSelectMultiple, label=_("Statuses"),
+                                       help_text=_("By default the pairs an export takes: pending, kept and "
+                                                   "swapped. None ticked: every status."))
+    whole_strata = forms.BooleanField(
+        required=False, label=_("Where a domain has fewer pairs than asked, take all of them"),
+        help_text=_("Without this, a sample larger than a domain's pairs is refused and the form says which."))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .selections import REGISTRY
+
+        self.fields["view"].choices = [("", _("All pairs"))] + [(s.name, s.label) for s in REGISTRY.values()]
+
+    def query(self):
+        """The pair list's parameters, as stored on the audit and shown in its report."""
+        data = self.cleaned_data
+        params = ([("view", data["view"])] if data["view"] else []) + [("domain", d) for d in data["domain"]]
+        return urlencode(params + [("status", s) for s in data["status"]])
 
 
 class DecisionForm(forms.Form):

@@ -1,12 +1,14 @@
 from django.urls import path
 
-from . import audit_views, dashboard_views, decision_views, pair_views, pairwise_views, queue_views, views
+from . import audit_views, dashboard_views, decision_views, pair_views, pairwise_views, queue_views, reviewer_views, views
 
 urlpatterns = [
     path("", views.dataset_list, name="dataset-list"),
     path("datasets/new/", views.dataset_create, name="dataset-create"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset-detail"),
     path("datasets/<int:pk>/members/", views.dataset_members, name="dataset-members"),
+    path("datasets/<int:pk>/members/new/", views.member_create, name="member-create"),
+    path("invite/<uidb64>/<token>/", views.InviteAccept.as_view(), name="invite-accept"),
     path("datasets/<int:pk>/members/<int:membership_pk>/remove/", views.member_remove, name="member-remove"),
     path("datasets/<int:pk>/export/", views.export_create, name="export-create"),
     path("exports/<int:pk>/<str:filename>", views.export_download, name="export-download"),
@@ -35,6 +37,7 @@ urlpatterns += [
     path("datasets/<int:pk>/review/skip/", queue_views.review_skip, name="review-skip"),
     path("datasets/<int:pk>/review/undo/", queue_views.review_undo, name="review-undo"),
     path("datasets/<int:pk>/review/settings/", queue_views.review_settings, name="review-settings"),
+    path("datasets/<int:pk>/reviewers/", reviewer_views.reviewer_statistics, name="reviewer-stats"),
     path("datasets/<int:pk>/audits/", audit_views.audit_list, name="audit-list"),
     path("datasets/<int:pk>/audits/new/", audit_views.audit_create, name="audit-create"),
     path("audits/<int:pk>/", audit_views.audit_detail, name="audit-detail"),

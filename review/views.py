@@ -1,10 +1,12 @@
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -13,9 +15,9 @@ from annotation.ingest import near_duplicates
 from annotation.models import Domain, Job, Membership, Pair, PairBuildRun, Prompt, Response, Role
 from annotation.reward.views import section_context as reward_section_context
 
-from . import dashboards, exports, members
+from . import dashboards, exports, invitations, members
 from .access import get_dataset_for, get_export_for, visible_datasets
-from .forms import DatasetForm, ExportForm, MemberForm
+from .forms import DatasetForm, ExportForm, MemberForm, NewMemberForm, UserSearchForm
 from .models import DashboardSnapshot, Export
 from .queue_views import section_context as review_section_context
 
@@ -106,7 +108,7 @@ def dataset_counts(dataset):
 @require_http_methods(["GET", "POST"])
 def dataset_members(request, pk):
     dataset = get_dataset_for(request, pk, Role.ADMIN)
-    form = MemberForm(request.POST or None)
+    form = MemberForm(request.POST or None, initial={"username": request.GET.get("add", "")})
     if request.method == "POST":
         if form.is_valid():
             Membership.objects.update_or_create(
@@ -114,9 +116,34 @@ def dataset_members(request, pk):
             )
             messages.success(request, _("Membership saved."))
             return redirect("dataset-members", dataset.pk)
+    return _members_page(request, dataset, form=form)
+
+
+@login_required
+@require_POST
+def member_create(request, pk):
+    """A dataset admin creates an account that joins as reviewer or viewer (review/invitations.py's rule)
+    and gets the link where its owner sets a password, shown once."""
+    dataset = get_dataset_for(request, pk, Role.ADMIN)
+    new_form = NewMemberForm(request.POST)
+    if not new_form.is_valid():
+        return _members_page(request, dataset, new_form=new_form)
+    data = new_form.cleaned_data
+    user, path = invitations.create_member(dataset, username=data["username"], role=data["role"],
+                                           name=data["name"], email=data["email"])
+    return _members_page(request, dataset, invited={"user": user, "link": request.build_absolute_uri(path)})
+
+
+def _members_page(request, dataset, form=None, new_form=None, invited=None):
+    search = UserSearchForm(request.GET if "q" in request.GET else None)
+    found = invitations.search_users(search.cleaned_data["q"]) if search.is_bound and search.is_valid() else None
     members = dataset.memberships.select_related("user").order_by("user__username")
-    status = 400 if form.errors else 200
-    return render(request, "review/members.html", {"dataset": dataset, "members": members, "form": form}, status=status)
+    member_ids = {m.user_id for m in members}
+    form, new_form = form or MemberForm(), new_form or NewMemberForm()
+    return render(request, "review/members.html", {
+        "dataset": dataset, "members": members, "form": form, "new_form": new_form, "search": search,
+        "found": None if found is None else [(u, u.pk in member_ids) for u in found], "invited": invited,
+    }, status=400 if form.errors or new_form.errors else 200)
 
 
 @login_required
@@ -131,6 +158,18 @@ def member_remove(request, pk, membership_pk):
     membership.delete()
     messages.success(request, _("Member removed."))
     return redirect("dataset-members", dataset.pk)
+
+
+class InviteAccept(auth_views.PasswordResetConfirmView):
+    """Where a person a dataset admin created an account for sets their password (the link is a
+    password-reset token: one use, PASSWORD_RESET_TIMEOUT)."""
+
+    template_name = "registration/invite_accept.html"
+    success_url = reverse_lazy("login")
+
+    def form_valid(self, form):
+        messages.success(self.request, _("Your password is set. Log in with it."))
+        return super().form_valid(form)
 
 
 # Reviewers and admins export: reviewers are the people who audit a dataset and train on the result.

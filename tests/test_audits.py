@@ -161,14 +161,63 @@ def test_admins_draw_audits_from_the_page(client, team):
     client.force_login(team.admin)
     response = client.post(reverse("audit-create", args=[team.dataset.pk]),
                            {"label": "第一版", "n_per_domain": "3", "reviews_per_pair": "2", "seed": "5",
-                            "query": "status=pending"})
+                            "status": ["pending"]})
     audit = Audit.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("audit-detail", args=[audit.pk])
     assert len(audit.pair_ids) == 18 and audit.label == "第一版" and audit.seed == 5
+    assert audit.query == "status=pending"
     response = client.post(reverse("audit-create", args=[team.dataset.pk]),
-                           {"n_per_domain": "3", "reviews_per_pair": "2", "seed": "5", "query": "domain=nope"})
+                           {"n_per_domain": "3", "reviews_per_pair": "2", "seed": "5", "domain": "nope"})
     assert response.status_code == 400 and Audit.objects.count() == 1
-    assert "No sample drawn" in response.content.decode()
+    assert "nope is not one of the available choices" in response.content.decode()
+    response = client.post(reverse("audit-create", args=[team.dataset.pk]),
+                           {"n_per_domain": "3", "reviews_per_pair": "2", "seed": "5", "status": ["withdrawn"]})
+    assert response.status_code == 400 and "No sample drawn" in response.content.decode()
+
+
+def test_the_form_draws_from_a_selection_domains_and_statuses(client, team):
+    math = Pair.objects.filter(dataset=team.dataset, domain="math").order_by("pk")
+    Pair.objects.filter(pk=math[0].pk).update(status="filtered")
+    client.force_login(team.admin)
+    response = client.post(reverse("audit-create", args=[team.dataset.pk]),
+                           {"n_per_domain": "2", "reviews_per_pair": "1", "seed": "0", "view": "length-ratio",
+                            "domain": ["math", "code"], "status": ["pending"]})
+    # No pair of the generated data has a 10× length ratio: the selection is applied, not ignored.
+    assert response.status_code == 400 and "No sample drawn" in response.content.decode()
+    response = client.post(reverse("audit-create", args=[team.dataset.pk]),
+                           {"n_per_domain": "2", "reviews_per_pair": "1", "seed": "0",
+                            "domain": ["math", "code"], "status": ["pending"]})
+    audit = Audit.objects.get()
+    assert audit.query == "domain=math&domain=code&status=pending"
+    drawn = Pair.objects.filter(pk__in=audit.pair_ids)
+    assert sorted(drawn.values_list("domain", flat=True)) == ["code", "code", "math", "math"]
+    assert math[0].pk not in audit.pair_ids
+
+
+def test_a_sample_larger_than_a_domain_is_refused_until_the_user_agrees_to_take_it_whole(client, team):
+    Pair.objects.filter(pk=Pair.objects.filter(dataset=team.dataset, domain="code").first().pk).update(
+        status="filtered")
+    client.force_login(team.admin)
+    data = {"n_per_domain": "4", "reviews_per_pair": "2", "seed": "0", "status": ["pending", "kept"]}
+    response = client.post(reverse("audit-create", args=[team.dataset.pk]), data)
+    assert response.status_code == 400 and not Audit.objects.exists()
+    assert "Fewer than 4 pairs in Code (3)" in response.content.decode()
+    response = client.post(reverse("audit-create", args=[team.dataset.pk]), {**data, "whole_strata": "on"})
+    audit = Audit.objects.get()
+    assert response.status_code == 302 and len(audit.pair_ids) == 23
+    page = client.get(reverse("audit-detail", args=[audit.pk])).content.decode()
+    assert page.count('class="tag whole-stratum"') == 1
+
+
+def test_comparing_defaults_to_the_two_newest_audits(client, team):
+    older = audits.draw(team.dataset, n_per_domain=1, label="older")
+    newer = audits.draw(team.dataset, n_per_domain=1, seed=3, label="newer")
+    client.force_login(team.viewer)
+    html = client.get(reverse("audit-list", args=[team.dataset.pk])).content.decode()
+    first = re.search(r'<select name="a">(.*?)</select>', html, re.S).group(1)
+    second = re.search(r'<select name="b">(.*?)</select>', html, re.S).group(1)
+    assert re.search(rf'value="{older.pk}" selected', first) and f'value="{newer.pk}" selected' not in first
+    assert re.search(rf'value="{newer.pk}" selected', second)
 
 
 @pytest.mark.parametrize("role,create,detail,listing", [
@@ -176,7 +225,7 @@ def test_admins_draw_audits_from_the_page(client, team):
 def test_audit_access(client, team, role, create, detail, listing):
     audit = audits.draw(team.dataset, n_per_domain=1)
     client.force_login(getattr(team, role))
-    data = {"n_per_domain": "1", "reviews_per_pair": "2", "seed": "0", "query": ""}
+    data = {"n_per_domain": "1", "reviews_per_pair": "2", "seed": "0"}
     assert client.post(reverse("audit-create", args=[team.dataset.pk]), data).status_code == create
     assert client.get(reverse("audit-detail", args=[audit.pk])).status_code == detail
     assert client.get(reverse("audit-list", args=[team.dataset.pk])).status_code == listing

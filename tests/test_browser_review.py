@@ -169,7 +169,8 @@ def test_an_audit_is_drawn_reviewed_by_two_reviewers_and_reported_per_domain(liv
     page.fill("#audit-form input[name=label]", "第一版")
     page.fill("#audit-form input[name=n_per_domain]", "4")
     page.fill("#audit-form input[name=reviews_per_pair]", "2")
-    page.fill("#audit-form input[name=query]", "domain=math&domain=code")
+    page.check("#audit-form input[name=domain][value=math]")
+    page.check("#audit-form input[name=domain][value=code]")
     page.click("#audit-form button[type=submit]")
     page.wait_for_url("**/audits/*/")
     report_url = page.url

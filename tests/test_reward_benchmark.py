@@ -202,3 +202,40 @@ def test_an_outsider_may_not_see_a_model_trained_on_a_hidden_dataset_in_the_filt
     assert "hidden-rm" not in page
     Membership.objects.create(dataset=secret, user=team.viewer, role=Role.VIEWER)
     assert "hidden-rm" in client.get(reverse("reward-leaderboard", args=[team.dataset.pk])).content.decode()
+
+
+def test_a_model_trained_on_the_dataset_is_measured_on_its_held_out_prompts_and_in_sample_figures_are_marked(
+        board, client):
+    """A built-in model trained here learnt the pairs of half the prompts: right on all of those (its
+    rewards below), wrong on every held-out one. The leaderboard reports the held-out half by default."""
+    from annotation.models import RewardScore
+    from annotation.reward.training import split_by_prompt
+
+    team, _ = board
+    trained = RewardModel.objects.create(name="trained-here", backend="builtin", trained_on=team.dataset,
+                                         config={"training": {"test_fraction": 0.5, "seed": 0}})
+    pairs = list(Pair.objects.filter(dataset=team.dataset).order_by("pk"))
+    held_out = split_by_prompt([p.prompt_id for p in pairs], 0.5, 0)
+    assert 0 < held_out.sum() < len(pairs), "the gold file's prompts must fall on both sides"
+    for pair, test in zip(pairs, held_out):
+        RewardScore.objects.create(response=pair.chosen, reward_model=trained, reward=0.0 if test else 1.0)
+        RewardScore.objects.create(response=pair.rejected, reward_model=trained, reward=1.0 if test else 0.0)
+    n_test = int(held_out.sum())
+
+    result = B.reward_model_accuracy(team.dataset, trained)
+    assert result["sample"] == "held_out" and result["overall"]["n"] == n_test
+    assert result["overall"]["accuracy"] == 0.0
+    everything = B.reward_model_accuracy(team.dataset, trained, split=B.ALL_PAIRS)
+    assert everything["sample"] == "in_sample" and everything["overall"]["n"] == len(pairs)
+    assert everything["overall"]["correct"] == len(pairs) - n_test
+    # A model not trained here is measured on every pair, whatever the split.
+    other = B.reward_model_accuracy(team.dataset, RewardModel.objects.get(name="length-rm"))
+    assert other["sample"] == "external" and other["overall"]["n"] == len(pairs)
+
+    client.force_login(team.viewer)
+    url = reverse("reward-leaderboard", args=[team.dataset.pk])
+    page = client.get(url).content.decode()
+    assert 'data-sample="held_out"' in page and 'data-sample="in_sample"' not in page
+    assert f"n={n_test}" in page
+    page = client.get(url, {"split": "all"}).content.decode()
+    assert 'data-sample="in_sample"' in page and "in-sample: includes its training pairs" in page

@@ -16,6 +16,7 @@ from collections import defaultdict
 
 from dataclasses import dataclass
 
+import numpy as np
 from django.db import connection
 from django.utils.translation import gettext_lazy as _
 
@@ -97,21 +98,53 @@ def gold_size(dataset, source="pairs"):
         return cursor.fetchone()[0]
 
 
-def reward_model_accuracy(dataset, reward_model, source="pairs"):
+# Which of the gold pairs a reward model is measured on (SPLITS): a built-in model trained on this very
+# dataset saw half of its prompts' pairs (the split training.py draws); measured on all of them its accuracy
+# is partly in-sample, so by default it is measured on the prompts it held out, and "all" marks the figure.
+HELD_OUT, ALL_PAIRS = "held_out", "all"
+SPLITS = {HELD_OUT: _("Held-out pairs of a model trained on this dataset"),
+          ALL_PAIRS: _("All pairs (in-sample figures marked)")}
+
+
+def held_out_prompts(dataset, reward_model):
+    """The ids of the dataset's prompts that `reward_model` held out when it was trained on this dataset, or
+    None when it was not trained here (a built-in model of another dataset, a Hugging Face or HTTP model):
+    then nothing of this dataset is known to be in its training data."""
+    training = (reward_model.config or {}).get("training")
+    if reward_model.trained_on_id != dataset.pk or not training:
+        return None
+    from .training import split_by_prompt  # noqa: PLC0415 - numpy only when a model trained here is measured
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT prompt_id FROM annotation_pair WHERE dataset_id = %s", [dataset.pk])
+        prompt_ids = np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
+    return prompt_ids[split_by_prompt(prompt_ids, training["test_fraction"], training["seed"])].tolist()
+
+
+def reward_model_accuracy(dataset, reward_model, source="pairs", split=HELD_OUT):
     """Accuracy of a reward model on the gold pairs it has rewards for; `unscored` counts the others.
-    Counted by PostgreSQL: a gold set of a million pairs never comes into Python."""
+    `sample` says what the pairs are to the model: "held_out" (trained on this dataset, measured on the
+    prompts it held out), "in_sample" (trained on this dataset, measured on every pair: its training pairs
+    included) or "external" (not trained here). Counted by PostgreSQL: a gold set of a million pairs never
+    comes into Python."""
+    held_out = held_out_prompts(dataset, reward_model)
+    where, params = "", {"dataset": dataset.pk, "m": reward_model.pk}
+    if held_out is not None and split == HELD_OUT:
+        where = "WHERE g.id IN (SELECT id FROM annotation_pair WHERE prompt_id = ANY(%(prompts)s))"
+        params["prompts"] = held_out
     with connection.cursor() as cursor:
         cursor.execute(
             f"""SELECT g.domain, count(*) FILTER (WHERE sc.reward > sr.reward), count(sc.reward - sr.reward), count(*)
                 FROM ({_gold_sql(source)}) g
                 LEFT JOIN annotation_rewardscore sc ON sc.response_id = g.chosen_id AND sc.reward_model_id = %(m)s
                 LEFT JOIN annotation_rewardscore sr ON sr.response_id = g.rejected_id AND sr.reward_model_id = %(m)s
-                GROUP BY g.domain""",
-            {"dataset": dataset.pk, "m": reward_model.pk},
+                {where} GROUP BY g.domain""",
+            params,
         )
         rows = cursor.fetchall()
     result = summarise_counts({domain: (k, n) for domain, k, n, _total in rows if n})
     result["unscored"] = sum(total - n for _d, _k, n, total in rows)
+    result["sample"] = "external" if held_out is None else ("held_out" if split == HELD_OUT else "in_sample")
     return result
 
 
@@ -164,11 +197,12 @@ def judge_accuracies(dataset, source="pairs", judges=None):
     return results
 
 
-def leaderboard(dataset, reward_models, source="pairs"):
-    """Rows for the page and the command: every reward model with rewards on the gold set, every judge."""
+def leaderboard(dataset, reward_models, source="pairs", split=HELD_OUT):
+    """Rows for the page and the command: every reward model with rewards on the gold set (a model trained on
+    this dataset on its held-out prompts, unless `split` is ALL_PAIRS), every judge."""
     rows = []
     for model in reward_models:
-        result = reward_model_accuracy(dataset, model, source)
+        result = reward_model_accuracy(dataset, model, source, split)
         if result["overall"]["n"]:
             rows.append({"kind": "reward", "name": str(model), "backend": model.get_backend_display(), **result})
     for name, result in judge_accuracies(dataset, source).items():
@@ -185,7 +219,7 @@ def leaderboard(dataset, reward_models, source="pairs"):
         row["cells"] = [(d, row["by_domain"].get(d)) for d in domains]
     labels = [(d, Domain(d).label) for d in domains]
     return {"rows": rows, "domains": domains, "domain_labels": labels, "gold_pairs": gold_size(dataset, source),
-            "source": source}
+            "source": source, "split": split}
 
 
 # Filter agreement.

@@ -2,7 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from ..models import RewardModel
-from .benchmark import GOLD_SOURCES
+from .benchmark import GOLD_SOURCES, SPLITS
 
 
 class TrainRewardForm(forms.Form):
@@ -28,6 +28,10 @@ def gold_choices():
 
 class LeaderboardForm(forms.Form):
     source = forms.ChoiceField(label=_("Gold pairs"), initial="pairs", required=False, choices=gold_choices)
+    split = forms.ChoiceField(label=_("Pairs of models trained here"), required=False, initial="held_out",
+                              choices=list(SPLITS.items()),
+                              help_text=_("A reward model trained on this dataset saw half of its prompts; by default "
+                                          "it is measured on the other half."))
     filter_a = forms.ChoiceField(label=_("Filter A"), required=False)
     filter_b = forms.ChoiceField(label=_("Filter B"), required=False)
     threshold = forms.FloatField(label=_("Threshold"), required=False, initial=0.0, min_value=-1e6, max_value=1e6,
@@ -38,6 +42,9 @@ class LeaderboardForm(forms.Form):
         self.models = {f"rm:{m.pk}": m for m in models}
         choices = [("", "—"), ("panel", _("LLM judge panel"))] + [(k, str(m)) for k, m in self.models.items()]
         self.fields["filter_a"].choices = self.fields["filter_b"].choices = choices
+
+    def clean_split(self):
+        return self.cleaned_data["split"] or "held_out"
 
     def clean_source(self):
         return self.cleaned_data["source"] or "pairs"

@@ -97,7 +97,8 @@ def reward_leaderboard(request, pk):
     models = list(visible_reward_models(request.user).order_by("name", "version"))
     form = LeaderboardForm(request.GET or None, models=models)
     source = form.cleaned_data["source"] if form.is_valid() else "pairs"
-    ctx = {"dataset": dataset, "form": form, "board": leaderboard(dataset, models, source), "agreement": None,
+    split = form.cleaned_data["split"] if form.is_valid() else "held_out"
+    ctx = {"dataset": dataset, "form": form, "board": leaderboard(dataset, models, source, split), "agreement": None,
            "pairwise_form": PairwiseForm() if dataset.allows(request.user, Role.ADMIN) else None}
     if form.is_valid() and form.cleaned_data["filter_a"] and form.cleaned_data["filter_b"]:
         t = form.cleaned_data["threshold"] or 0.0

@@ -30,10 +30,14 @@ class Command(JobCommand):
         parser.add_argument("--pairwise", action="store_true",
                             help="also ask each judge named in --model which response is better, A or B, in both "
                                  "orders (a verdict that flips with the order is a miss)")
+        parser.add_argument("--split", choices=list(B.SPLITS), default=B.HELD_OUT,
+                            help="a built-in reward model trained on the gold dataset itself: held_out (default) "
+                                 "measures it on the prompts it held out; all on every pair, its training pairs "
+                                 "included (marked in-sample)")
         parser.add_argument("--report-json", help="write accuracy, n and the interval per domain and overall here")
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, gold, gold_dataset, source, model, pairwise, report_json, no_progress, **options):
+    def handle(self, gold, gold_dataset, source, split, model, pairwise, report_json, no_progress, **options):
         dataset = self.gold_dataset(gold, gold_dataset, no_progress)
         if not B.gold_size(dataset, source):
             raise CommandError(f"the gold set {dataset.name!r} has no {'reviewed ' if source == 'reviewed' else ''}"
@@ -43,7 +47,7 @@ class Command(JobCommand):
             reward_model = RewardModel.objects.filter(name=name).order_by("-version").first()
             if reward_model is not None:
                 self.score(dataset, reward_model, no_progress)
-                result = B.reward_model_accuracy(dataset, reward_model, source)
+                result = B.reward_model_accuracy(dataset, reward_model, source, split)
                 report["models"][name] = {"kind": "reward", "version": reward_model.version, **result}
                 continue
             judge = Judge.objects.filter(name=name).first()
@@ -114,6 +118,10 @@ def table(report):
     for name, result in models.items():
         cells = [_cell(result["by_domain"].get(d)) for d in domains] + [_cell(result["overall"])]
         lines.append(f"{name[:24]:<24}" + "".join(cells))
+        if result.get("sample") in ("held_out", "in_sample"):
+            lines.append("  trained on this dataset: " + ("measured on the prompts it held out"
+                                                          if result["sample"] == "held_out"
+                                                          else "IN-SAMPLE, its training pairs included"))
         ns = [str(result["by_domain"].get(d, {}).get("n", 0)) for d in domains] + [str(result["overall"]["n"])]
         lines.append(f"{'  n':<24}" + "".join(f"{n:>22}" for n in ns))
         extra = {k: result[k] for k in ("unscored", "missing", "ties", "inconsistency_rate", "unparseable", "errors")
