@@ -231,7 +231,36 @@ class PairSuspicion(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
     score = models.FloatField()
     reasons = models.JSONField(default=list)
+    # Sort keys of the pair list stored with the score, since neither is a column of the pair: the newest
+    # reward model's margin r(chosen) − r(rejected) (None: no reward model scored the dataset) and the
+    # characters of both responses.
+    margin = models.FloatField(null=True, blank=True)
+    length = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
-        # The pair list and the queue walk a dataset's pairs by (score desc, pair id).
-        indexes = [models.Index("dataset", models.F("score").desc(), "pair", name="pair_suspicion_order")]
+        # The pair list and the queue walk a dataset's pairs by (score desc, pair id), (margin, pair id) and
+        # (length desc, pair id desc).
+        indexes = [models.Index("dataset", models.F("score").desc(), "pair", name="pair_suspicion_order"),
+                   models.Index(fields=["dataset", "margin", "pair"], name="pair_suspicion_margin"),
+                   models.Index("dataset", models.F("length").desc(nulls_last=True), models.F("pair").desc(),
+                                name="pair_suspicion_length")]
+
+
+class SavedFilter(models.Model):
+    """A pair list's parameters saved under a name by one user for one dataset (the URL of a list is its
+    definition, review/selections.py), listed above that dataset's pair list."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(_("name"), max_length=100)
+    query = models.CharField(max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("saved filter")
+        verbose_name_plural = _("saved filters")
+        constraints = [models.UniqueConstraint(fields=["user", "dataset", "name"], name="saved_filter_unique")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

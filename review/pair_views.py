@@ -3,8 +3,10 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import F, Prefetch
-from django.db.models.functions import Left
+from django.db.models import Value
+from django.db.models.functions import Greatest, Left, Lower, StrIndex, Substr
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -14,15 +16,20 @@ from annotation.jobs import running_job
 from annotation.models import Domain, Judgement, Pair, Response, RewardScore, Role
 from annotation.rejudging import DEFAULT_LIMIT, verdicts_of
 
-from . import disagreements, members, pair_actions, pairwise_views, quality_rules, search, suspicion
+from . import (disagreements, members, pair_actions, pair_count, pairwise_views, quality_rules, saved_filters, search,
+               suspicion)
 from .access import get_dataset_for
-from .models import Review, ReviewEvent
-from .selections import REGISTRY, PairFilter, after as pairs_after
+from .models import Review, ReviewEvent, SavedFilter
+from .selections import REGISTRY, PairFilter
+from .selections import after as pairs_after
+from .selections import before as pairs_before
 
 # Rows a page of the pair list shows. Keyset pagination (pk > after), so page 1,000 costs what page 1 does.
 PAGE_SIZE = 50
-# Characters of each text a list row shows (cut in SQL: responses run to 200,000 characters).
+# Characters of each text a list row shows (cut in SQL: responses run to 200,000 characters), and how many of
+# them come before a searched word.
 EXCERPT = 140
+EXCERPT_LEAD = 30
 
 
 @login_required
@@ -30,31 +37,83 @@ EXCERPT = 140
 def pair_list(request, pk):
     dataset = get_dataset_for(request, pk, Role.VIEWER)
     params = request.GET.copy()
-    after = _positive_int(params.pop("after", [""])[-1])
+    position = {key: _positive_int(params.pop(key, [""])[-1]) for key in ("after", "before", "at")}
     form = PairFilter(params)
-    rows, next_after, listing, found = [], None, None, None
+    rows, page, listing, found, count = [], {}, None, None, None
     if form.is_valid():
         view = REGISTRY.get(form.cleaned_data.get("view") or "")
         if view is not None and hasattr(view.narrow, "stored_at"):
             listing = {"stored_at": members.served_from(view, dataset, form.view_settings)}
         text = form.cleaned_data.get("q")
+        order = form.cleaned_data.get("order") or ""
         pairs = form.pairs(dataset, search_text=False)
         if text:
-            found = search.page(pairs, dataset, text, after, limit=PAGE_SIZE + 1)
-            pairs = Pair.objects.filter(pk__in=found.ids).order_by("pk")
-        elif after:
-            pairs = pairs_after(pairs, form.cleaned_data.get("order"), after)
-        rows = list(
-            pairs.annotate(prompt_excerpt=Left("prompt__query", EXCERPT), chosen_excerpt=Left("chosen__text", EXCERPT),
-                           rejected_excerpt=Left("rejected__text", EXCERPT), suspicion_score=F("suspicion__score"))
-            .values("pk", "domain", "status", "status_reason", "chosen_score", "rejected_score", "prompt_excerpt",
-                    "chosen_excerpt", "rejected_excerpt", "suspicion_score")[:PAGE_SIZE + 1]
-        )
+            found = search.page(pairs, dataset, text, position["after"], limit=PAGE_SIZE + 1)
+            rows, page = _page_rows(Pair.objects.filter(pk__in=found.ids).order_by("pk"), text), {}
+            if len(rows) > PAGE_SIZE:
+                rows, page["next"] = rows[:PAGE_SIZE], rows[PAGE_SIZE - 1]["pk"]
+            elif found.walked_to:
+                page["next"] = found.walked_to  # the walk stopped there: "continue" searches on from it
+            page["first"] = bool(position["after"])
+        else:
+            rows, page = _keyset_page(pairs, order, position)
+            count = pair_count.of(pairs, stored=bool(listing and listing["stored_at"]), shown=len(rows),
+                                  whole=not (position["after"] or position["before"] or position["at"])
+                                  and "next" not in page)
+    _label_rows(rows)
+    ctx = {"dataset": dataset, "form": form, "rows": rows, "page": page, "count": count,
+           "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing,
+           "highlight": form.cleaned_data.get("q") if form.is_valid() else "",
+           "search": _search_state(dataset, request.user, found, page.get("next"), len(rows)),
+           "saved_filters": saved_filters.of(request.user, dataset), "save_form": saved_filters.SaveForm(),
+           "rejudge_form": _rejudge_form(dataset, request.user, form)}
+    template = "review/pair_list.html#results" if request.htmx else "review/pair_list.html"
+    return render(request, template, ctx, status=200 if form.is_valid() else 400)
+
+
+def _keyset_page(pairs, order, position):
+    """(rows, {"next": pk, "previous": pk, "first": bool}) of the page after, before or at a pair, keyset all the
+    way: `before` reads the previous page backwards and turns it round."""
+    if position["before"]:
+        rows = _page_rows(pairs_before(pairs, order, position["before"]))[::-1]
+        page = {"next": rows[-1]["pk"] if rows else None, "first": len(rows) > PAGE_SIZE}
         if len(rows) > PAGE_SIZE:
-            rows = rows[:PAGE_SIZE]
-            next_after = rows[-1]["pk"]
-        elif found and found.walked_to:
-            next_after = found.walked_to  # the walk stopped there: "continue" searches on from it
+            rows = rows[1:]
+            page["previous"] = rows[0]["pk"]
+        return rows, {k: v for k, v in page.items() if v}
+    start = position["at"] or position["after"]
+    if start:
+        pairs = pairs_after(pairs, order, start, inclusive=bool(position["at"]))
+    rows = _page_rows(pairs)
+    page = {"first": bool(start)}
+    if len(rows) > PAGE_SIZE:
+        rows = rows[:PAGE_SIZE]
+        page["next"] = rows[-1]["pk"]
+    if start and rows:
+        page["previous"] = rows[0]["pk"]
+    return rows, page
+
+
+def _page_rows(pairs, text=""):
+    """One page (and one more row) of the list as dicts: ids, scores and an excerpt of each text, cut in SQL
+    around the searched `text` where it occurs (responses run to 200,000 characters)."""
+    return list(
+        pairs.annotate(prompt_excerpt=_excerpt("prompt__query", text), chosen_excerpt=_excerpt("chosen__text", text),
+                       rejected_excerpt=_excerpt("rejected__text", text), suspicion_score=F("suspicion__score"))
+        .values("pk", "domain", "status", "status_reason", "chosen_score", "rejected_score", "prompt_excerpt",
+                "chosen_excerpt", "rejected_excerpt", "suspicion_score", "created_at")[:PAGE_SIZE + 1]
+    )
+
+
+def _excerpt(column, text):
+    if not text:
+        return Left(column, EXCERPT)
+    # From a little before the first match (case folded as the search is), so that the match shows.
+    found = StrIndex(Lower(column), Lower(Value(text)))
+    return Substr(column, Greatest(Value(1), found - Value(EXCERPT_LEAD)), EXCERPT)
+
+
+def _label_rows(rows):
     labels, statuses = dict(Domain.choices), dict(Pair.Status.choices)
     for row in rows:
         row["domain_label"] = labels.get(row["domain"], row["domain"])
@@ -64,12 +123,33 @@ def pair_list(request, pk):
             gap = row["chosen_score"] - row["rejected_score"]
         row["gap"] = gap
         row["suspicion"] = row.pop("suspicion_score")
-    ctx = {"dataset": dataset, "form": form, "rows": rows, "next_after": next_after, "after": after,
-           "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing,
-           "search": _search_state(dataset, request.user, found, next_after, len(rows)),
-           "rejudge_form": _rejudge_form(dataset, request.user, form)}
-    template = "review/pair_list.html#results" if request.htmx else "review/pair_list.html"
-    return render(request, template, ctx, status=200 if form.is_valid() else 400)
+
+
+@login_required
+@require_POST
+def saved_filter_save(request, pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    form = saved_filters.SaveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("A saved filter needs a name of at most 100 characters."))
+        return redirect("pair-list", dataset.pk)
+    try:
+        saved = saved_filters.save(request.user, dataset, form.cleaned_data["name"], form.cleaned_data["query"])
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect("pair-list", dataset.pk)
+    messages.success(request, _("Filter “%(name)s” saved.") % {"name": saved.name})
+    return redirect(f"{reverse('pair-list', args=[dataset.pk])}?{saved.query}")
+
+
+@login_required
+@require_POST
+def saved_filter_delete(request, pk, filter_pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    saved = get_object_or_404(SavedFilter, pk=filter_pk, dataset=dataset, user=request.user)
+    saved.delete()
+    messages.success(request, _("Filter “%(name)s” deleted.") % {"name": saved.name})
+    return redirect("pair-list", dataset.pk)
 
 
 def _rejudge_form(dataset, user, form):

@@ -20,8 +20,9 @@ Base parameters (all optional, repeatable where it says so):
     verdict=<verdict>     repeatable; has a review with this verdict (by `reviewer` when given)
     q=<text>              substring of the prompt's query or of either response, case-insensitive
                           (search.py: trigram-indexed from 3 characters on, once the dataset is indexed)
-    order=suspicious      most suspicious first (review/suspicion.py's stored score; unscored pairs last);
-                          default: pair id order
+    order=<name>          suspicious (most suspicious first), gap (narrowest panel gap first), margin
+                          (lowest reward margin first), length (longest responses first), newest;
+                          default: pair id order. See ORDERS.
     view=<name>           a registered selection (a disagreement view, a low-quality rule, …)
     <setting>=<value>     the settings that view declares (e.g. spread=3), validated as numbers
 
@@ -72,8 +73,11 @@ def selections_in(group):
 
 
 class PairFilter(forms.Form):
-    domain = forms.MultipleChoiceField(choices=Domain.choices, required=False, label=_("Domain"))
-    status = forms.MultipleChoiceField(choices=Pair.Status.choices, required=False, label=_("Status"))
+    # Ticked boxes, not <select multiple>: choosing two needs no Ctrl-click.
+    domain = forms.MultipleChoiceField(choices=Domain.choices, required=False, label=_("Domain"),
+                                       widget=forms.CheckboxSelectMultiple)
+    status = forms.MultipleChoiceField(choices=Pair.Status.choices, required=False, label=_("Status"),
+                                       widget=forms.CheckboxSelectMultiple)
     reason = forms.CharField(required=False, max_length=200, label=_("Reason starts with"))
     origin = forms.ChoiceField(choices=[("", _("Any"))] + list(Pair.Origin.choices), required=False,
                                label=_("Origin"))
@@ -95,9 +99,9 @@ class PairFilter(forms.Form):
     reward_model = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput,
                                       label=_("Reward model"))
     reviewer = forms.CharField(required=False, max_length=150, label=_("Reviewer"))
-    verdict = forms.MultipleChoiceField(choices=(), required=False, label=_("Verdict"))
-    order = forms.ChoiceField(choices=[("", _("Pair id")), ("suspicious", _("Most suspicious first"))],
-                              required=False, label=_("Order"))
+    verdict = forms.MultipleChoiceField(choices=(), required=False, label=_("Verdict"),
+                                        widget=forms.CheckboxSelectMultiple)
+    order = forms.ChoiceField(choices=(), required=False, label=_("Order"))
 
     def __init__(self, data=None, **kwargs):
         super().__init__(data, **kwargs)
@@ -105,6 +109,7 @@ class PairFilter(forms.Form):
         from .models import Review
 
         self.fields["verdict"].choices = Review.Verdict.choices
+        self.fields["order"].choices = [(name, spec.label) for name, spec in ORDERS.items()]
         self.view_settings = {}
 
     def clean(self):
@@ -213,28 +218,79 @@ class PairFilter(forms.Form):
         return self.data.urlencode() if hasattr(self.data, "urlencode") else ""
 
 
+@dataclass(frozen=True)
+class Order:
+    """A sort of the pair list (and of the queue over it): `key` an expression over the pair, `descending` its
+    direction; ties and the pairs without a key (last) go in id order, ascending unless `ids_descending`.
+    Each is an index scan (review/migrations/0012_pair_list_sorts.py), so a page costs what the first does."""
+    label: str
+    key: object = None  # None: pair id order
+    descending: bool = False
+    ids_descending: bool = False
+
+    def order_by(self):
+        if self.key is None:
+            return ["-pk" if self.ids_descending else "pk"]
+        key = self.key.desc(nulls_last=True) if self.descending else self.key.asc(nulls_last=True)
+        return [key, "-pk" if self.ids_descending else "pk"]
+
+
+ORDERS = {
+    "": Order(_("Pair id")),
+    # The stored score (review/suspicion.py); pairs the quality-count job has not scored come last.
+    "suspicious": Order(_("Most suspicious first"), F("suspicion__score"), descending=True),
+    # The panel's gap, narrowest first: the pairs the panel was least sure of (expression index pair_dataset_gap).
+    "gap": Order(_("Narrowest gap first"), F("chosen_score") - F("rejected_score")),
+    # Reward margin and length as the quality-count job stored them beside the suspicion (PairSuspicion).
+    "margin": Order(_("Lowest reward margin first"), F("suspicion__margin")),
+    "length": Order(_("Longest responses first"), F("suspicion__length"), descending=True, ids_descending=True),
+    "newest": Order(_("Newest first"), F("created_at"), descending=True, ids_descending=True),
+}
+
+
 def ordered(pairs, order):
-    """The pairs in the list's order: pair id, or most suspicious first (an index scan of PairSuspicion's
-    (dataset, score desc, pair); pairs the quality-count job has not scored come last, in id order)."""
-    if order == "suspicious":
-        return pairs.order_by(F("suspicion__score").desc(nulls_last=True), "pk")
-    return pairs.order_by("pk")
+    """The pairs in the list's order (ORDERS; unknown names: pair id)."""
+    return pairs.order_by(*ORDERS.get(order or "", ORDERS[""]).order_by())
 
 
-def after(pairs, order, pair_id):
-    """The pairs that come after pair `pair_id` in `order` (keyset pagination: page 1,000 costs what page 1 does);
-    all of them when `pair_id` is None."""
+def after(pairs, order, pair_id, inclusive=False):
+    """The pairs that come after pair `pair_id` in `order` (keyset pagination: page 1,000 costs what page 1 does),
+    with it when `inclusive`; all of them when `pair_id` is None."""
     if pair_id is None:
         return pairs
-    if order != "suspicious":
-        return pairs.filter(pk__gt=pair_id)
-    from .models import PairSuspicion
+    return pairs.filter(_beyond(ORDERS.get(order or "", ORDERS[""]), pair_id, forward=True, inclusive=inclusive))
 
-    score = PairSuspicion.objects.filter(pair_id=pair_id).values_list("score", flat=True).first()
-    if score is None:
-        return pairs.filter(suspicion__isnull=True, pk__gt=pair_id)
-    return pairs.filter(Q(suspicion__score__lt=score) | Q(suspicion__score=score, pk__gt=pair_id)
-                        | Q(suspicion__isnull=True))
+
+def before(pairs, order, pair_id):
+    """The pairs that come before pair `pair_id` in `order`, nearest first (the previous page, read backwards)."""
+    spec = ORDERS.get(order or "", ORDERS[""])
+    reverse = [key.reverse_ordering() if hasattr(key, "reverse_ordering") else
+               (key[1:] if key.startswith("-") else "-" + key) for key in spec.order_by()]
+    return pairs.filter(_beyond(spec, pair_id, forward=False)).order_by(*reverse)
+
+
+def _beyond(spec, pair_id, forward, inclusive=False):
+    """Q for the pairs past pair `pair_id` in `spec`'s order: after it (`forward`) or before it."""
+    ids_up = forward != spec.ids_descending
+    past_id = Q(**{f"pk__{'gt' if ids_up else 'lt'}{'e' if inclusive else ''}": pair_id})
+    if spec.key is None:
+        return past_id
+    key = Pair.objects.filter(pk=pair_id).annotate(sort_key=spec.key).values_list("sort_key", flat=True).first()
+    is_null = _key_q(spec, "isnull", True)
+    if key is None:  # among the pairs without a key, which come last
+        return (is_null & past_id) if forward else (is_null & past_id) | _key_q(spec, "isnull", False)
+    up = forward != spec.descending
+    past = _key_q(spec, "gt" if up else "lt", key) | (_key_q(spec, "exact", key) & past_id)
+    return past | is_null if forward else past
+
+
+def _key_q(spec, lookup, value):
+    if isinstance(spec.key, F):
+        return Q(**{f"{spec.key.name}__{lookup}": value})
+    from django.db.models.lookups import Exact, GreaterThan, IsNull, LessThan
+
+    lookups = {"gt": GreaterThan, "lt": LessThan, "exact": Exact, "isnull": IsNull}
+    return Q(lookups[lookup](spec.key, value))
 
 
 def select_pairs(dataset, params):

@@ -16,3 +16,21 @@ def duration(value):
     if minutes:
         return f"{minutes}m {seconds:02d}s"
     return f"{seconds}s"
+
+
+@register.filter
+def highlight(text, query):
+    """`text` escaped, with every case-insensitive occurrence of `query` in <mark> (the pair list's search)."""
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+
+    text = "" if text is None else str(text)
+    if not query:
+        return escape(text)
+    folded, needle = text.lower(), str(query).lower()
+    out, start = [], 0
+    while needle and (found := folded.find(needle, start)) >= 0:
+        out += [escape(text[start:found]), "<mark>", escape(text[found:found + len(needle)]), "</mark>"]
+        start = found + len(needle)
+    out.append(escape(text[start:]))
+    return mark_safe("".join(out))
