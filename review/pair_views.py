@@ -21,8 +21,7 @@ from . import (disagreements, members, pair_actions, pair_count, pairwise_views,
 from .access import get_dataset_for
 from .models import Review, ReviewEvent, SavedFilter
 from .selections import REGISTRY, PairFilter
-from .selections import after as pairs_after
-from .selections import before as pairs_before
+from .selections import keyset_ids
 
 # Rows a page of the pair list shows. Keyset pagination (pk > after), so page 1,000 costs what page 1 does.
 PAGE_SIZE = 50
@@ -56,7 +55,7 @@ def pair_list(request, pk):
                 page["next"] = found.walked_to  # the walk stopped there: "continue" searches on from it
             page["first"] = bool(position["after"])
         else:
-            rows, page = _keyset_page(pairs, order, position)
+            rows, page = _keyset_page(pairs, dataset, order, position)
             count = pair_count.of(pairs, stored=bool(listing and listing["stored_at"]), shown=len(rows),
                                   whole=not (position["after"] or position["before"] or position["at"])
                                   and "next" not in page)
@@ -71,20 +70,19 @@ def pair_list(request, pk):
     return render(request, template, ctx, status=200 if form.is_valid() else 400)
 
 
-def _keyset_page(pairs, order, position):
+def _keyset_page(pairs, dataset, order, position):
     """(rows, {"next": pk, "previous": pk, "first": bool}) of the page after, before or at a pair, keyset all the
     way: `before` reads the previous page backwards and turns it round."""
     if position["before"]:
-        rows = _page_rows(pairs_before(pairs, order, position["before"]))[::-1]
+        ids = keyset_ids(pairs, dataset, order, position["before"], backward=True, limit=PAGE_SIZE + 1)[::-1]
+        rows = _rows_of(ids)
         page = {"next": rows[-1]["pk"] if rows else None, "first": len(rows) > PAGE_SIZE}
         if len(rows) > PAGE_SIZE:
             rows = rows[1:]
             page["previous"] = rows[0]["pk"]
         return rows, {k: v for k, v in page.items() if v}
     start = position["at"] or position["after"]
-    if start:
-        pairs = pairs_after(pairs, order, start, inclusive=bool(position["at"]))
-    rows = _page_rows(pairs)
+    rows = _rows_of(keyset_ids(pairs, dataset, order, start, inclusive=bool(position["at"]), limit=PAGE_SIZE + 1))
     page = {"first": bool(start)}
     if len(rows) > PAGE_SIZE:
         rows = rows[:PAGE_SIZE]
@@ -94,6 +92,12 @@ def _keyset_page(pairs, order, position):
     return rows, page
 
 
+def _rows_of(ids, text=""):
+    """The rows of the pairs `ids`, in that order."""
+    rows = {row["pk"]: row for row in _page_rows(Pair.objects.filter(pk__in=ids), text)}
+    return [rows[pk] for pk in ids if pk in rows]
+
+
 def _page_rows(pairs, text=""):
     """One page (and one more row) of the list as dicts: ids, scores and an excerpt of each text, cut in SQL
     around the searched `text` where it occurs (responses run to 200,000 characters)."""
@@ -101,7 +105,7 @@ def _page_rows(pairs, text=""):
         pairs.annotate(prompt_excerpt=_excerpt("prompt__query", text), chosen_excerpt=_excerpt("chosen__text", text),
                        rejected_excerpt=_excerpt("rejected__text", text), suspicion_score=F("suspicion__score"))
         .values("pk", "domain", "status", "status_reason", "chosen_score", "rejected_score", "prompt_excerpt",
-                "chosen_excerpt", "rejected_excerpt", "suspicion_score", "created_at")[:PAGE_SIZE + 1]
+                "chosen_excerpt", "rejected_excerpt", "suspicion_score")[:PAGE_SIZE + 1]
     )
 
 
