@@ -93,6 +93,7 @@ class ReviewSettingsForm(forms.ModelForm):
     class Meta:
         model = ReviewSettings
         fields = ["reviews_per_pair", "blind_review"]
+        labels = {"reviews_per_pair": _("Reviewers per pair"), "blind_review": _("Blind review")}
 
 
 class AuditForm(forms.Form):

@@ -41,6 +41,8 @@ class Review(models.Model):
     domain = models.CharField(max_length=8, choices=Domain.choices)
 
     class Meta:
+        verbose_name = _("review")
+        verbose_name_plural = _("reviews")
         constraints = [models.UniqueConstraint(fields=["pair", "reviewer"], name="review_unique")]
         indexes = [models.Index(fields=["reviewer", "updated_at"], name="review_reviewer_updated"),
                    # The dashboards' freshness: reviews saved since a snapshot.
@@ -74,6 +76,8 @@ class ReviewEvent(models.Model):
     undone = models.BooleanField(default=False)
 
     class Meta:
+        verbose_name = _("review event")
+        verbose_name_plural = _("review events")
         ordering = ["-at"]
 
 
@@ -95,6 +99,8 @@ class Export(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
         ordering = ["-created_at"]
 
     def __str__(self):
@@ -124,6 +130,8 @@ class DashboardSnapshot(models.Model):
     seconds = models.FloatField(default=0)
 
     class Meta:
+        verbose_name = _("dashboard snapshot")
+        verbose_name_plural = _("dashboard snapshots")
         constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="dashboard_snapshot_unique")]
 
 
@@ -137,6 +145,8 @@ class SelectionMember(models.Model):
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="+")
 
     class Meta:
+        verbose_name = _("stored list member")
+        verbose_name_plural = _("stored list members")
         # (dataset, view) → pair ids is an index-only scan of this constraint's index.
         constraints = [models.UniqueConstraint(fields=["dataset", "view", "pair"], name="selection_member_unique")]
 
@@ -156,6 +166,10 @@ class ResponseTextCheck(models.Model):
     language = models.CharField(max_length=2, blank=True)  # the prose's dominant language
     off_language = models.FloatField()  # share of the prose in a language its Chinese prompt did not ask for
 
+    class Meta:
+        verbose_name = _("response text check")
+        verbose_name_plural = _("response text checks")
+
 
 class ReviewSettings(models.Model):
     """How a dataset is reviewed. A dataset without a row has the defaults (one reviewer per pair, not blind)."""
@@ -167,6 +181,10 @@ class ReviewSettings(models.Model):
     blind_review = models.BooleanField(
         default=False, help_text=_("Hide judge scores, analyses and reward margins; show the responses as A and B "
                                    "in a random order; hide other reviewers' verdicts until one's own is in."))
+
+    class Meta:
+        verbose_name = _("review settings")
+        verbose_name_plural = _("review settings")
 
     @classmethod
     def of(cls, dataset):
@@ -196,6 +214,8 @@ class ReviewAssignment(models.Model):
     done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("review assignment")
+        verbose_name_plural = _("review assignments")
         constraints = [models.UniqueConstraint(fields=["pair", "reviewer"], name="assignment_unique")]
         indexes = [models.Index(fields=["reviewer", "queue_key", "status"], name="assignment_reviewer_queue")]
 
@@ -216,6 +236,8 @@ class Audit(models.Model):
     pair_ids = models.JSONField(default=list)
 
     class Meta:
+        verbose_name = _("audit")
+        verbose_name_plural = _("audits")
         ordering = ["-created_at", "-pk"]
 
     def __str__(self):
@@ -238,6 +260,8 @@ class PairSuspicion(models.Model):
     length = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("pair suspicion")
+        verbose_name_plural = _("pair suspicions")
         # The pair list and the queue walk a dataset's pairs by (score desc, pair id), (margin, pair id) and
         # (length desc, pair id desc).
         indexes = [models.Index("dataset", models.F("score").desc(), "pair", name="pair_suspicion_order"),

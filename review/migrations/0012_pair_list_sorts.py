@@ -75,4 +75,45 @@ class Migration(migrations.Migration):
             model_name='savedfilter',
             constraint=models.UniqueConstraint(fields=('user', 'dataset', 'name'), name='saved_filter_unique'),
         ),
+        # Names in words (and in Chinese) in the Django admin: "review settings", not "review settingss".
+        migrations.AlterModelOptions(
+            name='audit',
+            options={'ordering': ['-created_at', '-pk'], 'verbose_name': 'audit', 'verbose_name_plural': 'audits'},
+        ),
+        migrations.AlterModelOptions(
+            name='dashboardsnapshot',
+            options={'verbose_name': 'dashboard snapshot', 'verbose_name_plural': 'dashboard snapshots'},
+        ),
+        migrations.AlterModelOptions(
+            name='export',
+            options={'ordering': ['-created_at'], 'verbose_name': 'export', 'verbose_name_plural': 'exports'},
+        ),
+        migrations.AlterModelOptions(
+            name='pairsuspicion',
+            options={'verbose_name': 'pair suspicion', 'verbose_name_plural': 'pair suspicions'},
+        ),
+        migrations.AlterModelOptions(
+            name='responsetextcheck',
+            options={'verbose_name': 'response text check', 'verbose_name_plural': 'response text checks'},
+        ),
+        migrations.AlterModelOptions(
+            name='review',
+            options={'verbose_name': 'review', 'verbose_name_plural': 'reviews'},
+        ),
+        migrations.AlterModelOptions(
+            name='reviewassignment',
+            options={'verbose_name': 'review assignment', 'verbose_name_plural': 'review assignments'},
+        ),
+        migrations.AlterModelOptions(
+            name='reviewevent',
+            options={'ordering': ['-at'], 'verbose_name': 'review event', 'verbose_name_plural': 'review events'},
+        ),
+        migrations.AlterModelOptions(
+            name='reviewsettings',
+            options={'verbose_name': 'review settings', 'verbose_name_plural': 'review settings'},
+        ),
+        migrations.AlterModelOptions(
+            name='selectionmember',
+            options={'verbose_name': 'stored list member', 'verbose_name_plural': 'stored list members'},
+        ),
     ]

@@ -34,3 +34,11 @@ def highlight(text, query):
         start = found + len(needle)
     out.append(escape(text[start:]))
     return mark_safe("".join(out))
+
+
+@register.filter
+def verdict_label(verdict):
+    """A review verdict in words (优选回答更好, Chosen is better) for its code; an unknown code as it is."""
+    from review.models import Review
+
+    return dict(Review.Verdict.choices).get(verdict, verdict)
