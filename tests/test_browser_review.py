@@ -62,6 +62,7 @@ def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_th
     assert overview_reviewed(page, live_server, team) == 0
     page.get_by_role("link", name=team.dataset.name, exact=True).click()
     assert page.locator("#review-progress").get_attribute("data-reviewed-pairs") == "0"
+    page.click("#tab-review")  # the dataset page's Review tab
     page.click("#start-review")
     page.wait_for_selector("#review-item[data-state=fresh]")
     wait_for_keys(page)
