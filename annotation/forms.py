@@ -181,3 +181,31 @@ class ScoreForm(forms.Form):
             "pair_statuses": data["pair_statuses"], "rubric_version": data["rubric_version"],
             "rescore": data["rescore"], "force": data["force"],
         }
+
+
+class JobFilter(forms.Form):
+    """The jobs list's filters: a dataset (of those the user sees), a kind, an outcome."""
+
+    dataset = forms.ModelChoiceField(queryset=None, required=False, label=_("Dataset"), empty_label=_("Any"))
+    kind = forms.ChoiceField(choices=(), required=False, label=_("Kind"))
+    status = forms.ChoiceField(choices=(), required=False, label=_("Outcome"))
+
+    def __init__(self, data=None, *, datasets, **kwargs):
+        from .jobs import KINDS
+        from .models import Job
+
+        super().__init__(data, **kwargs)
+        self.fields["dataset"].queryset = datasets.order_by("name")
+        self.fields["kind"].choices = [("", _("Any"))] + sorted(((k, v.label) for k, v in KINDS.items()),
+                                                                key=lambda kv: str(kv[1]))
+        self.fields["status"].choices = [("", _("Any"))] + list(Job.Status.choices)
+
+    def narrow(self, jobs):
+        data = self.cleaned_data
+        if data.get("dataset"):
+            jobs = jobs.filter(dataset=data["dataset"])
+        if data.get("kind"):
+            jobs = jobs.filter(kind=data["kind"])
+        if data.get("status"):
+            jobs = jobs.filter(status=data["status"])
+        return jobs

@@ -63,8 +63,8 @@ class JobKind:
 
     name: str
     runner: Callable | None
-    # The kind's name on the pages. Kinds are identifiers: in English the pages show them as they are, so
-    # the msgid is the name itself (pgettext_lazy("job kind", name)).
+    # The kind's name on the pages, in words ("pair building job 26", not "build_pairs job 26"), lower case
+    # since pages put it into sentences: pgettext_lazy("job kind", "pair building").
     label: object
     unit: str = "items"
     # Labels of the plain-number counts its runner writes, in the order the job page lists them (counts

@@ -257,7 +257,7 @@ BUILD_COUNTS = {
 COUNT_KEYS = tuple(BUILD_COUNTS)
 
 
-@job_kind("build_pairs", label=pgettext_lazy("job kind", "build_pairs"), unit="prompts", counts=BUILD_COUNTS)
+@job_kind("build_pairs", label=pgettext_lazy("job kind", "pair building"), unit="prompts", counts=BUILD_COUNTS)
 def run_build_pairs(ctx: JobContext):
     dataset = Dataset.objects.get(pk=ctx.job.dataset_id)
     try:

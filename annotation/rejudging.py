@@ -107,7 +107,7 @@ def _store_verdicts(rows):
         )
 
 
-@job_kind(KIND, label=pgettext_lazy("job kind", "pairwise_rejudge"), unit="pairs", tally=REJUDGE_TALLY,
+@job_kind(KIND, label=pgettext_lazy("job kind", "pairwise re-judging"), unit="pairs", tally=REJUDGE_TALLY,
           counts={"pairs": _("Pairs asked about"), "agree": _("Judge prefers chosen in both orders"),
                   "disagree": _("Judge prefers rejected in both orders"),
                   "inconsistent": _("Position-inconsistent (the verdict followed the order)"),

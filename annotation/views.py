@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseStopPolling
 from . import jobs, pairing
 from .access import get_dataset_for, get_job_for, visible_datasets
 from .csv_cells import CsvCells
-from .forms import BuildPairsForm, ImportForm, ScoreForm
+from .forms import BuildPairsForm, ImportForm, JobFilter, ScoreForm
 from .ingest.importer import hub_import_params, import_params
 from .ingest.report import import_report
 from .judgement_export import judgement_lines
@@ -77,8 +77,13 @@ def score_start(request, pk):
 def job_list(request):
     datasets = visible_datasets(request.user)
     visible = Q(dataset__in=datasets) | (Q(dataset__isnull=True) if request.user.is_superuser else Q(pk__in=[]))
-    job_rows = Job.objects.filter(visible).select_related("dataset", "created_by")[:200]
-    return render(request, "annotation/job_list.html", {"jobs": job_rows})
+    form = JobFilter(request.GET, datasets=datasets)
+    job_rows = Job.objects.filter(visible)
+    if form.is_valid():
+        job_rows = form.narrow(job_rows)
+    job_rows = job_rows.select_related("dataset", "created_by")[:200]
+    return render(request, "annotation/job_list.html", {"jobs": job_rows, "form": form},
+                  status=200 if form.is_valid() else 400)
 
 
 @login_required

@@ -57,6 +57,17 @@ def pages(dataset, judge_ids):
             ("pair list ?domain=math&status=pending", pair_list + "?domain=math&status=pending"),
             ("search 3+ characters", pair_list + "?q=" + quote("请解释")),
             ("search 2 characters", pair_list + "?q=" + quote("代码"))]
+    # Each sort of the list: its first page, and the page that starts at the pair in the middle of the dataset's
+    # ids (somewhere deep in that order; keyset, so it should cost what the first does).
+    from review.selections import ORDERS
+
+    ids = dataset.pairs.order_by("pk").values_list("pk", flat=True)
+    middle = ids[ids.count() // 2] if ids.exists() else None
+    for order in [o for o in ORDERS if o]:
+        out.append((f"pair list order={order}", pair_list + f"?order={order}"))
+        if middle is not None:
+            out.append((f"pair list order={order} deep page", pair_list + f"?order={order}&at={middle}"))
+    out.append(("pair list order=gap&domain=math", pair_list + "?order=gap&domain=math"))
     first_pair = dataset.pairs.order_by("pk").values_list("pk", flat=True).first()
     if first_pair is not None:
         out.append(("pair page", reverse("pair-detail", args=[ds, first_pair])))
@@ -73,10 +84,10 @@ def load(args):
     dataset = Dataset.objects.create(name=f"pages bench {args.pairs} pairs {time.strftime('%Y-%m-%d %H:%M:%S')}")
     job, seconds = import_generated(dataset, args.pairs, args.seed)
     print(f"imported {args.pairs:,} pairs in {seconds:.1f} s")
-    from review.search import follow_up_of
+    from review import search
 
     started = time.perf_counter()
-    jobs.execute(follow_up_of(job).pk)  # the search-index job every import is followed by
+    jobs.execute(jobs.follow_up_of(job, search.KIND).pk)  # the search-index job every import is followed by
     print(f"search-index job in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     enrich(dataset)

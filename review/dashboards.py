@@ -84,7 +84,7 @@ def freshness(dataset, snap, reviews_live=False):
             "stale": changed, "refresh_job": running}
 
 
-@job_kind(REFRESH_KIND, label=pgettext_lazy("job kind", "dashboard_refresh"), unit="dashboards",
+@job_kind(REFRESH_KIND, label=pgettext_lazy("job kind", "dashboard refresh"), unit="dashboards",
           changes_data=False, counts={"seconds": _("Seconds computing")})
 def run_refresh(ctx):
     """Recompute every dashboard of the job's dataset; each one commits on its own."""

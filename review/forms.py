@@ -139,6 +139,7 @@ class ReviewSettingsForm(forms.ModelForm):
     class Meta:
         model = ReviewSettings
         fields = ["reviews_per_pair", "blind_review", "status_quorum"]
+        labels = {"reviews_per_pair": _("Reviewers per pair"), "blind_review": _("Blind review")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -46,6 +46,8 @@ class Review(models.Model):
     domain = models.CharField(max_length=8, choices=Domain.choices)
 
     class Meta:
+        verbose_name = _("review")
+        verbose_name_plural = _("reviews")
         constraints = [models.UniqueConstraint(fields=["pair", "reviewer"], name="review_unique")]
         indexes = [models.Index(fields=["reviewer", "updated_at"], name="review_reviewer_updated"),
                    # The dashboards' freshness: reviews saved since a snapshot.
@@ -81,6 +83,8 @@ class ReviewEvent(models.Model):
     undone = models.BooleanField(default=False)
 
     class Meta:
+        verbose_name = _("review event")
+        verbose_name_plural = _("review events")
         ordering = ["-at"]
 
 
@@ -102,6 +106,8 @@ class Export(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
         ordering = ["-created_at"]
 
     def __str__(self):
@@ -131,6 +137,8 @@ class DashboardSnapshot(models.Model):
     seconds = models.FloatField(default=0)
 
     class Meta:
+        verbose_name = _("dashboard snapshot")
+        verbose_name_plural = _("dashboard snapshots")
         constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="dashboard_snapshot_unique")]
 
 
@@ -144,6 +152,8 @@ class SelectionMember(models.Model):
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="+")
 
     class Meta:
+        verbose_name = _("stored list member")
+        verbose_name_plural = _("stored list members")
         # (dataset, view) → pair ids is an index-only scan of this constraint's index.
         constraints = [models.UniqueConstraint(fields=["dataset", "view", "pair"], name="selection_member_unique")]
 
@@ -162,6 +172,10 @@ class ResponseTextCheck(models.Model):
     refusal = models.FloatField()  # how surely it opens by declining, 0-1
     language = models.CharField(max_length=2, blank=True)  # the prose's dominant language
     off_language = models.FloatField()  # share of the prose in a language its Chinese prompt did not ask for
+
+    class Meta:
+        verbose_name = _("response text check")
+        verbose_name_plural = _("response text checks")
 
 
 class ReviewSettings(models.Model):
@@ -184,6 +198,10 @@ class ReviewSettings(models.Model):
         help_text=_("When this many reviews agree, they decide the pair's status: chosen better and correct keeps it, "
                     "rejected better and correct swaps it, both bad or the better one incorrect discards it. "
                     "0: reviews never change a status. A pair an admin decided is left as the admin decided."))
+
+    class Meta:
+        verbose_name = _("review settings")
+        verbose_name_plural = _("review settings")
 
     @classmethod
     def of(cls, dataset):
@@ -216,6 +234,8 @@ class ReviewAssignment(models.Model):
     rejected_first = models.BooleanField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("review assignment")
+        verbose_name_plural = _("review assignments")
         constraints = [models.UniqueConstraint(fields=["pair", "reviewer"], name="assignment_unique")]
         indexes = [models.Index(fields=["reviewer", "queue_key", "status"], name="assignment_reviewer_queue")]
 
@@ -236,6 +256,8 @@ class Audit(models.Model):
     pair_ids = models.JSONField(default=list)
 
     class Meta:
+        verbose_name = _("audit")
+        verbose_name_plural = _("audits")
         ordering = ["-created_at", "-pk"]
 
     def __str__(self):
@@ -251,10 +273,41 @@ class PairSuspicion(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
     score = models.FloatField()
     reasons = models.JSONField(default=list)
+    # Sort keys of the pair list stored with the score, since neither is a column of the pair: the newest
+    # reward model's margin r(chosen) − r(rejected) (None: no reward model scored the dataset) and the
+    # characters of both responses.
+    margin = models.FloatField(null=True, blank=True)
+    length = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
-        # The pair list and the queue walk a dataset's pairs by (score desc, pair id).
-        indexes = [models.Index("dataset", models.F("score").desc(), "pair", name="pair_suspicion_order")]
+        verbose_name = _("pair suspicion")
+        verbose_name_plural = _("pair suspicions")
+        # The pair list and the queue walk a dataset's pairs by (score desc, pair id), (margin, pair id) and
+        # (length desc, pair id desc).
+        indexes = [models.Index("dataset", models.F("score").desc(), "pair", name="pair_suspicion_order"),
+                   models.Index(fields=["dataset", "margin", "pair"], name="pair_suspicion_margin"),
+                   models.Index("dataset", models.F("length").desc(nulls_last=True), models.F("pair").desc(),
+                                name="pair_suspicion_length")]
+
+
+class SavedFilter(models.Model):
+    """A pair list's parameters saved under a name by one user for one dataset (the URL of a list is its
+    definition, review/selections.py), listed above that dataset's pair list."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(_("name"), max_length=100)
+    query = models.CharField(max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("saved filter")
+        verbose_name_plural = _("saved filters")
+        constraints = [models.UniqueConstraint(fields=["user", "dataset", "name"], name="saved_filter_unique")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
 
 
 class DecisionBatch(models.Model):

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,10 +14,11 @@ from annotation.jobs import running_job
 from annotation.models import Domain, Judgement, Pair, Response, RewardScore, Role
 from annotation.rejudging import DEFAULT_LIMIT, verdicts_of
 
-from . import decisions, disagreements, members, pair_actions, pairwise_views, quality_rules, search, suspicion
+from . import (decisions, disagreements, members, pair_actions, pair_count, pairwise_views, quality_rules,
+               saved_filters, search, suspicion)
 from .access import get_dataset_for
-from .models import Review, ReviewEvent
-from .pair_pages import PAGE_SIZE, pair_page
+from .models import Review, ReviewEvent, SavedFilter
+from .pair_pages import PAGE_SIZE, keyset_page, label_rows, search_page
 from .selections import REGISTRY, PairFilter
 
 
@@ -25,24 +27,62 @@ from .selections import REGISTRY, PairFilter
 def pair_list(request, pk):
     dataset = get_dataset_for(request, pk, Role.VIEWER)
     params = request.GET.copy()
-    after = _positive_int(params.pop("after", [""])[-1])
+    position = {key: _positive_int(params.pop(key, [""])[-1]) for key in ("after", "before", "at")}
     form = PairFilter(params)
-    rows, next_after, listing, found = [], None, None, None
+    rows, page, listing, found, count = [], {}, None, None, None
     if form.is_valid():
         view = REGISTRY.get(form.cleaned_data.get("view") or "")
         if view is not None and hasattr(view.narrow, "stored_at"):
             listing = {"stored_at": members.served_from(view, dataset, form.view_settings)}
-        page = pair_page(form, dataset, after, size=PAGE_SIZE)
-        rows, next_after, found = page.rows, page.next_after, page.found
-    ctx = {"dataset": dataset, "form": form, "rows": rows, "next_after": next_after, "after": after,
+        text = form.cleaned_data.get("q")
+        order = form.cleaned_data.get("order") or ""
+        pairs = form.pairs(dataset, search_text=False)
+        if text:
+            rows, page, found = search_page(pairs, dataset, text, position["after"], PAGE_SIZE)
+        else:
+            rows, page = keyset_page(pairs, dataset, order, position, PAGE_SIZE)
+            count = pair_count.of(pairs, stored=bool(listing and listing["stored_at"]), shown=len(rows),
+                                  whole=not (position["after"] or position["before"] or position["at"])
+                                  and "next" not in page)
+    label_rows(rows)
+    ctx = {"dataset": dataset, "form": form, "rows": rows, "page": page, "count": count,
            "query": form.query_string(), "view_settings": _view_settings(params), "listing": listing,
-           "search": _search_state(dataset, request.user, found, next_after, len(rows)),
+           "highlight": form.cleaned_data.get("q") if form.is_valid() else "",
+           "search": _search_state(dataset, request.user, found, page.get("next"), len(rows)),
+           "saved_filters": saved_filters.of(request.user, dataset), "save_form": saved_filters.SaveForm(),
            "rejudge_form": _rejudge_form(dataset, request.user, form)}
     # The queue over exactly this list, and (admins) a decision over it.
     ctx.update(can_review=dataset.allows(request.user, Role.REVIEWER),
                can_decide=form.is_valid() and dataset.allows(request.user, Role.ADMIN))
     template = "review/pair_list.html#results" if request.htmx else "review/pair_list.html"
     return render(request, template, ctx, status=200 if form.is_valid() else 400)
+
+
+@login_required
+@require_POST
+def saved_filter_save(request, pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    form = saved_filters.SaveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("A saved filter needs a name of at most 100 characters."))
+        return redirect("pair-list", dataset.pk)
+    try:
+        saved = saved_filters.save(request.user, dataset, form.cleaned_data["name"], form.cleaned_data["query"])
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect("pair-list", dataset.pk)
+    messages.success(request, _("Filter “%(name)s” saved.") % {"name": saved.name})
+    return redirect(f"{reverse('pair-list', args=[dataset.pk])}?{saved.query}")
+
+
+@login_required
+@require_POST
+def saved_filter_delete(request, pk, filter_pk):
+    dataset = get_dataset_for(request, pk, Role.VIEWER)
+    saved = get_object_or_404(SavedFilter, pk=filter_pk, dataset=dataset, user=request.user)
+    saved.delete()
+    messages.success(request, _("Filter “%(name)s” deleted.") % {"name": saved.name})
+    return redirect("pair-list", dataset.pk)
 
 
 def _rejudge_form(dataset, user, form):

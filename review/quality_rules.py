@@ -200,7 +200,7 @@ def count_rule(rule, dataset):
 
 
 # Its counts are {domain: pairs} per rule, shown on the quality page.
-@job_kind(KIND, label=pgettext_lazy("job kind", "quality_counts"), unit="rules", changes_data=False)
+@job_kind(KIND, label=pgettext_lazy("job kind", "quality count"), unit="rules", changes_data=False)
 def run_quality_counts(ctx: JobContext):
     """Count every rule by domain, storing the members of the materialised ones, one rule a transaction;
     a resumed job skips the rules it committed."""

@@ -170,7 +170,7 @@ follows_imports(FollowUp(KIND, what="search indexing", bar={"unit": "text", "des
                          describe=lambda job: f"{job.done} texts added to the search indexes (job {job.pk})"))
 
 
-@job_kind(KIND, label=pgettext_lazy("job kind", "search_index"), unit="texts", changes_data=False, counts={
+@job_kind(KIND, label=pgettext_lazy("job kind", "search indexing"), unit="texts", changes_data=False, counts={
     "prompts_indexed": _("Prompts indexed for search"),
     "responses_indexed": _("Responses indexed for search"),
 })

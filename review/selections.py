@@ -23,8 +23,9 @@ Base parameters (all optional, repeatable where it says so):
     flagged=no|yes        no defect rule flags the pair / one does (the low-quality rules that are no
                           signal, by the members the quality-count job stored: e.g. the suspicious pairs
                           that no rule explains, to re-judge pairwise)
-    order=suspicious      most suspicious first (review/suspicion.py's stored score; unscored pairs last);
-                          default: pair id order
+    order=<name>          suspicious (most suspicious first), gap (narrowest panel gap first), margin
+                          (lowest reward margin first), length (longest responses first), newest;
+                          default: pair id order. See ORDERS.
     pair=<id>             repeatable; these pairs (the pair page's "Review this pair", a decision over one pair)
     decision=<batch id>   the pairs a decision changed (review/decisions.py)
     view=<name>           a registered selection (a disagreement view, a low-quality rule, …)
@@ -39,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from django import forms
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, FloatField, Func, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.lookups import GreaterThan, GreaterThanOrEqual, IsNull, LessThan, LessThanOrEqual
 from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Domain, Judge, Judgement, Pair, RewardModel, RewardScore
@@ -99,8 +101,11 @@ class IdListField(forms.Field):
 
 
 class PairFilter(forms.Form):
-    domain = forms.MultipleChoiceField(choices=Domain.choices, required=False, label=_("Domain"))
-    status = forms.MultipleChoiceField(choices=Pair.Status.choices, required=False, label=_("Status"))
+    # Ticked boxes, not <select multiple>: choosing two needs no Ctrl-click.
+    domain = forms.MultipleChoiceField(choices=Domain.choices, required=False, label=_("Domain"),
+                                       widget=forms.CheckboxSelectMultiple)
+    status = forms.MultipleChoiceField(choices=Pair.Status.choices, required=False, label=_("Status"),
+                                       widget=forms.CheckboxSelectMultiple)
     reason = forms.CharField(required=False, max_length=200, label=_("Reason starts with"))
     origin = forms.ChoiceField(choices=[("", _("Any"))] + list(Pair.Origin.choices), required=False,
                                label=_("Origin"))
@@ -122,12 +127,12 @@ class PairFilter(forms.Form):
     reward_model = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput,
                                       label=_("Reward model"))
     reviewer = forms.CharField(required=False, max_length=150, label=_("Reviewer"))
-    verdict = forms.MultipleChoiceField(choices=(), required=False, label=_("Verdict"))
+    verdict = forms.MultipleChoiceField(choices=(), required=False, label=_("Verdict"),
+                                        widget=forms.CheckboxSelectMultiple)
     flagged = forms.ChoiceField(choices=[("", _("Any")), ("yes", _("A defect rule flags it")),
                                          ("no", _("No defect rule flags it"))], required=False,
                                 label=_("Defect rules"))
-    order = forms.ChoiceField(choices=[("", _("Pair id")), ("suspicious", _("Most suspicious first"))],
-                              required=False, label=_("Order"))
+    order = forms.ChoiceField(choices=(), required=False, label=_("Order"))
     pair = IdListField(required=False, label=_("Pairs"))
     decision = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput, label=_("Decision"))
 
@@ -137,6 +142,7 @@ class PairFilter(forms.Form):
         from .models import Review
 
         self.fields["verdict"].choices = Review.Verdict.choices
+        self.fields["order"].choices = [(name, spec.label) for name, spec in ORDERS.items()]
         self.view_settings = {}
 
     def clean(self):
@@ -263,28 +269,152 @@ def _narrow_flagged(pairs, dataset, flagged):
     return pairs.filter(member if flagged else ~member)
 
 
+@dataclass(frozen=True)
+class Order:
+    """A sort of the pair list (and of the queue over it): `key` an expression over the pair, `descending` its
+    direction; ties and the pairs without a key (last) go in id order, ascending unless `ids_descending`.
+    Each is an index scan (review/migrations/0012_pair_list_sorts.py), so a page costs what the first does."""
+    label: str
+    key: object = None  # None: pair id order
+    descending: bool = False
+    ids_descending: bool = False
+    # The key is a column of PairSuspicion (F("suspicion__…")), stored by the quality-count job: pages are read
+    # from its index on (dataset, key, pair) first, then the pairs it has no row for (keyset_ids).
+    stored: bool = False
+    index_nulls_last: bool = True  # how the index sorts nulls (a descending index puts them first by default)
+
+    def order_by(self):
+        if self.key is None:
+            return ["-pk" if self.ids_descending else "pk"]
+        key = self.key.desc(nulls_last=True) if self.descending else self.key.asc(nulls_last=True)
+        return [key, "-pk" if self.ids_descending else "pk"]
+
+    def index_order_by(self):
+        """The order of the pairs that have a key, as their index sorts them (keyset_ids)."""
+        key = self.key.desc(nulls_last=self.index_nulls_last or None) if self.descending else self.key.asc()
+        ids = self.index_id()
+        return [key, ids.desc() if self.ids_descending else ids.asc()]
+
+    def index_id(self):
+        # The pair id as the key's index holds it: PairSuspicion's own pair_id for a stored key, so that
+        # PostgreSQL sees the index's order (the pair's id is the same number, but not the same column to it).
+        return F("suspicion__pair") if self.stored else F("pk")
+
+
+ORDERS = {
+    "": Order(_("Pair id")),
+    # The stored score (review/suspicion.py); pairs the quality-count job has not scored come last.
+    "suspicious": Order(_("Most suspicious first"), F("suspicion__score"), descending=True, stored=True,
+                        index_nulls_last=False),
+    # The panel's gap, narrowest first: the pairs the panel was least sure of (expression index pair_dataset_gap).
+    "gap": Order(_("Narrowest gap first"), F("chosen_score") - F("rejected_score")),
+    # Reward margin and length as the quality-count job stored them beside the suspicion (PairSuspicion).
+    "margin": Order(_("Lowest reward margin first"), F("suspicion__margin"), stored=True),
+    "length": Order(_("Longest responses first"), F("suspicion__length"), descending=True, ids_descending=True,
+                    stored=True),
+    "newest": Order(_("Newest first"), F("created_at"), descending=True, ids_descending=True, index_nulls_last=False),
+}
+
+
 def ordered(pairs, order):
-    """The pairs in the list's order: pair id, or most suspicious first (an index scan of PairSuspicion's
-    (dataset, score desc, pair); pairs the quality-count job has not scored come last, in id order)."""
-    if order == "suspicious":
-        return pairs.order_by(F("suspicion__score").desc(nulls_last=True), "pk")
-    return pairs.order_by("pk")
+    """The pairs in the list's order (ORDERS; unknown names: pair id)."""
+    return pairs.order_by(*ORDERS.get(order or "", ORDERS[""]).order_by())
 
 
-def after(pairs, order, pair_id):
-    """The pairs that come after pair `pair_id` in `order` (keyset pagination: page 1,000 costs what page 1 does);
-    all of them when `pair_id` is None."""
+def after(pairs, order, pair_id, inclusive=False):
+    """The pairs that come after pair `pair_id` in `order` (keyset pagination: page 1,000 costs what page 1 does),
+    with it when `inclusive`; all of them when `pair_id` is None."""
     if pair_id is None:
         return pairs
-    if order != "suspicious":
-        return pairs.filter(pk__gt=pair_id)
-    from .models import PairSuspicion
+    return pairs.filter(_beyond(ORDERS.get(order or "", ORDERS[""]), pair_id, forward=True, inclusive=inclusive))
 
-    score = PairSuspicion.objects.filter(pair_id=pair_id).values_list("score", flat=True).first()
-    if score is None:
-        return pairs.filter(suspicion__isnull=True, pk__gt=pair_id)
-    return pairs.filter(Q(suspicion__score__lt=score) | Q(suspicion__score=score, pk__gt=pair_id)
-                        | Q(suspicion__isnull=True))
+
+def before(pairs, order, pair_id):
+    """The pairs that come before pair `pair_id` in `order`, nearest first (the previous page, read backwards)."""
+    spec = ORDERS.get(order or "", ORDERS[""])
+    reverse = [key.reverse_ordering() if hasattr(key, "reverse_ordering") else
+               (key[1:] if key.startswith("-") else "-" + key) for key in spec.order_by()]
+    return pairs.filter(_beyond(spec, pair_id, forward=False)).order_by(*reverse)
+
+
+def keyset_ids(pairs, dataset, order, start=None, inclusive=False, backward=False, limit=51):
+    """Ids of the first `limit` pairs after pair `start` in `order` (before it, nearest first, when `backward`).
+
+    A key stored in PairSuspicion is read in two parts, each one index scan: the pairs with a key, in the
+    order of the index (dataset, key, pair), then those without, in id order. A single query with the key's
+    LEFT JOIN and NULLS LAST cannot follow that index: PostgreSQL joined and sorted every pair (430 ms at
+    100k pairs, measured) where the two parts read 51 rows each."""
+    spec = ORDERS.get(order or "", ORDERS[""])
+    if spec.key is None:
+        found = before(pairs, order, start) if backward else after(pairs, order, start, inclusive)
+        return list(found.values_list("pk", flat=True)[:limit])
+    keyed = pairs.filter(_key_q(spec, "isnull", False))
+    if spec.stored:
+        keyed = keyed.filter(suspicion__dataset=dataset)  # so that PostgreSQL can walk (dataset, key, pair)
+    keyed = keyed.order_by(*spec.index_order_by())
+    unkeyed = pairs.filter(_key_q(spec, "isnull", True)).order_by("-pk" if spec.ids_descending else "pk")
+    start_key = None
+    if start is not None:
+        start_key = Pair.objects.filter(pk=start).annotate(sort_key=spec.key).values_list("sort_key", flat=True).first()
+
+    def past_id(forward):
+        up = forward != spec.ids_descending
+        return Q(**{f"pk__{'gt' if up else 'lt'}{'e' if inclusive and forward else ''}": start})
+
+    if start is None:
+        parts = [keyed, unkeyed]
+    elif not backward:
+        parts = ([keyed.filter(_keyed_past(spec, start, start_key, True, inclusive)), unkeyed]
+                 if start_key is not None else [unkeyed.filter(past_id(True))])
+    elif start_key is None:
+        parts = [unkeyed.filter(past_id(False)).reverse(), keyed.reverse()]
+    else:
+        parts = [keyed.filter(_keyed_past(spec, start, start_key, False, False)).reverse()]
+    ids = []
+    for part in parts:
+        if len(ids) < limit:
+            ids += part.values_list("pk", flat=True)[:limit - len(ids)]
+    return ids
+
+
+class _Row(Func):
+    template = "ROW(%(expressions)s)"
+    output_field = FloatField()  # compared only with another row
+
+
+def _keyed_past(spec, pair_id, key, forward, inclusive):
+    """Q for the pairs with a key past pair `pair_id` (whose key is `key`). Where the key and the ids run the same
+    way this is one row comparison, which PostgreSQL answers as a range of the index, so a deep page costs
+    what the first does; "most suspicious first" (score down, ids up) needs the OR."""
+    if spec.descending != spec.ids_descending:
+        return _beyond(spec, pair_id, forward, inclusive, key, with_nulls=False)
+    up = forward != spec.descending
+    lookup = (GreaterThanOrEqual if inclusive else GreaterThan) if up else (LessThanOrEqual if inclusive else LessThan)
+    return Q(lookup(_Row(spec.key, spec.index_id()), _Row(Value(key), Value(pair_id))))
+
+
+def _beyond(spec, pair_id, forward, inclusive=False, key=..., with_nulls=True):
+    """Q for the pairs past pair `pair_id` in `spec`'s order: after it (`forward`) or before it."""
+    ids_up = forward != spec.ids_descending
+    past_id = Q(**{f"pk__{'gt' if ids_up else 'lt'}{'e' if inclusive else ''}": pair_id})
+    if spec.key is None:
+        return past_id
+    if key is ...:
+        key = Pair.objects.filter(pk=pair_id).annotate(sort_key=spec.key).values_list("sort_key", flat=True).first()
+    is_null = _key_q(spec, "isnull", True)
+    if key is None:  # among the pairs without a key, which come last
+        return (is_null & past_id) if forward else (is_null & past_id) | _key_q(spec, "isnull", False)
+    up = forward != spec.descending
+    # key ≥ k AND (key > k OR id past): the first half is a range of the key's index, the rest filters the ties.
+    past = _key_q(spec, "gte" if up else "lte", key) & (_key_q(spec, "gt" if up else "lt", key) | past_id)
+    return past | is_null if forward and with_nulls else past
+
+
+def _key_q(spec, lookup, value):
+    if isinstance(spec.key, F):
+        return Q(**{f"{spec.key.name}__{lookup}": value})
+    lookups = {"gt": GreaterThan, "lt": LessThan, "gte": GreaterThanOrEqual, "lte": LessThanOrEqual, "isnull": IsNull}
+    return Q(lookups[lookup](spec.key, value))
 
 
 def select_pairs(dataset, params):

@@ -91,7 +91,10 @@ _VALUES = """
     v AS (SELECT pair_id, avg(CASE WHEN verdict = 'chosen_better' THEN -1.0 ELSE 1.0 END) AS against
           FROM review_review WHERE dataset_id = %(dataset)s GROUP BY pair_id),
     pw AS ({pairwise})
-    SELECT q.id, {values} FROM annotation_pair q
+    SELECT q.id, {values}, rc.reward - rr.reward AS margin,
+           (SELECT char_length(t.text) FROM annotation_response t WHERE t.id = q.chosen_id)
+           + (SELECT char_length(t.text) FROM annotation_response t WHERE t.id = q.rejected_id) AS length
+    FROM annotation_pair q
     LEFT JOIN spread sc ON sc.response_id = q.chosen_id
     LEFT JOIN spread sr ON sr.response_id = q.rejected_id
     LEFT JOIN flip f ON f.pair_id = q.id
@@ -117,7 +120,7 @@ def signal_values(dataset):
     """{pair id: {signal name: value}} of the dataset (for the benchmark's fit; the job scores in SQL)."""
     with connection.cursor() as cursor:
         cursor.execute(_values_sql(), _params(dataset))
-        return {row[0]: dict(zip(BY_NAME, row[1:])) for row in cursor.fetchall()}
+        return {row[0]: dict(zip(BY_NAME, row[1:1 + len(SIGNALS)])) for row in cursor.fetchall()}
 
 
 def score_of(values):
@@ -128,7 +131,8 @@ def score_of(values):
 
 def store(dataset):
     """Score every pair of the dataset and store the scores with their reasons (the signals that raised it,
-    {name: [contribution, value]}), replacing the old ones. Call inside a transaction."""
+    {name: [contribution, value]}) and the pair list's sort keys margin and length, replacing the old ones.
+    Call inside a transaction."""
     logit = " + ".join([str(INTERCEPT)] + [f"{s.weight} * s.\"{s.name}\"" for s in SIGNALS])
     reasons = ", ".join(
         f"'{s.name}', CASE WHEN {s.weight} * s.\"{s.name}\" > 0 "
@@ -137,8 +141,9 @@ def store(dataset):
     PairSuspicion.objects.filter(dataset=dataset).delete()
     with connection.cursor() as cursor:
         cursor.execute(f"""
-            INSERT INTO review_pairsuspicion (pair_id, dataset_id, score, reasons)
-            SELECT s.id, %(dataset)s, 1 / (1 + exp(-({logit}))), jsonb_strip_nulls(jsonb_build_object({reasons}))
+            INSERT INTO review_pairsuspicion (pair_id, dataset_id, score, reasons, margin, length)
+            SELECT s.id, %(dataset)s, 1 / (1 + exp(-({logit}))), jsonb_strip_nulls(jsonb_build_object({reasons})),
+                   s.margin, s.length
             FROM ({_values_sql()}) s""", _params(dataset))
 
 

@@ -7,7 +7,9 @@ from django.db.models import Count
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.forms import BuildPairsForm, ImportForm
@@ -71,7 +73,27 @@ def _detail_context(request, dataset, export_form=None):
         "exports": Export.objects.filter(dataset=dataset).select_related("job")[:10],
         "nd": near_duplicates.summary(dataset),
         **review_section_context(dataset, request.user),
+        "pipeline": pipeline_steps(dataset),
     }
+
+
+# The pipeline's steps in order: (name, label, job kinds whose newest job is the step's state, the admin's action).
+PIPELINE = [
+    ("score", gettext_lazy("Score responses with the LLM judges"), ["score"], "score-start", gettext_lazy("Score responses")),
+    ("build", gettext_lazy("Build pairs from the judges' scores"), ["build_pairs"], "#pair-building", gettext_lazy("Build pairs")),
+    ("reward", gettext_lazy("Train or load a reward model"), ["train_reward_model"], "reward-train", gettext_lazy("Train a reward model")),
+    ("filter", gettext_lazy("Filter pairs by reward margin"), ["reward_filter"], "#reward-models", gettext_lazy("Reward models")),
+]
+
+
+def pipeline_steps(dataset):
+    """Each step of the pipeline with the newest job of its kinds (None: not run yet) and the admin's action."""
+    steps = []
+    for name, label, kinds, action, action_label in PIPELINE:
+        job = Job.objects.filter(dataset=dataset, kind__in=kinds).order_by("-created_at", "-pk").first()
+        url = action if action.startswith("#") else reverse(action, args=[dataset.pk])
+        steps.append({"name": name, "label": label, "job": job, "action": url, "action_label": action_label})
+    return steps
 
 
 def dataset_counts(dataset):

@@ -21,6 +21,7 @@ def test_an_admin_builds_pairs_and_sees_the_run(live_server, thread_worker, brow
     page = browser_page
     open_dataset_as(page, live_server, team.admin, team.dataset)
 
+    page.click("#tab-pipeline")
     page.click("#pair-building summary")
     page.fill("#build-pairs-form input[name=threshold]", "1.5")
     page.select_option("#build-pairs-form select[name=strategy]", "best-worst")

@@ -21,6 +21,7 @@ def test_a_reviewer_exports_with_a_split_and_downloads_the_test_file(live_server
     page = browser_page
     open_dataset_as(page, live_server, team.reviewer, team.dataset)
 
+    page.click("#tab-export")
     page.select_option("#export-form select[name=format]", "trl-chat")
     page.fill("#export-form input[name=split]", "0.9")
     page.check("#export-form input[name=with_meta]")

@@ -65,6 +65,7 @@ def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_th
     assert overview_reviewed(page, live_server, team) == 0
     page.get_by_role("link", name=team.dataset.name, exact=True).click()
     assert page.locator("#review-progress").get_attribute("data-reviewed-pairs") == "0"
+    page.click("#tab-review")  # the dataset page's Review tab
     page.click("#start-review")
     page.wait_for_selector("#review-item[data-state=fresh]")
     wait_for_keys(page)
@@ -89,10 +90,10 @@ def test_a_reviewer_reviews_three_pairs_with_the_keyboard_undoes_one_and_sees_th
     assert not Review.objects.filter(pair_id=third).exists()
     page.screenshot(path=str(TEST_OUTPUT / "review-queue-after-undo.png"), full_page=True)
 
-    page.keyboard.press("j")
+    page.keyboard.press("k")  # previous, as in Gmail
     page.wait_for_selector(f"#review-item[data-pair='{second}'][data-state=history]")
     assert page.locator("#verdict-form input[value=b]").is_checked()
-    page.keyboard.press("k")
+    page.keyboard.press("j")  # next
     page.wait_for_selector(f"#review-item[data-pair='{third}'][data-state=fresh]")
 
     page.get_by_role("link", name=team.dataset.name, exact=True).click()

@@ -21,6 +21,7 @@ def test_an_admin_scores_looks_at_the_what_if_and_applies_the_filter(live_server
     page = browser_page
     open_dataset_as(page, live_server, team.admin, team.dataset)
 
+    page.click("#tab-pipeline")
     page.locator(f"#reward-models tr[data-reward-model='{model.pk}']").get_by_role("link", name="What-if").click()
     page.wait_for_selector("#what-if-empty")
     page.click("#what-if-actions button:has-text('Score')")

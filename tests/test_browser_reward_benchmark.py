@@ -25,6 +25,7 @@ def test_an_admin_runs_a_pairwise_judge_and_reads_the_leaderboard(live_server, t
         Judge.objects.create(name="裁判", base_url=server.base_url, model="m", max_concurrency=4)
         page = browser_page
         open_dataset_as(page, live_server, team.admin, team.dataset)
+        page.click("#tab-pipeline")
         page.click("#reward-leaderboard-link")
         page.wait_for_selector("#leaderboard-empty")
         page.select_option("#pairwise select[name=judge]", label="裁判")

@@ -40,6 +40,7 @@ def test_an_admin_uploads_the_sample_and_sees_pairs_by_domain(live_server, threa
     page = browser_page
     open_dataset_as(page, live_server, team.admin, team.dataset)
 
+    page.click("#tab-import")
     page.set_input_files("#import-form input[type=file]", str(SAMPLE))
     page.click("#import-form button[type=submit]")
     page.wait_for_url("**/jobs/*/")

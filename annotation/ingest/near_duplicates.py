@@ -84,7 +84,7 @@ follows_imports(FollowUp(KIND, what="near-duplicate search", describe=describe, 
                          bar={"unit": "prompt", "desc": "near-duplicates"}))
 
 
-@job_kind(KIND, label=pgettext_lazy("job kind", "near_duplicates"), unit="prompts", counts={
+@job_kind(KIND, label=pgettext_lazy("job kind", "near-duplicate check"), unit="prompts", counts={
     "prompts_signed": _("Prompts signed (MinHash)"),
     "candidate_pairs": _("Candidate pairs checked"),
     "near_duplicate_pairs": _("Near-duplicate pairs"),

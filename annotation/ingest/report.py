@@ -1,5 +1,7 @@
 """The import report: what an import job did, in words a person reads (the job page of an import)."""
 
+from django.utils.translation import gettext_lazy as _
+
 from ..jobs import KINDS
 from ..models import Domain
 from . import near_duplicates
@@ -9,6 +11,26 @@ def created_by_domain(counts):
     """{domain: {"prompts": n, "pairs": n}} created by an import (a responses import creates prompts only)."""
     pairs, prompts = counts.get("by_domain", {}), counts.get("prompts_by_domain", {})
     return {d: {"prompts": prompts.get(d, 0), "pairs": pairs.get(d, 0)} for d in {**prompts, **pairs}}
+
+
+# The row formats by name, as the import page says them (README "Import").
+FORMAT_LABELS = {
+    "sharegpt": _("LLaMA-Factory / COIG-P sharegpt ranking"),
+    "trl": _("TRL preference"),
+    "alpaca": _("Alpaca ranking"),
+    "crbench": _("CRBench style"),
+    "responses": _("Raw pipeline output (responses with judge scores)"),
+    "prompts": _("Prompts only"),
+}
+
+
+def row_format(job):
+    """(label, detected) of the import's row format: read from the file (`detected`) or named by the user;
+    None before the first record was read."""
+    fmt = job.cursor.get("format") if isinstance(job.cursor, dict) else None
+    if not fmt:
+        return None
+    return FORMAT_LABELS.get(fmt, fmt), job.params.get("format") in (None, "auto")
 
 
 def import_report(job):
@@ -29,6 +51,7 @@ def import_report(job):
         "pairs_per_s": counts.get("imported_pairs", 0) / seconds if seconds else None,
         "mb_per_s": job.done / 1e6 / seconds if seconds else None,
         "follow_up": follow_up,
+        "format": row_format(job),
         "follow_up_counts": [
             (KINDS[near_duplicates.KIND].counts[k], follow_up.counts[k])
             for k in near_duplicates.REPORTED_COUNTS if k in follow_up.counts

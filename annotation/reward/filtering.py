@@ -229,7 +229,7 @@ def _pair_bounds(dataset, after):
     return ids.order_by("-pk").first()
 
 
-@job_kind("reward_filter", label=pgettext_lazy("job kind", "reward_filter"), counts={
+@job_kind("reward_filter", label=pgettext_lazy("job kind", "reward filter"), counts={
     "responses_scored": gettext_lazy("Responses scored"),
     "pairs_scored": gettext_lazy("Pairs with both rewards"),
     "pairs_filtered": gettext_lazy("Pairs at or below the threshold"),

@@ -108,7 +108,7 @@ PAIRWISE_TALLY = Tally(
 
 
 # Its counts are per domain (pairwise_by_domain), shown on the leaderboard.
-@job_kind("pairwise_judge", label=pgettext_lazy("job kind", "pairwise_judge"), unit="pairs", tally=PAIRWISE_TALLY)
+@job_kind("pairwise_judge", label=pgettext_lazy("job kind", "pairwise judging"), unit="pairs", tally=PAIRWISE_TALLY)
 def run_pairwise(ctx: JobContext):
     judge = Judge.objects.filter(pk=ctx.params["judge"]).first()
     if judge is None:

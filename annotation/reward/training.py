@@ -274,7 +274,7 @@ def choose_statuses(dataset, requested):
     return [Pair.Status.PENDING, *decided], "no kept pairs: trained on pending pairs instead"
 
 
-@job_kind("train_reward_model", label=pgettext_lazy("job kind", "train_reward_model"), unit="steps", counts={
+@job_kind("train_reward_model", label=pgettext_lazy("job kind", "reward model training"), unit="steps", counts={
     "train_pairs": gettext_lazy("Training pairs"),
     "test_pairs": gettext_lazy("Held-out pairs"),
     "held_out_accuracy": gettext_lazy("Held-out accuracy"),

@@ -43,6 +43,14 @@ def labelled_counts(job):
 
 
 @register.filter
+def domain_label(code):
+    """A domain's name (数学, Math) for its code; an unknown code as it is."""
+    from annotation.models import Domain
+
+    return dict(Domain.choices).get(code, code)
+
+
+@register.filter
 def count_value(value, key):
     if key == "cost":
         return f"{value:,.4f}"

@@ -26,3 +26,29 @@ def review_url(list_url):
     if not path.endswith("/pairs/"):
         return ""
     return path[: -len("pairs/")] + "review/" + (f"?{query}" if query else "")
+
+
+@register.filter
+def highlight(text, query):
+    """`text` escaped, with every case-insensitive occurrence of `query` in <mark> (the pair list's search)."""
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+
+    text = "" if text is None else str(text)
+    if not query:
+        return escape(text)
+    folded, needle = text.lower(), str(query).lower()
+    out, start = [], 0
+    while needle and (found := folded.find(needle, start)) >= 0:
+        out += [escape(text[start:found]), "<mark>", escape(text[found:found + len(needle)]), "</mark>"]
+        start = found + len(needle)
+    out.append(escape(text[start:]))
+    return mark_safe("".join(out))
+
+
+@register.filter
+def verdict_label(verdict):
+    """A review verdict in words (优选回答更好, Chosen is better) for its code; an unknown code as it is."""
+    from review.models import Review
+
+    return dict(Review.Verdict.choices).get(verdict, verdict)

@@ -1,4 +1,5 @@
-// The review queue's keyboard: 1-4 verdict, c/p toggles, Enter submit, s skip, u undo, j/k previous/next.
+// The review queue's keyboard: 1-4 verdict, c/p toggles, Enter submit, s skip, u undo, j/k next/previous (as in
+// Gmail: j goes on, k goes back). The "?" overlay (keys.js, templates/_key_help.html) lists them.
 // Every key acts on the forms and links of #review-item, so the page behaves the same with the mouse,
 // and without JavaScript the forms post normally.
 (() => {
@@ -64,9 +65,9 @@
     } else if (key === "u") {
       handled = click(root, "#undo-form button");
     } else if (key === "j") {
-      handled = click(root, "#review-prev");
-    } else if (key === "k") {
       handled = click(root, "#review-next");
+    } else if (key === "k") {
+      handled = click(root, "#review-prev");
     } else {
       handled = false;
     }
