@@ -49,6 +49,8 @@ class Dataset(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("dataset")
+        verbose_name_plural = _("datasets")
         ordering = ["name"]
 
     def __str__(self):
@@ -76,6 +78,8 @@ class Membership(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         constraints = [models.UniqueConstraint(fields=["dataset", "user"], name="membership_unique")]
 
     def __str__(self):
@@ -102,6 +106,8 @@ class Prompt(models.Model):
     search_indexed = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
+        verbose_name = _("prompt")
+        verbose_name_plural = _("prompts")
         constraints = [models.UniqueConstraint(fields=["dataset", "content_hash"], name="prompt_unique_hash")]
         indexes = [
             models.Index(fields=["dataset", "domain"], name="prompt_dataset_domain"),
@@ -131,6 +137,8 @@ class Response(models.Model):
     search_indexed = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
+        verbose_name = _("response")
+        verbose_name_plural = _("responses")
         constraints = [models.UniqueConstraint(fields=["prompt", "content_hash"], name="response_unique_hash")]
         indexes = [
             models.Index(fields=["dataset", "model"], name="response_dataset_model"),
@@ -164,6 +172,8 @@ class Judge(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("judge")
+        verbose_name_plural = _("judges")
         ordering = ["name"]
 
     def __str__(self):
@@ -180,6 +190,8 @@ class Rubric(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("rubric")
+        verbose_name_plural = _("rubrics")
         constraints = [models.UniqueConstraint(fields=["domain", "version"], name="rubric_unique_version")]
         ordering = ["domain", "-version"]
 
@@ -227,6 +239,8 @@ class Judgement(models.Model):
     objects = JudgementQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("judgement")
+        verbose_name_plural = _("judgements")
         constraints = [
             models.UniqueConstraint(
                 fields=["response", "judge", "rubric"], name="judgement_unique", nulls_distinct=False
@@ -269,6 +283,8 @@ class PairBuildRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("pair build run")
+        verbose_name_plural = _("pair build runs")
         ordering = ["-created_at", "-pk"]
 
     def __str__(self):
@@ -307,6 +323,8 @@ class Pair(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("pair")
+        verbose_name_plural = _("pairs")
         constraints = [
             models.UniqueConstraint(fields=["prompt", "chosen", "rejected"], name="pair_unique"),
             models.CheckConstraint(condition=~Q(chosen=models.F("rejected")), name="pair_distinct_responses"),
@@ -363,6 +381,8 @@ class RewardModel(models.Model):
     objects = RewardModelQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("reward model")
+        verbose_name_plural = _("reward models")
         constraints = [models.UniqueConstraint(fields=["name", "version"], name="reward_model_unique_version")]
 
     def tag(self):
@@ -380,6 +400,8 @@ class RewardScore(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("reward score")
+        verbose_name_plural = _("reward scores")
         constraints = [models.UniqueConstraint(fields=["response", "reward_model"], name="reward_score_unique")]
 
 
@@ -424,6 +446,8 @@ class Job(models.Model):
     cancel_requested = models.BooleanField(default=False)
 
     class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat")]
 
@@ -521,6 +545,8 @@ class NearDuplicateGroup(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("near-duplicate group")
+        verbose_name_plural = _("near-duplicate groups")
         ordering = ["-size", "pk"]
 
 
@@ -546,6 +572,8 @@ class ContaminationMatch(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("contamination match")
+        verbose_name_plural = _("contamination matches")
         ordering = ["-similarity", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["prompt", "benchmark_prompt"], name="contamination_unique")
