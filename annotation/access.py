@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 
-from .models import ROLE_RANK, Dataset, Job, RewardModel, Role
+from .models import ROLE_RANK, Dataset, Job, Membership, RewardModel, Role
 
 
 def get_dataset_for(request, pk, role, related=()):
@@ -86,3 +86,16 @@ def require_judges_access(user, change=False):
         raise PermissionDenied(_("Only staff users add or change judges and rubrics."))
     if not administered_datasets(user).exists():
         raise PermissionDenied(_("The judges are for staff users and dataset admins."))
+
+
+class MembershipKept(Exception):
+    """The membership cannot go; the message says why."""
+
+
+def remove_membership(membership):
+    """Remove a member from their dataset, unless they are its last admin: a dataset keeps at least one, so
+    that someone can still manage it (the members page and the API both remove through here)."""
+    others = Membership.objects.filter(dataset_id=membership.dataset_id, role=Role.ADMIN).exclude(pk=membership.pk)
+    if membership.role == Role.ADMIN and not others.exists():
+        raise MembershipKept(_("A dataset keeps at least one admin."))
+    membership.delete()

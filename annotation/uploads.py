@@ -8,6 +8,9 @@ says why (`upload_too_large`).
 """
 
 import os
+import shutil
+import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
@@ -36,3 +39,17 @@ class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
             self.request.upload_too_large = True
         # The rest of the body is read and dropped, so the browser gets the form with the reason.
         raise StopUpload(connection_reset=False)
+
+
+def store_upload(upload):
+    """Move the upload (streamed to a temporary file by annotation/uploads.py) under MEDIA_ROOT/imports."""
+    directory = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
+    directory.mkdir(parents=True)
+    path = directory / Path(upload.name).name
+    if hasattr(upload, "temporary_file_path"):
+        shutil.move(upload.temporary_file_path(), path)
+    else:
+        with open(path, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+    return path

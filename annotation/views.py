@@ -1,8 +1,3 @@
-import shutil
-import uuid
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
@@ -21,6 +16,7 @@ from .ingest.report import import_report
 from .judgement_export import judgement_lines
 from .judging import start_scoring
 from .models import Job, PairBuildRun, Role
+from .uploads import store_upload
 
 
 @login_required
@@ -37,23 +33,9 @@ def import_upload(request, pk):
         params = hub_import_params(data["hub"], split=data["split"] or "train", limit=data["limit"], **options)
     else:
         upload = data["file"]
-        params = import_params(_store_upload(upload), original_name=upload.name, **options)
+        params = import_params(store_upload(upload), original_name=upload.name, **options)
     job = jobs.create_job("import", dataset=dataset, user=request.user, params=params)
     return redirect("job-detail", job.pk)
-
-
-def _store_upload(upload):
-    """Move the upload (streamed to a temporary file by annotation/uploads.py) under MEDIA_ROOT/imports."""
-    directory = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
-    directory.mkdir(parents=True)
-    path = directory / Path(upload.name).name
-    if hasattr(upload, "temporary_file_path"):
-        shutil.move(upload.temporary_file_path(), path)
-    else:
-        with open(path, "wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
-    return path
 
 
 @login_required

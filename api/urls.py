@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/datasets/", views.datasets, name="api-datasets"),
     path("api/v1/datasets/<int:pk>/", views.dataset, name="api-dataset"),
     path("api/v1/datasets/<int:pk>/members/", views.members, name="api-members"),
+    path("api/v1/datasets/<int:pk>/members/<str:username>/", views.member, name="api-member"),
     path("api/v1/datasets/<int:pk>/imports/", views.imports, name="api-imports"),
     path("api/v1/datasets/<int:pk>/pairs/", views.pair_list, name="api-pairs"),
     path("api/v1/datasets/<int:pk>/pairs/<int:pair_pk>/", views.pair_detail, name="api-pair"),

@@ -17,6 +17,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response as ApiResponse
 
 from annotation import jobs, pairing
+from annotation.access import MembershipKept, remove_membership
 from annotation.forms import BuildPairsForm, ImportForm, ScoreForm
 from annotation.ingest.importer import hub_import_params, import_params
 from annotation.judging import start_scoring
@@ -25,9 +26,8 @@ from annotation.rejudging import start_rejudge
 from annotation.reward.filtering import MODES, filter_params
 from annotation.reward.forms import ThresholdForm, TrainRewardForm
 from annotation.reward.training import train_params
-from annotation.views import _store_upload as store_upload
+from annotation.uploads import store_upload
 from review import decisions, exports
-from review.decision_views import _selected as selected_pairs
 from review import queue as queues
 from review.access import (
     get_dataset_for,
@@ -176,6 +176,19 @@ def members(request, pk):
     membership, _created = Membership.objects.update_or_create(dataset=found, user=data["username"],
                                                                defaults={"role": data["role"]})
     return ApiResponse(out.MemberSerializer(membership).data)
+
+
+@extend_schema(responses={204: None, 409: out.ErrorSerializer, **ERRORS},
+               summary="Remove a member (dataset admins); 409 for the dataset's last admin")
+@api_view(["DELETE"])
+def member(request, pk, username):
+    found = get_dataset_for(request, pk, Role.ADMIN)
+    membership = get_object_or_404(Membership, dataset=found, user__username=username)
+    try:
+        remove_membership(membership)
+    except MembershipKept as refused:
+        raise Conflict(str(refused))
+    return ApiResponse(status=204)
 
 
 # Import.
@@ -503,7 +516,7 @@ def decision_list(request, pk):
                                                   context={"request": request}).data)
     found = get_dataset_for(request, pk, Role.ADMIN)
     data = _valid(_form(DecisionForm, request))
-    pairs, errors = selected_pairs(found, data["selection"])
+    pairs, errors = decisions.pairs_of_selection(found, data["selection"])
     if pairs is None:
         raise FormInvalid.of("selection", "; ".join(errors))
     try:

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
@@ -136,6 +136,10 @@ class Dataset:
 
     def add_member(self, username, role):
         return self.client.post(self._path("members/"), {"username": username, "role": role})
+
+    def remove_member(self, username):
+        """Take `username` off the dataset (ApiError 409 for its last admin)."""
+        self.client.request("DELETE", self._path(f"members/{quote(username, safe='')}/"))
 
     def import_file(self, path, *, format="auto", domain=None, columns=None):
         """Upload a file (JSONL, JSON, CSV or Parquet, optionally .gz/.zst) → the import job. Streamed from disk."""

@@ -4,7 +4,6 @@ read the form and answer."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -16,7 +15,6 @@ from . import decisions
 from .access import get_dataset_for
 from .forms import DecisionForm
 from .models import DecisionBatch
-from .selections import select_pairs
 
 LIST_SIZE = 100
 
@@ -28,16 +26,6 @@ def _get_batch_for(request, pk, batch_pk, role):
     return dataset, batch
 
 
-def _selected(dataset, selection):
-    """The pairs of a list's query string, or (None, errors)."""
-    filters = QueryDict(selection).copy()
-    for name in ("after", "page", "at", "audit", "blind"):
-        filters.pop(name, None)
-    pairs, form = select_pairs(dataset, filters)
-    errors = [] if pairs is not None else [str(e) for errs in form.errors.values() for e in errs]
-    return pairs, errors
-
-
 @login_required
 @require_POST
 def decide(request, pk):
@@ -47,7 +35,7 @@ def decide(request, pk):
     if not form.is_valid():
         return render(request, "review/decision_confirm.html", ctx, status=400)
     data = form.cleaned_data
-    pairs, errors = _selected(dataset, data["selection"])
+    pairs, errors = decisions.pairs_of_selection(dataset, data["selection"])
     if pairs is None:
         form.add_error(None, "; ".join(errors))
         return render(request, "review/decision_confirm.html", ctx, status=400)

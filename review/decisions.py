@@ -394,3 +394,13 @@ def run_undo(ctx):
                                                               left=F("changed") - F("restored") - restored)
             in_range = PairDecision.objects.filter(batch=batch, pair_id__gt=lo, pair_id__lte=hi).count()
             ctx.commit(done=in_range, counts={"restored": restored}, cursor={"after": hi})
+
+
+def pairs_of_selection(dataset, selection):
+    """The pairs of a list's query string, or (None, errors)."""
+    filters = QueryDict(selection).copy()
+    for name in ("after", "page", "at", "audit", "blind"):
+        filters.pop(name, None)
+    pairs, form = select_pairs(dataset, filters)
+    errors = [] if pairs is not None else [str(e) for errs in form.errors.values() for e in errs]
+    return pairs, errors

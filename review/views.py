@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from annotation.access import MembershipKept, remove_membership
 from annotation.forms import BuildPairsForm, ImportForm
 from annotation.ingest import near_duplicates
 from annotation.models import Domain, Job, Membership, Pair, PairBuildRun, Prompt, Response, Role
@@ -173,11 +174,11 @@ def _members_page(request, dataset, form=None, new_form=None, invited=None):
 def member_remove(request, pk, membership_pk):
     dataset = get_dataset_for(request, pk, Role.ADMIN)
     membership = get_object_or_404(Membership, pk=membership_pk, dataset=dataset)
-    if membership.user == request.user and membership.role == Role.ADMIN:
-        if not dataset.memberships.filter(role=Role.ADMIN).exclude(pk=membership.pk).exists():
-            messages.error(request, _("A dataset keeps at least one admin."))
-            return redirect("dataset-members", dataset.pk)
-    membership.delete()
+    try:
+        remove_membership(membership)
+    except MembershipKept as refused:
+        messages.error(request, str(refused))
+        return redirect("dataset-members", dataset.pk)
     messages.success(request, _("Member removed."))
     return redirect("dataset-members", dataset.pk)
 

@@ -49,10 +49,13 @@ def _call(client, world, name, method, headers):
         "api-rejudge": [ds], "api-exports": [ds], "api-job": [world["job"].pk], "api-job-cancel": [world["job"].pk],
         "api-decisions": [ds], "api-decision": [ds, world["batch"].pk], "api-decision-undo": [ds, world["batch"].pk],
         "api-export": [world["export"].pk], "api-export-file": [world["export"].pk, "pairs.jsonl"],
+        "api-member": [ds, team.viewer.username],
     }.get(name, [])
     url = reverse(name, args=args)
     if method == "GET":
         return client.get(url, **headers)
+    if method == "DELETE":
+        return client.delete(url, **headers)
     if name == "api-imports":
         upload = SimpleUploadedFile("p.jsonl", '{"prompt": "问", "chosen": "好", "rejected": "坏"}\n'.encode())
         return client.post(url, {"file": upload, "format": "auto"}, **headers)
@@ -78,6 +81,7 @@ MATRIX = {
     ("api-dataset", "GET"): (200, 200, 200, 404),
     ("api-members", "GET"): (200, 403, 403, 404),
     ("api-members", "POST"): (200, 403, 403, 404),
+    ("api-member", "DELETE"): (204, 403, 403, 404),
     ("api-imports", "POST"): (202, 403, 403, 404),
     ("api-jobs", "GET"): (200, 200, 200, 200),
     ("api-job", "GET"): (200, 200, 200, 404),
@@ -142,3 +146,17 @@ def test_a_started_job_is_the_one_the_page_would_start(client, world):
     assert job.kind == "import" and job.dataset == world["team"].dataset and job.created_by == world["team"].admin
     assert job.params["original_name"] == "p.jsonl" and Path(job.params["path"]).read_text().startswith('{"prompt"')
     assert response["Location"] == reverse("api-job", args=[job.pk])
+
+
+def test_a_member_is_removed_but_never_the_datasets_last_admin(client, world):
+    team = world["team"]
+    _token, secret = create_token(team.admin, "members")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    gone = client.delete(reverse("api-member", args=[team.dataset.pk, team.reviewer.username]), **headers)
+    assert gone.status_code == 204
+    assert not team.dataset.memberships.filter(user=team.reviewer).exists()
+    last = client.delete(reverse("api-member", args=[team.dataset.pk, team.admin.username]), **headers)
+    assert last.status_code == 409 and "at least one admin" in last.json()["detail"]
+    assert team.dataset.memberships.filter(user=team.admin, role="admin").exists()
+    missing = client.delete(reverse("api-member", args=[team.dataset.pk, "nobody-here"]), **headers)
+    assert missing.status_code == 404

@@ -39,7 +39,7 @@ def admin_token(transactional_db):
 # Run by hand over the loaded schema's operations: schemathesis' pytest plugin (from_fixture) fails on pytest 9.
 def test_the_api_answers_as_its_schema_says(api_schema, admin_token):
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 27  # every method of every path in api/urls.py
+    assert len(operations) == 28  # every method of every path in api/urls.py
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=15, deadline=None, derandomize=True, database=None,
