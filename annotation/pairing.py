@@ -39,6 +39,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from . import jobs
+from .ingest.writer import lock_dataset_rows
 from .jobs import JobCancelled, JobContext, JobFailed, job_kind
 from .models import Dataset, Domain, Judge, Judgement, Pair, PairBuildRun
 from .queries import latest_ok_judgements
@@ -454,6 +455,7 @@ def build_chunk(dataset, run, prompt_ids, params, judge_ids, stats):
         by_domain = defaultdict(int)
         if wanted:
             keys = list(wanted)
+            lock_dataset_rows(cursor, dataset.pk)  # an import's batch COPYs pairs it has looked up as new
             cursor.execute(
                 """INSERT INTO annotation_pair (dataset_id, prompt_id, domain, chosen_id, rejected_id, origin,
                                                 build_run_id, chosen_score, rejected_score, status, status_reason,

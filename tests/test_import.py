@@ -45,6 +45,39 @@ def test_importing_the_same_file_again_adds_nothing(db, tmp_path):
     assert (Prompt.objects.count(), Response.objects.count(), Pair.objects.count()) == counts
 
 
+def test_a_second_file_adds_only_what_the_dataset_lacks(db, tmp_path):
+    # Old prompt + new response, old responses in a new pair, an old pair, and a new prompt: the writer
+    # looks up the rows it may share with the dataset and COPYs the rest in.
+    run_import(write_jsonl(tmp_path / "a.jsonl", [sharegpt_line(1), sharegpt_line(2)]))
+    ids = set(Response.objects.values_list("pk", flat=True))
+    old, reversed_pair = sharegpt_line(1), sharegpt_line(2)
+    reversed_pair["chosen"], reversed_pair["rejected"] = reversed_pair["rejected"], reversed_pair["chosen"]
+    new_response = dict(old, rejected={"from": "gpt", "value": "第1个回答：换一个差的回答。"})
+    report = run_import(write_jsonl(tmp_path / "b.jsonl", [old, reversed_pair, new_response, sharegpt_line(3)]))
+    assert (report["imported_pairs"], report["duplicates"]) == (3, 1)
+    assert (report["imported_prompts"], report["imported_responses"]) == (1, 3)
+    assert (Prompt.objects.count(), Response.objects.count(), Pair.objects.count()) == (3, 7, 5)
+    assert ids < set(Response.objects.values_list("pk", flat=True))  # the first file's rows kept their ids
+    second = Pair.objects.get(chosen__text=reversed_pair["chosen"]["value"])
+    assert {second.chosen_id, second.rejected_id} <= ids  # a new pair of two old responses
+    assert sorted(Prompt.objects.values_list("pk", flat=True)) == sorted(set(Pair.objects.values_list("prompt_id", flat=True)))
+
+
+def test_a_batch_holds_the_datasets_row_lock_until_it_commits(db):
+    from django.db import connection, transaction
+
+    from annotation.ingest.writer import DATASET_ROWS_LOCK, write_batch
+
+    dataset = Dataset.objects.create(name="locked")
+    line = sharegpt_line(1)
+    record = parse_record(line, detect_format(line), domain_override=None, max_chars=100_000)
+    with transaction.atomic(), connection.cursor() as cursor:
+        write_batch(dataset, [record])
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s "
+                       "AND pid = pg_backend_pid() AND granted", [DATASET_ROWS_LOCK, dataset.pk])
+        assert cursor.fetchone()[0] == 1
+
+
 def test_responses_shared_by_pairs_of_a_prompt_are_stored_once(db, tmp_path):
     base = sharegpt_line(1)
     other = dict(base, rejected={"from": "gpt", "value": "另一个较差的回答"})

@@ -1,44 +1,41 @@
 """Write a batch of parsed records into PostgreSQL.
 
-Rows are COPYed into temporary staging tables and moved into the real tables with
-INSERT … SELECT … ON CONFLICT DO NOTHING, so a batch is a handful of statements whatever its
-size, and writing the same batch twice adds nothing. Call inside a transaction.
+A batch finds out which of its prompts, responses and pairs the dataset has already, by index probes
+(a `LATERAL (… LIMIT 1)` per key over `unnest` of the batch's keys, which the planner can
+neither flatten nor turn inside out, whatever its statistics say), gives the new rows ids from the
+tables' sequences in one statement, and COPYs them straight into the tables. So each text is written
+once, a batch reads only its own rows and costs the same in an empty dataset and in one of a million
+pairs, and writing the same batch twice adds nothing. Only a prompt the dataset had before can have
+responses already, and only two old responses can make an old pair, so most batches probe little.
+Call inside a transaction: `lock_dataset_rows` holds off every other writer of the dataset's prompts,
+responses and pairs (another import, pair building) from the probes to the commit.
 
-The ids the rows get come back to Python by one lookup per table, a probe of the unique index
-(prompt_unique_hash, response_unique_hash) for each staged row (a LATERAL subquery with LIMIT 1, which
-the planner can neither flatten nor turn inside out), and travel on in the next table's COPY; no
-other statement joins anything.
-So a batch reads only its own rows and costs the same in an empty dataset and in one of a million
-pairs. Left to itself the planner hashed every prompt of the dataset for each batch (right after an
-import its statistics predate the rows: it expected a few hundred), and matched a pair's responses
-through every response of its prompt: the 1M-pair import of issue 17 slowed down as it went, 707 s.
+History: the first writer joined a staging table with the dataset's prompts, and the planner, with
+statistics older than the import, hashed every prompt of the dataset per batch (issue 17: 707 s for 1M
+pairs); the second staged every table and moved rows with INSERT … ON CONFLICT, writing each text twice
+(BENCHMARKS.md, issue 17).
 """
 
 from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
+import psycopg
 from django.db import connection
 from django.utils import timezone
 
 from ..models import Judge
 from .formats import PairRecord, messages_key, text_key
 
-STAGING_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS stage_prompt (
-    content_hash uuid, domain text, messages jsonb, query text, source text
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_response (
-    prompt_id bigint, content_hash uuid, model text, text text
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_pair (
-    prompt_id bigint, domain text, chosen_id bigint, rejected_id bigint
-) ON COMMIT DELETE ROWS;
+# pg_advisory_xact_lock's first key for "rows are being added to dataset N" (the second key is N).
+DATASET_ROWS_LOCK = 1_700_001
+
+JUDGEMENT_STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage_judgement (
     response_id bigint, judge_id bigint, score double precision
 ) ON COMMIT DELETE ROWS;
 -- Emptied here too: a caller's outer transaction may span several batches.
-TRUNCATE stage_prompt, stage_response, stage_pair, stage_judgement;
+TRUNCATE stage_judgement;
 """
 
 
@@ -83,75 +80,81 @@ def write_batch(dataset, records, source=""):
                     judgements.setdefault((p_hash, t_hash, judge_ids[judge]), float(score))
 
     with connection.cursor() as cursor:
-        cursor.execute(STAGING_DDL)
         # Local to the batch's transaction. The batch commits with the job's cursor, so a server crash that
         # loses the last commits (synchronous_commit off) loses the cursor with them and the import resumes
-        # before them; a killed worker loses nothing. No JIT: the lookups' cost estimates pass its
-        # threshold when the statistics are stale, and compiling costs more than the statement.
-        cursor.execute("SET LOCAL synchronous_commit = off; SET LOCAL jit = off")
-        raw = cursor.cursor
+        # before them; a killed worker loses nothing. No JIT and no sequential scans: right after a large
+        # import the statistics are stale, and the lookups below are index probes whatever they say.
+        cursor.execute("SET LOCAL synchronous_commit = off; SET LOCAL jit = off; SET LOCAL enable_seqscan = off")
+        lock_dataset_rows(cursor, dataset.pk)
+        raw = connection.connection
         now = timezone.now()
-        params = {"dataset": dataset.pk, "now": now}
-        with raw.copy("COPY stage_prompt (content_hash, domain, messages, query, source) FROM STDIN") as copy:
-            for p_hash, (domain, messages) in prompts.items():
-                copy.write_row((p_hash, domain, orjson.dumps(messages).decode(), messages[-1]["content"], source))
-        cursor.execute(
-            """INSERT INTO annotation_prompt (dataset_id, content_hash, domain, messages, query, source, meta, created_at)
-               SELECT %(dataset)s, content_hash, domain, messages, query, source, '{}'::jsonb, %(now)s FROM stage_prompt
-               ON CONFLICT (dataset_id, content_hash) DO NOTHING
-               RETURNING domain""",
-            params,
-        )
-        inserted_prompts = [row[0] for row in cursor.fetchall()]
-        result.prompts = len(inserted_prompts)
-        result.prompts_by_domain.update(inserted_prompts)
-        cursor.execute(
-            """SELECT s.content_hash, p.id, p.domain FROM stage_prompt s CROSS JOIN LATERAL (
-                   SELECT id, domain FROM annotation_prompt
-                   WHERE dataset_id = %(dataset)s AND content_hash = s.content_hash LIMIT 1) p""",
-            params,
-        )
-        prompt_rows = {h.hex: (pk, domain) for h, pk, domain in cursor.fetchall()}
 
-        with raw.copy("COPY stage_response (prompt_id, content_hash, model, text) FROM STDIN") as copy:
-            for (p_hash, t_hash), (model, text) in responses.items():
-                copy.write_row((prompt_rows[p_hash][0], t_hash, model, text))
-        cursor.execute(
-            """INSERT INTO annotation_response (dataset_id, prompt_id, model, text, content_hash, created_at)
-               SELECT %(dataset)s, prompt_id, model, text, content_hash, %(now)s FROM stage_response
-               ON CONFLICT (prompt_id, content_hash) DO NOTHING""",
-            params,
-        )
-        result.responses = cursor.rowcount
-        cursor.execute(
-            """SELECT s.prompt_id, s.content_hash, r.id FROM stage_response s CROSS JOIN LATERAL (
-                   SELECT id FROM annotation_response
-                   WHERE prompt_id = s.prompt_id AND content_hash = s.content_hash LIMIT 1) r"""
-        )
-        response_ids = {(pid, h.hex): pk for pid, h, pk in cursor.fetchall()}
+        # Prompts: the ones the dataset has already keep their id and domain; the others get ids from the
+        # sequence here and are COPYed straight into the table.
+        known = _probe(raw, """SELECT k.h, p.id, p.domain FROM unnest(%s::uuid[]) AS k(h) CROSS JOIN LATERAL (
+                                   SELECT id, domain FROM annotation_prompt
+                                   WHERE dataset_id = %s AND content_hash = k.h LIMIT 1) p""",
+                       [list(prompts), dataset.pk])
+        prompt_rows = {h.hex: (pk, domain) for h, pk, domain in known}
+        new_prompts = [h for h in prompts if h not in prompt_rows]
+        for p_hash, pk in zip(new_prompts, _next_ids(raw, "annotation_prompt", len(new_prompts))):
+            prompt_rows[p_hash] = (pk, prompts[p_hash][0])
+        with raw.cursor().copy("COPY annotation_prompt (id, dataset_id, content_hash, domain, messages, query, "
+                               "source, meta, created_at) FROM STDIN") as copy:
+            for p_hash in new_prompts:
+                domain, messages = prompts[p_hash]
+                copy.write_row((prompt_rows[p_hash][0], dataset.pk, p_hash, domain, orjson.dumps(messages).decode(),
+                                messages[-1]["content"], source, "{}", now))
+        result.prompts = len(new_prompts)
+        result.prompts_by_domain.update(prompts[h][0] for h in new_prompts)
+
+        # Responses: only a prompt the dataset had before can have them already.
+        new_prompt_set = set(new_prompts)
+        asked = [(prompt_rows[p][0], t) for p, t in responses if p not in new_prompt_set]
+        known = _probe(raw, """SELECT r.prompt_id, k.h, r.id FROM unnest(%s::bigint[], %s::uuid[]) AS k(p, h)
+                               CROSS JOIN LATERAL (SELECT id, prompt_id FROM annotation_response
+                                                   WHERE prompt_id = k.p AND content_hash = k.h LIMIT 1) r""",
+                       [[p for p, _t in asked], [t for _p, t in asked]]) if asked else []
+        response_ids = {(pid, h.hex): pk for pid, h, pk in known}
+        new_responses = [(p, t) for p, t in responses if (prompt_rows[p][0], t) not in response_ids]
+        ids = _next_ids(raw, "annotation_response", len(new_responses))
+        with raw.cursor().copy("COPY annotation_response (id, dataset_id, prompt_id, model, text, content_hash, "
+                               "created_at) FROM STDIN") as copy:
+            for (p_hash, t_hash), pk in zip(new_responses, ids):
+                prompt_id = prompt_rows[p_hash][0]
+                response_ids[(prompt_id, t_hash)] = pk
+                model, text = responses[(p_hash, t_hash)]
+                copy.write_row((pk, dataset.pk, prompt_id, model, text, t_hash, now))
+        result.responses = len(new_responses)
 
         def response_id(p_hash, t_hash):
             return response_ids[(prompt_rows[p_hash][0], t_hash)]
 
-        with raw.copy("COPY stage_pair (prompt_id, domain, chosen_id, rejected_id) FROM STDIN") as copy:
-            for p_hash, c_hash, r_hash in pairs:
-                prompt_id, domain = prompt_rows[p_hash]
-                copy.write_row((prompt_id, domain, response_id(p_hash, c_hash), response_id(p_hash, r_hash)))
-        cursor.execute(
-            """INSERT INTO annotation_pair (dataset_id, prompt_id, domain, chosen_id, rejected_id, origin,
-                                            status, status_reason, created_at)
-               SELECT %(dataset)s, prompt_id, domain, chosen_id, rejected_id, 'imported', 'pending', '', %(now)s
-               FROM stage_pair WHERE chosen_id <> rejected_id
-               ON CONFLICT (prompt_id, chosen_id, rejected_id) DO NOTHING
-               RETURNING domain""",
-            params,
-        )
-        inserted_domains = [row[0] for row in cursor.fetchall()]
-        result.pairs = len(inserted_domains)
-        result.by_domain.update(inserted_domains)
+        # Pairs: only two responses the dataset had before can already make one.
+        rows = []
+        old_responses = set(response_ids) - {(prompt_rows[p][0], t) for p, t in new_responses}
+        for p_hash, c_hash, r_hash in pairs:
+            prompt_id, domain = prompt_rows[p_hash]
+            chosen, rejected = response_id(p_hash, c_hash), response_id(p_hash, r_hash)
+            if chosen != rejected:
+                old = (prompt_id, c_hash) in old_responses and (prompt_id, r_hash) in old_responses
+                rows.append((prompt_id, domain, chosen, rejected, old))
+        asked = [row for row in rows if row[4]]
+        existing = set(_probe(raw, """SELECT k.p, k.c, k.r FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS k(p, c, r)
+                                      CROSS JOIN LATERAL (SELECT FROM annotation_pair WHERE prompt_id = k.p
+                                                          AND chosen_id = k.c AND rejected_id = k.r LIMIT 1) x""",
+                              [[r[0] for r in asked], [r[2] for r in asked], [r[3] for r in asked]])) if asked else set()
+        with raw.cursor().copy("COPY annotation_pair (dataset_id, prompt_id, domain, chosen_id, rejected_id, origin, "
+                               "status, status_reason, created_at) FROM STDIN") as copy:
+            for prompt_id, domain, chosen, rejected, _old in rows:
+                if (prompt_id, chosen, rejected) not in existing:
+                    copy.write_row((dataset.pk, prompt_id, domain, chosen, rejected, "imported", "pending", "", now))
+                    result.pairs += 1
+                    result.by_domain[domain] += 1
         result.duplicates += len(pairs) - result.pairs
         if judgements:
-            with raw.copy("COPY stage_judgement (response_id, judge_id, score) FROM STDIN") as copy:
+            cursor.execute(JUDGEMENT_STAGING_DDL)
+            with raw.cursor().copy("COPY stage_judgement (response_id, judge_id, score) FROM STDIN") as copy:
                 for (p_hash, t_hash, judge_id), score in judgements.items():
                     copy.write_row((response_id(p_hash, t_hash), judge_id, score))
             cursor.execute(
@@ -159,10 +162,31 @@ def write_batch(dataset, records, source=""):
                                                      status, input_tokens, output_tokens, cost, created_at)
                    SELECT response_id, judge_id, NULL, score, '', '', 'ok', 0, 0, 0, %(now)s FROM stage_judgement
                    ON CONFLICT ON CONSTRAINT judgement_unique DO NOTHING""",
-                params,
+                {"now": now},
             )
             result.judgements = cursor.rowcount
     return result
+
+
+def lock_dataset_rows(cursor, dataset_id):
+    """Serialise the transactions that add prompts, responses or pairs to one dataset (the import's batches
+    and pair building's inserts), until the caller's transaction ends. The import looks up which of its rows
+    the dataset has and COPYs the others in: nothing may add one of them in between."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DATASET_ROWS_LOCK, dataset_id])
+
+
+def _probe(raw, sql, params):
+    # A server-side bound cursor: the arrays travel as parameters, not quoted into the SQL in Python.
+    with psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _next_ids(raw, table, n):
+    if not n:
+        return []
+    return [pk for (pk,) in _probe(raw, "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                                   [table, n])]
 
 
 def _scores(record):
