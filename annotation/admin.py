@@ -1,11 +1,30 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from . import models
+from .ingest.writer import lock_dataset_rows
 from .judge_client import JudgeError, check_env_name, test_connection
 from .judge_providers import DEFAULT_PROVIDER
 from .scoring_admin import score_selected
+
+
+class DeletesUnderDatasetLock:
+    """Deleting prompts or responses holds their datasets' row lock: the references to them carry no
+    database constraint (annotation/models.py), so an import must not add a pair of a response that a
+    deletion has already collected its dependents for."""
+
+    def delete_model(self, request, obj):
+        with transaction.atomic(), connection.cursor() as cursor:
+            lock_dataset_rows(cursor, obj.dataset_id)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic(), connection.cursor() as cursor:
+            for dataset_id in sorted(set(queryset.values_list("dataset_id", flat=True))):
+                lock_dataset_rows(cursor, dataset_id)
+            super().delete_queryset(request, queryset)
 
 
 class MembershipInline(admin.TabularInline):
@@ -32,7 +51,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Prompt)
-class PromptAdmin(admin.ModelAdmin):
+class PromptAdmin(DeletesUnderDatasetLock, admin.ModelAdmin):
     actions = [score_selected]
     list_display = ["id", "dataset", "domain", "short_query", "source", "created_at"]
     list_filter = ["domain", "dataset"]
@@ -46,7 +65,7 @@ class PromptAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Response)
-class ResponseAdmin(admin.ModelAdmin):
+class ResponseAdmin(DeletesUnderDatasetLock, admin.ModelAdmin):
     actions = [score_selected]
     list_display = ["id", "dataset", "model", "short_text", "created_at"]
     list_filter = ["dataset"]

@@ -128,7 +128,12 @@ class Prompt(models.Model):
 class Response(models.Model):
     # As for Prompt: response_dataset_model leads with the dataset, response_unique_hash with the prompt.
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="responses", db_index=False)
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses", db_index=False)
+    # No constraint in the database for this and Pair's prompt/chosen/rejected (Django still cascades):
+    # checking them cost the import a third of PostgreSQL's time (BENCHMARKS.md, issue 17). Every writer
+    # and deleter of a dataset's prompts, responses and pairs holds annotation.ingest.writer's
+    # lock_dataset_rows, and the rows keep their dataset's foreign key, so none is left dangling.
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses", db_index=False,
+                               db_constraint=False)
     model = models.CharField(max_length=200, blank=True, help_text=_("Generator model; blank when unknown."))
     text = models.TextField()
     content_hash = models.UUIDField()
@@ -308,11 +313,13 @@ class Pair(models.Model):
 
     # Indexed with the id below (pair_dataset_id): the pair list pages a dataset's pairs in id order.
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pairs", db_index=False)
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs", db_index=False)  # pair_unique
+    # pair_unique; no database constraint for these three (see Response.prompt)
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs", db_index=False,
+                               db_constraint=False)
     # Copied from the prompt: the dashboards group 1M pairs by domain without a join.
     domain = models.CharField(max_length=8, choices=Domain.choices)
-    chosen = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
-    rejected = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    chosen = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    rejected = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     origin = models.CharField(max_length=12, choices=Origin.choices, default=Origin.IMPORTED)
     build_run = models.ForeignKey(PairBuildRun, null=True, blank=True, on_delete=models.SET_NULL)
     chosen_score = models.FloatField(null=True, blank=True)

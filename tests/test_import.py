@@ -314,3 +314,55 @@ def test_the_migration_rehashes_stored_rows_so_a_file_imported_before_adds_nothi
     migration.rehash(None, connection.schema_editor())
     second = run_import(path)
     assert second["imported_pairs"] == 0 and second["imported_responses"] == 0 and second["duplicates"] == 3
+
+
+def test_deleting_a_prompt_in_the_admin_deletes_its_responses_and_pairs(db, tmp_path, admin_client):
+    # Their references to the prompt carry no database constraint: Django's cascade is what removes them.
+    run_import(write_jsonl(tmp_path / "a.jsonl", [sharegpt_line(1), sharegpt_line(2)]))
+    prompt = Prompt.objects.get(query__startswith="第1个")
+    response = Response.objects.filter(prompt__query__startswith="第2个").first()
+    page = admin_client.post(f"/admin/annotation/prompt/{prompt.pk}/delete/", {"post": "yes"})
+    assert page.status_code == 302
+    page = admin_client.post("/admin/annotation/response/", {"action": "delete_selected", "post": "yes",
+                                                              "_selected_action": [response.pk]})
+    assert page.status_code == 302
+    assert not Response.objects.filter(prompt_id=prompt.pk).exists()
+    assert not Pair.objects.exists()  # prompt 1's went with it, prompt 2's with its response
+    assert Response.objects.count() == 1 and Prompt.objects.count() == 1
+
+
+def test_the_reading_threads_error_is_raised_in_the_import():
+    import threading
+
+    from annotation.ingest.importer import read_ahead
+    from annotation.ingest.readers import FileError
+
+    def items():
+        yield 1
+        raise FileError("the archive is damaged")
+
+    got = []
+    with pytest.raises(FileError, match="damaged"), read_ahead(items()) as ready:
+        for item in ready:
+            got.append(item)
+    assert got == [1]
+    assert not any(t.name == "import-reader" for t in threading.enumerate())
+
+
+def test_the_reading_thread_stays_at_most_a_few_batches_ahead_and_stops_with_the_import():
+    import threading
+
+    from annotation.ingest.importer import read_ahead
+
+    produced = []
+
+    def items():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    with read_ahead(items(), depth=2) as ready:
+        assert next(ready) == 0
+        threading.Event().wait(0.3)  # let it run ahead as far as it may
+        assert len(produced) <= 4  # the one handed over, two queued, one waiting to be
+    assert len(produced) <= 4 and not any(t.name == "import-reader" for t in threading.enumerate())

@@ -1,10 +1,16 @@
 """The import job: one workflow for the web upload and `manage.py import_pairs`.
 
 The file is read in batches; each batch's rows, its rejected rows and the reader's position
-commit in one transaction, so an interrupted import resumes after the last committed batch.
+commit in one transaction, so an interrupted import resumes after the last committed batch. A thread
+reads, parses and hashes the next batches (`read_ahead`) while the job's own thread writes the current
+one, so on two cores Python's share of the work hides behind PostgreSQL's.
 """
 
 import os
+import queue
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -18,10 +24,10 @@ from .formats import FORMATS, RowError, detect_format, parse_record
 from .hub import HubError, download, parquet_urls, parse_hub_id
 from .readers import CONTAINERS, FileError, JsonArrayReader, JsonlReader, Limits, sniff_container
 from .tabular import CsvReader, ParquetReader, check_header, name_column, parse_columns, to_record
-from .writer import write_batch
+from .writer import BatchRows, batch_rows, write_batch
 
-# 2,000 records a transaction: large enough that COPY and the four INSERT … SELECTs dominate the
-# per-batch overhead, small enough that a batch commits in well under a second.
+# 2,000 records a transaction: large enough that the COPYs dominate the per-batch overhead, small enough
+# that a batch commits in well under a second.
 BATCH_SIZE = 2000
 
 
@@ -101,30 +107,11 @@ def run_import(ctx: JobContext):
     if not ctx.job.total:
         ctx.set_total(reader.total_bytes())
     fmt = ctx.cursor.get("format") or (None if params["format"] == "auto" else params["format"])
+    batches = _read_batches(reader, params, mapping, tabular, fmt)
     try:
-        batch, errors, dropped = [], [], []
-        for item in reader:
-            if item.error:
-                errors.append({"line": item.line, "reason": item.error})
-            else:
-                try:
-                    record = to_record(item.record, mapping) if tabular else item.record
-                    if fmt is None:
-                        fmt = detect_format(record)
-                    parsed = parse_record(
-                        record, fmt, domain_override=params.get("domain"),
-                        max_chars=settings.IMPORT_MAX_FIELD_CHARS,
-                    )
-                    batch.append(parsed)
-                    dropped += [{"line": item.line, "reason": f"{reason} (this response was left out; the row's other "
-                                 "responses were imported)"} for reason in getattr(parsed, "dropped", ())]
-                except RowError as exc:
-                    reason = name_column(str(exc), mapping) if tabular else str(exc)
-                    errors.append({"line": item.line, "reason": reason, "excerpt": _excerpt(item.record)})
-            if len(batch) + len(errors) >= params.get("batch_size", BATCH_SIZE):
-                _commit_batch(ctx, dataset, batch, errors, dropped, reader, fmt, params)
-                batch, errors, dropped = [], [], []
-        _commit_batch(ctx, dataset, batch, errors, dropped, reader, fmt, params)
+        with read_ahead(batches) as ready:
+            for batch in ready:
+                _commit_batch(ctx, dataset, batch, params)
     finally:
         reader.close()
     if reader.problem:  # the content stopped early: what was read before is committed, the job says why
@@ -212,27 +199,115 @@ def _dropped_note(n):
             "they are listed with the rejected rows.")
 
 
-def _commit_batch(ctx, dataset, batch, errors, dropped, reader, fmt, params):
+@dataclass
+class ReadBatch:
+    """Up to a batch's worth of rows as the reading thread hands them over, with where the reader stood
+    after them (the job's cursor once they commit)."""
+    rows: BatchRows
+    read: int  # rows read, rejected ones included
+    errors: list
+    dropped: list
+    position: dict
+    bytes_read: int
+    fmt: str | None
+
+
+def _read_batches(reader, params, mapping, tabular, fmt):
+    """Parse the reader's records into ReadBatches (no database access: this runs in the reading thread)."""
+    batch, errors, dropped = [], [], []
+    batch_size = params.get("batch_size", BATCH_SIZE)
+    for item in reader:
+        if item.error:
+            errors.append({"line": item.line, "reason": item.error})
+        else:
+            try:
+                record = to_record(item.record, mapping) if tabular else item.record
+                if fmt is None:
+                    fmt = detect_format(record)
+                parsed = parse_record(record, fmt, domain_override=params.get("domain"),
+                                      max_chars=settings.IMPORT_MAX_FIELD_CHARS)
+                batch.append(parsed)
+                dropped += [{"line": item.line, "reason": f"{reason} (this response was left out; the row's other "
+                             "responses were imported)"} for reason in getattr(parsed, "dropped", ())]
+            except RowError as exc:
+                reason = name_column(str(exc), mapping) if tabular else str(exc)
+                errors.append({"line": item.line, "reason": reason, "excerpt": _excerpt(item.record)})
+        if len(batch) + len(errors) >= batch_size:
+            yield ReadBatch(batch_rows(batch), len(batch) + len(errors), errors, dropped, reader.position(),
+                            reader.raw_bytes_read(), fmt)
+            batch, errors, dropped = [], [], []
+    yield ReadBatch(batch_rows(batch), len(batch) + len(errors), errors, dropped, reader.position(),
+                    reader.raw_bytes_read(), fmt)
+
+
+@contextmanager
+def read_ahead(items, depth=2):
+    """Iterate `items` in a thread, at most `depth` ahead of the caller: the file is read, parsed and hashed
+    while the caller waits on PostgreSQL for the batch before (on 2 cores the two overlap). An exception in
+    the thread is raised in the caller; leaving the block early stops the thread."""
+    handoff = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put((done, None))
+        except BaseException as exc:  # handed to the caller, who raises it
+            handoff.put((done, exc))
+
+    def consume():
+        while True:
+            item, error = handoff.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                handoff.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+def _commit_batch(ctx, dataset, batch, params):
     with transaction.atomic():
-        result = write_batch(dataset, batch, source=params["original_name"])
+        result = write_batch(dataset, batch.rows, source=params["original_name"])
         counts = {
-            "rows_read": len(batch) + len(errors),
+            "rows_read": batch.read,
             "imported_pairs": result.pairs,
             "imported_prompts": result.prompts,
             "imported_responses": result.responses,
             "imported_judgements": result.judgements,
             "duplicates": result.duplicates,
-            "rejected_rows": len(errors),
-            "dropped_responses": len(dropped),
+            "rejected_rows": len(batch.errors),
+            "dropped_responses": len(batch.dropped),
             "by_domain": dict(result.by_domain),
             "prompts_by_domain": dict(result.prompts_by_domain),
             "unknown_domains": dict(result.unknown_domains),
         }
         ctx.commit(
-            done=reader.raw_bytes_read() - ctx.job.done,
+            done=batch.bytes_read - ctx.job.done,
             counts=counts,
-            cursor={**ctx.cursor, **reader.position(), "format": fmt},
-            errors=errors + dropped,
+            cursor={**ctx.cursor, **batch.position, "format": batch.fmt},
+            errors=batch.errors + batch.dropped,
         )
 
 

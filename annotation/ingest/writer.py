@@ -51,33 +51,56 @@ class BatchResult:
     unknown_domains: Counter = field(default_factory=Counter)
 
 
-def write_batch(dataset, records, source=""):
-    """Store `records` (PairRecord or ResponsesRecord) in `dataset`; returns what was added."""
-    prompts, responses, pairs, judgements = {}, {}, {}, {}
-    result = BatchResult()
-    judge_ids = _judge_ids({j for r in records for s in _scores(r) for j in s})
+@dataclass
+class BatchRows:
+    """A batch's distinct rows, keyed by the hashes the tables' unique keys hold; built without the database
+    (the import builds the next batch's in its reading thread while this one is written)."""
+    prompts: dict = field(default_factory=dict)  # p_hash: (domain, messages as JSON, query)
+    responses: dict = field(default_factory=dict)  # (p_hash, t_hash): (model, text)
+    pairs: dict = field(default_factory=dict)  # (p_hash, chosen t_hash, rejected t_hash): None
+    judgements: dict = field(default_factory=dict)  # (p_hash, t_hash, judge name): score
+    duplicates: int = 0
+    unknown_domains: Counter = field(default_factory=Counter)
+
+
+def batch_rows(records):
+    """The rows `records` (PairRecord or ResponsesRecord) bring, repeats within the batch merged."""
+    rows = BatchRows()
+    prompts, responses, judgements = rows.prompts, rows.responses, rows.judgements
     for record in records:
         p_hash = messages_key(record.messages)
-        prompts.setdefault(p_hash, (record.domain, record.messages))
+        if p_hash not in prompts:
+            prompts[p_hash] = (record.domain, orjson.dumps(record.messages).decode(), record.messages[-1]["content"])
         if record.domain_label and record.domain == "other":
-            result.unknown_domains[record.domain_label] += 1
+            rows.unknown_domains[record.domain_label] += 1
         if isinstance(record, PairRecord):
             c_hash, r_hash = text_key(record.chosen), text_key(record.rejected)
             responses.setdefault((p_hash, c_hash), (record.chosen_model, record.chosen))
             responses.setdefault((p_hash, r_hash), (record.rejected_model, record.rejected))
             key = (p_hash, c_hash, r_hash)
-            if key in pairs:
-                result.duplicates += 1
-            pairs[key] = None
+            if key in rows.pairs:
+                rows.duplicates += 1
+            rows.pairs[key] = None
             for t_hash, scores in ((c_hash, record.chosen_scores), (r_hash, record.rejected_scores)):
                 for judge, score in scores.items():
-                    judgements.setdefault((p_hash, t_hash, judge_ids[judge]), float(score))
+                    judgements.setdefault((p_hash, t_hash, judge), float(score))
         else:
             for model, text, scores in record.responses:
                 t_hash = text_key(text)
                 responses.setdefault((p_hash, t_hash), (model, text))
                 for judge, score in scores.items():
-                    judgements.setdefault((p_hash, t_hash, judge_ids[judge]), float(score))
+                    judgements.setdefault((p_hash, t_hash, judge), float(score))
+    return rows
+
+
+def write_batch(dataset, records, source=""):
+    """Store `records` (a list of PairRecord / ResponsesRecord, or their BatchRows) in `dataset`; returns
+    what was added."""
+    rows = records if isinstance(records, BatchRows) else batch_rows(records)
+    prompts, responses, pairs = rows.prompts, rows.responses, rows.pairs
+    result = BatchResult(duplicates=rows.duplicates, unknown_domains=Counter(rows.unknown_domains))
+    judge_ids = _judge_ids({judge for _p, _t, judge in rows.judgements})
+    judgements = {(p, t, judge_ids[judge]): score for (p, t, judge), score in rows.judgements.items()}
 
     with connection.cursor() as cursor:
         # Local to the batch's transaction. The batch commits with the job's cursor, so a server crash that
@@ -102,9 +125,8 @@ def write_batch(dataset, records, source=""):
         with raw.cursor().copy("COPY annotation_prompt (id, dataset_id, content_hash, domain, messages, query, "
                                "source, meta, created_at) FROM STDIN") as copy:
             for p_hash in new_prompts:
-                domain, messages = prompts[p_hash]
-                copy.write_row((prompt_rows[p_hash][0], dataset.pk, p_hash, domain, orjson.dumps(messages).decode(),
-                                messages[-1]["content"], source, "{}", now))
+                domain, messages, query = prompts[p_hash]
+                copy.write_row((prompt_rows[p_hash][0], dataset.pk, p_hash, domain, messages, query, source, "{}", now))
         result.prompts = len(new_prompts)
         result.prompts_by_domain.update(prompts[h][0] for h in new_prompts)
 
@@ -187,13 +209,6 @@ def _next_ids(raw, table, n):
         return []
     return [pk for (pk,) in _probe(raw, "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                                    [table, n])]
-
-
-def _scores(record):
-    """The {judge: score} dicts a record brings: one per response, or the pair's two."""
-    if isinstance(record, PairRecord):
-        return (record.chosen_scores, record.rejected_scores)
-    return (s for _m, _t, s in record.responses)
 
 
 def _judge_ids(names):
