@@ -366,3 +366,17 @@ def test_the_reading_thread_stays_at_most_a_few_batches_ahead_and_stops_with_the
         threading.Event().wait(0.3)  # let it run ahead as far as it may
         assert len(produced) <= 4  # the one handed over, two queued, one waiting to be
     assert len(produced) <= 4 and not any(t.name == "import-reader" for t in threading.enumerate())
+
+
+def test_long_texts_are_compressed_with_lz4_where_the_server_has_it(db, tmp_path):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+        if not cursor.fetchone()[0]:
+            pytest.skip("this PostgreSQL was built without lz4: texts keep pglz")
+        line = sharegpt_line(1)
+        line["chosen"]["value"] = "这是一个很长、会被压缩的回答。" * 200  # 3,000 characters, 9 KB
+        run_import(write_jsonl(tmp_path / "long.jsonl", [line]))
+        cursor.execute("SELECT pg_column_compression(text) FROM annotation_response WHERE length(text) = 3000")
+        assert cursor.fetchone()[0] == "lz4"
