@@ -104,9 +104,10 @@ def main():
     if args.compare:
         with open(args.compare, "rb") as saved:
             before = pickle.load(saved)
-        differ = [i for i, (old, new) in enumerate(zip(before, verdicts)) if old != new]
+        differ = [i for i, (old, new) in enumerate(zip(before, verdicts)) if old[1] != new[1]]
+        prompts = sum(1 for old, new in zip(before, verdicts) if old[0] != new[0])
         print(f"compared with {args.compare}: {len(before):,} verdicts before, {len(verdicts):,} now, "
-              f"{len(differ)} differ")
+              f"{len(differ)} differ (and {prompts} texts' prompt readings)")
         for i in differ[:10]:
             print(f"  #{i} {items[i][0][-80:]!r}\n    before {before[i]}\n    now    {verdicts[i]}")
 

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 # Bumped whenever a check changes: stored readings of an older version are read again by the next count.
-VERSION = 2
+VERSION = 3
 
 # ------------------------------------------------------------------------------------------------ prose
 
@@ -496,6 +496,9 @@ _LANGUAGES_NAMED = [(code, re.compile(rf"(?:{names})(?!\s*(?:大写|小写)?(?:�
                     for code, names in _LANGUAGE_NAMES.items()]
 _LANGUAGE_NAME = re.compile("|".join(_LANGUAGE_NAMES.values()), re.I)
 _ANY_LANGUAGE = re.compile(r"翻译|译成|译为|翻成|译文|外语|外文|双语|多语|(?:多|几|各|不同的?)种?语言|\btranslat", re.I)
+# A translation that sets no expectation of its own: one into Chinese (the answer is Chinese), and one a
+# passage tells of (她的手语被翻译成数字化的声音: no request).
+_NO_TRANSLATION_ASKED = re.compile(r"(?:翻译|译)(?:成|为|到)\s*(?:简体|繁体)?(?:中文|汉语|普通话)|被翻?译")
 # Units of another language in a prompt from which an answer in it may be right.
 QUOTED_LANGUAGE_UNITS = 20
 # Below this many units of prose an answer says too little to be in a language.
@@ -510,7 +513,7 @@ def languages_asked(prompt_text):
     named = set()
     if _LANGUAGE_NAME.search(prompt_text):  # one scan for the four (most prompts name none)
         named = {code for code, pattern in _LANGUAGES_NAMED if pattern.search(prompt_text)}
-    if not named and _ANY_LANGUAGE.search(prompt_text):
+    if not named and _ANY_LANGUAGE.search(_NO_TRANSLATION_ASKED.sub("", prompt_text)):
         return None
     # Text in another language inside the prompt (an email to answer, a passage, a question) may be answered
     # in its language.

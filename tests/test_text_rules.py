@@ -175,6 +175,15 @@ def test_a_prompt_that_names_a_language_for_something_else_expects_chinese(query
     assert reading(text, query).off_language == 1.0
 
 
+@pytest.mark.parametrize("query", [
+    "请把这句话翻译成中文：Good morning, everyone.",  # a translation into Chinese expects Chinese
+    "下面是一段故事：艾米是一只会手语的大猩猩，她的手语被翻译成声音。请问艾米的画暗示了什么？",  # a passage tells of one
+])
+def test_a_translation_into_chinese_or_told_of_in_a_passage_expects_chinese(query):
+    assert reading("서울은 한국의 수도입니다. 인구가 가장 많은 도시이기도 합니다.", query).off_language == 1.0
+    assert reading("大家早上好。", query).off_language == 0
+
+
 def test_a_prompt_that_names_one_language_allows_that_one_only():
     assert reading("Thank you very much for all of your help with this.", "“谢谢”用日语怎么说？").off_language == 1.0
 
