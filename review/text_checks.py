@@ -17,8 +17,8 @@ Each check is written from what the defect looks like in any text, not from a li
   provide (the core), with the apology, the "as an AI" and the policy reason that come with it. A
   phrase anywhere else in the text, in quotes, or an apology followed by the answer, is no refusal.
 - Language: the prose (code blocks, inline code, formulas and links taken out) counted by Unicode script:
-  Han, kana, Hangul, Cyrillic, Latin. Kanji with kana are Japanese. A prompt that asks for a translation or
-  for another language sets no expectation.
+  Han, kana, Hangul, Cyrillic, Latin. Kanji with kana are Japanese. A prompt that asks for a translation
+  (other than into Chinese) sets no expectation; one that names another language allows it.
 """
 
 import functools
