@@ -36,6 +36,8 @@ review/quality_rules.py, …), with `@selection(...)`; that module is imported b
 so the registry is complete whenever Django is ready.
 """
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -273,8 +275,27 @@ class _ProbedExists(Exists):
     """EXISTS that PostgreSQL keeps as a probe of the subquery's index per pair (OFFSET 0 stops it turning the
     subquery into a join). As a join, a page of `flagged=no` after pair 683,332 of a million was a merge
     anti-join that read the members' pair index from its start, 185,000 rows (890 ms); as a probe, 62 index
-    probes (0.6 ms). The planner then guesses that half the pairs pass (the pair count says "about")."""
+    probes (0.6 ms). The planner guesses that half the pairs pass a probe, so the list's estimated count is
+    asked of the join (probes_as_joins), whose estimate follows the members' statistics."""
     template = "EXISTS(%(subquery)s OFFSET 0)"
+
+    def as_sql(self, compiler, connection, template=None, **extra_context):
+        if _AS_JOIN.get():
+            template = Exists.template
+        return super().as_sql(compiler, connection, template=template, **extra_context)
+
+
+_AS_JOIN = contextvars.ContextVar("probes_as_joins", default=False)
+
+
+@contextlib.contextmanager
+def probes_as_joins():
+    """Within it, querysets compile their probed EXISTS as plain ones (for the planner's estimate of a count)."""
+    token = _AS_JOIN.set(True)
+    try:
+        yield
+    finally:
+        _AS_JOIN.reset(token)
 
 
 @dataclass(frozen=True)
