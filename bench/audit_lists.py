@@ -1,14 +1,17 @@
 """The audit lists of issue 12 at a million pairs: server time of the pair list pages that read the
 suspicion order, the defect rules' stored members (`flagged=`) and the pairwise verdicts.
 
-    .venv/bin/python bench/audit_lists.py [--pairs 1000000] [--repeat 20] [--flagged 0.25]
+    .venv/bin/python bench/audit_lists.py [--pairs 1000000] [--repeat 20] [--flagged 0.25] [--reuse]
 
 The pairs come from bench/export.py's SQL builder (reused when a dataset of that size exists). On them it
-stores what the pages read as the jobs would leave it: a suspicion score per pair (PairSuspicion, random,
-as the quality-count job stores them), stored members of the defect rules for `--flagged` of the pairs
-(SelectionMember, spread over the six rules, some pairs in two), and 500 pairwise verdicts, 30 against the
-label. Then it requests each page through Django's test client as a superuser (no network) and reports the
-first request and p50 / p95 over --repeat more.
+stores what the pages read as the jobs would leave it (kept as they are with --reuse): a suspicion score per
+pair (PairSuspicion, random, as the quality-count job stores them), stored members of the defect rules for
+`--flagged` of the pairs (SelectionMember, spread over the six rules, some pairs in two), 500 pairwise
+verdicts, 30 against the label, and a finished quality-count job that scored every pair. Then it requests
+each page through Django's test client as a superuser (no network): the lists' first pages, pages deep in
+them (keyset positions at the middle and at the end), and the review queue over the suspicious order (a new
+reviewer each request, so each hands out a pair); it reports the first request, p50 / p95 over --repeat
+more, and the CPU a request took in this process and its PostgreSQL backend.
 """
 
 import argparse
