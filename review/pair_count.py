@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 
+from . import selections
+
 # Below this many rows (as estimated) a count is cheap enough to be exact: it stops at the bound anyway.
 EXACT_BELOW = 2_000
 
@@ -43,7 +45,8 @@ def of(pairs, stored, shown, whole):
 def estimated(pairs):
     """PostgreSQL's estimate of the rows of `pairs` (the planner's, from table statistics); None if it has none."""
     try:
-        sql, params = pairs.order_by().values("pk").query.sql_with_params()
+        with selections.probes_as_joins():  # a probe's estimate is a guess of one half (selections._ProbedExists)
+            sql, params = pairs.order_by().values("pk").query.sql_with_params()
     except EmptyResultSet:
         return 0
     with connection.cursor() as cursor:

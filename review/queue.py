@@ -42,8 +42,7 @@ from annotation.models import Judgement, Pair, RewardModel, RewardScore
 
 from . import decisions
 from .models import Audit, Review, ReviewAssignment, ReviewEvent, ReviewSettings
-from .selections import after as pairs_after
-from .selections import select_pairs
+from .selections import keyset_ids, select_pairs
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +181,8 @@ def next_assignment(queue, reviewer):
             return held
     after = None
     while True:
-        candidates = pairs_after(_candidates(queue, reviewer, now), queue.order, after)
-        ids = list(candidates.values_list("pk", flat=True)[:CANDIDATE_BATCH])
+        # keyset_ids: a stored order (most suspicious first) is a walk down its index, not a sort of the list
+        ids = keyset_ids(_candidates(queue, reviewer, now), queue.dataset, queue.order, after, limit=CANDIDATE_BATCH)
         if not ids:
             return None
         for pair_id in ids:

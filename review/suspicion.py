@@ -140,11 +140,17 @@ def store(dataset):
         for s in SIGNALS)
     PairSuspicion.objects.filter(dataset=dataset).delete()
     with connection.cursor() as cursor:
+        # Every join here reads the whole dataset: hash joins at any size. A new dataset is estimated at about
+        # one pair while the statistics know only the datasets before it (autoanalyze waits for 10 % of a
+        # table to change), and PostgreSQL then chose nested loops over the CTE scans: a 2,827-pair dataset
+        # beside a 1M-pair one took over 90 s here, 0.8 s with them off (BENCHMARKS.md, audit power).
+        cursor.execute("SET LOCAL enable_nestloop = off")
         cursor.execute(f"""
             INSERT INTO review_pairsuspicion (pair_id, dataset_id, score, reasons, margin, length)
             SELECT s.id, %(dataset)s, 1 / (1 + exp(-({logit}))), jsonb_strip_nulls(jsonb_build_object({reasons})),
                    s.margin, s.length
             FROM ({_values_sql()}) s""", _params(dataset))
+        cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
 
 
 def reasons_of(pair, top=3):

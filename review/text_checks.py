@@ -17,10 +17,11 @@ Each check is written from what the defect looks like in any text, not from a li
   provide (the core), with the apology, the "as an AI" and the policy reason that come with it. A
   phrase anywhere else in the text, in quotes, or an apology followed by the answer, is no refusal.
 - Language: the prose (code blocks, inline code, formulas and links taken out) counted by Unicode script:
-  Han, kana, Hangul, Cyrillic, Latin. Kanji with kana are Japanese. A prompt that asks for a translation or
-  for another language sets no expectation.
+  Han, kana, Hangul, Cyrillic, Latin. Kanji with kana are Japanese. A prompt that asks for a translation
+  (other than into Chinese) sets no expectation; one that names another language allows it.
 """
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 # Bumped whenever a check changes: stored readings of an older version are read again by the next count.
-VERSION = 2
+VERSION = 3
 
 # ------------------------------------------------------------------------------------------------ prose
 
@@ -42,16 +43,23 @@ CYRILLIC = "\u0400-\u04ff"
 LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
 
 # Code, formulas and links: not prose in any language. Fenced blocks (an unclosed one runs to the end).
-_NOT_PROSE = re.compile(
-    r"```.*?(?:```|\Z)|^[ \t]*~~~.*?(?:^[ \t]*~~~|\Z)"  # fenced code
-    r"|`[^`\n]+`"  # inline code
-    r"|\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|\$[^$\n]+\$"  # formulas
-    r"|https?://\S+|www\.\S+|[\w.+-]+@[\w-]+\.[\w.]+",  # links and addresses
-    re.M | re.S)
+# Each part with a piece of text it cannot match without: prose() leaves out the parts whose piece the text
+# lacks, which changes no match (a part that cannot match anywhere never wins at any position) and spares
+# most texts the address part, whose [\w.+-]+ runs over every Chinese character (\w) looking for an "@".
+_NOT_PROSE_PARTS = (
+    ("```", r"```.*?(?:```|\Z)"), ("~~~", r"^[ \t]*~~~.*?(?:^[ \t]*~~~|\Z)"),  # fenced code
+    ("`", r"`[^`\n]+`"),  # inline code
+    ("$$", r"\$\$.+?\$\$"), ("\\[", r"\\\[.+?\\\]"), ("\\(", r"\\\(.+?\\\)"), ("$", r"\$[^$\n]+\$"),  # formulas
+    ("http", r"https?://\S+"), ("www.", r"www\.\S+"), ("@", r"[\w.+-]+@[\w-]+\.[\w.]+"),  # links and addresses
+)
 
-_HAN = re.compile(f"[{HAN}]")
-_KANA = re.compile(f"[{KANA}]")
-_HANGUL = re.compile(f"[{HANGUL}]")
+
+# Characters are counted by runs (a list of runs is far shorter than one of characters).
+_HAN_RUN = re.compile(f"[{HAN}]+")
+_KANA_RUN = re.compile(f"[{KANA}]+")
+_HANGUL_RUN = re.compile(f"[{HANGUL}]+")
+_RARE_SCRIPT = re.compile(f"[{KANA}{HANGUL}{CYRILLIC}]")
+_LATIN_LETTER = re.compile(f"[{LATIN}]")
 _CYRILLIC_WORD = re.compile(f"[{CYRILLIC}]+")
 # A word in Latin letters, not part of a token with digits (x1, KMnO4, 4G).
 _LATIN_WORD = re.compile(f"(?<![0-9{LATIN}])[{LATIN}]+(?:['’][{LATIN}]+)*(?![0-9{LATIN}])")
@@ -60,8 +68,26 @@ _OTHER_LETTER = re.compile(f"(?![{HAN}{KANA}{HANGUL}{CYRILLIC}{LATIN}])[^\\W\\d_
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
+@functools.lru_cache(maxsize=None)
+def _not_prose(parts):
+    """The pattern of the parts of _NOT_PROSE_PARTS at these indexes, in their order (None: no part)."""
+    return re.compile("|".join(_NOT_PROSE_PARTS[i][1] for i in parts), re.M | re.S) if parts else None
+
+
+def _count(run, text):
+    """Characters of `text` in the runs that `run` finds."""
+    return sum(map(len, run.findall(text)))
+
+
+# A character or piece that every part of _NOT_PROSE_PARTS needs: most texts have none (one scan).
+_MAYBE_NOT_PROSE = re.compile(r"[`~$\\@]|http|www\.")
+
+
 def prose(text):
-    return _NOT_PROSE.sub(" ", text)
+    if not _MAYBE_NOT_PROSE.search(text):
+        return text
+    pattern = _not_prose(tuple(i for i, (piece, _) in enumerate(_NOT_PROSE_PARTS) if piece in text))
+    return pattern.sub(" ", text) if pattern is not None else text
 
 
 @dataclass
@@ -76,10 +102,13 @@ class Scripts:
 
     @classmethod
     def of(cls, text):
-        latin = _LATIN_WORD.findall(text)
+        latin = _LATIN_WORD.findall(text) if _LATIN_LETTER.search(text) else []
         long = [word for word in latin if len(word) > 1]
-        return cls(len(_HAN.findall(text)), len(_KANA.findall(text)), len(_HANGUL.findall(text)),
-                   len(_CYRILLIC_WORD.findall(text)), len(latin), len(long),
+        kana = hangul = cyrillic = 0
+        if _RARE_SCRIPT.search(text):  # one scan for the three that most texts lack
+            kana, hangul = _count(_KANA_RUN, text), _count(_HANGUL_RUN, text)
+            cyrillic = len(_CYRILLIC_WORD.findall(text))
+        return cls(_count(_HAN_RUN, text), kana, hangul, cyrillic, len(latin), len(long),
                    sum(1 for word in long if word.lower() in GRAMMAR_WORDS))
 
     def units(self):
@@ -265,7 +294,8 @@ def _unclosed(line):
     opener it matches; openers between are taken as closed too (sloppy nesting is no cut), and a bracket
     typed twice in its two widths is one (AlignBench's "企(（事)业单位")."""
     stack = []
-    for i, ch in enumerate(line):
+    for match in _BRACKET.finditer(line):
+        i, ch = match.start(), match.group()
         if ch in _OPENERS:
             if i and line[i - 1] in _OPENERS and _SAME_BRACKET.get(ch) == line[i - 1]:
                 continue  # "(（事)": one bracket typed in both widths is one opener
@@ -278,6 +308,7 @@ def _unclosed(line):
     return bool(stack)
 
 
+_BRACKET = re.compile("[" + re.escape("".join(sorted(_OPENERS | set(_CLOSES)))) + "]")
 _SAME_BRACKET = {"(": "（", "（": "(", "[": "［", "［": "[", "{": "｛", "｛": "{"}
 
 
@@ -463,7 +494,11 @@ _LANGUAGE_NAMES = {"en": r"英文|英语|法语|法文|德语|德文|西班牙�
 _LANGUAGES_NAMED = [(code, re.compile(rf"(?:{names})(?!\s*(?:大写|小写)?(?:字母|字符|老师|教师|课|成绩|水平|考试|专业))"
                                       rf"(?!(?:提出|写|说|表达)的)", re.I))
                     for code, names in _LANGUAGE_NAMES.items()]
+_LANGUAGE_NAME = re.compile("|".join(_LANGUAGE_NAMES.values()), re.I)
 _ANY_LANGUAGE = re.compile(r"翻译|译成|译为|翻成|译文|外语|外文|双语|多语|(?:多|几|各|不同的?)种?语言|\btranslat", re.I)
+# A translation that sets no expectation of its own: one into Chinese (the answer is Chinese), and one a
+# passage tells of (她的手语被翻译成数字化的声音: no request).
+_NO_TRANSLATION_ASKED = re.compile(r"(?:翻译|译)(?:成|为|到)\s*(?:简体|繁体)?(?:中文|汉语|普通话)|被翻?译")
 # Units of another language in a prompt from which an answer in it may be right.
 QUOTED_LANGUAGE_UNITS = 20
 # Below this many units of prose an answer says too little to be in a language.
@@ -475,8 +510,10 @@ def languages_asked(prompt_text):
     a translation without naming one); None when the prompt is not Chinese and sets no expectation."""
     if Scripts.of(prose(prompt_text)).language() != "zh":
         return None
-    named = {code for code, pattern in _LANGUAGES_NAMED if pattern.search(prompt_text)}
-    if not named and _ANY_LANGUAGE.search(prompt_text):
+    named = set()
+    if _LANGUAGE_NAME.search(prompt_text):  # one scan for the four (most prompts name none)
+        named = {code for code, pattern in _LANGUAGES_NAMED if pattern.search(prompt_text)}
+    if not named and _ANY_LANGUAGE.search(_NO_TRANSLATION_ASKED.sub("", prompt_text)):
         return None
     # Text in another language inside the prompt (an email to answer, a passage, a question) may be answered
     # in its language.

@@ -69,6 +69,21 @@ def test_flagged_splits_the_pairs_by_the_stored_members_of_the_defect_rules_not_
     unflagged = ids(select_pairs(dataset, QueryDict("flagged=no"))[0])
     assert first.pk not in unflagged and second.pk in unflagged and third.pk in unflagged and len(unflagged) == 23
     assert select_pairs(dataset, QueryDict("flagged=maybe"))[0] is None
+    # a page after a pair: the members are probed per pair (a join read the members' index from its start)
+    flagged_no = select_pairs(dataset, QueryDict("flagged=no"))[0]
+    assert "OFFSET 0" in str(flagged_no.query)
+    assert ids(selections.after(flagged_no, "", first.pk)) == unflagged
+    assert ids(selections.after(select_pairs(dataset, QueryDict("flagged=yes"))[0], "", first.pk)) == []
+    # ... while the list's estimated count asks the planner about the join (its guess for a probe is one half)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from review import pair_count
+
+    with CaptureQueriesContext(connection) as queries:
+        pair_count.estimated(flagged_no)
+    assert "NOT EXISTS" in queries.captured_queries[-1]["sql"] and "OFFSET 0" not in queries.captured_queries[-1]["sql"]
+    assert "OFFSET 0" in str(flagged_no.query)  # and the queryset itself still probes afterwards
 
 
 @pytest.fixture

@@ -115,3 +115,34 @@ def test_a_pairwise_judge_that_prefers_the_rejected_response_in_both_orders_rais
     assert values["pairwise-against"] == 1
     after = PairSuspicion.objects.get(pair=clean).score
     assert after > before and after == pytest.approx(suspicion.score_of(values))
+
+
+def _suspicious_ids(dataset, limit=10):
+    from review.selections import keyset_ids
+
+    return keyset_ids(Pair.objects.filter(dataset=dataset), dataset, "suspicious", limit=limit)
+
+
+def test_while_the_count_is_current_the_list_asks_for_no_unscored_pairs(world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    team, clean, suspect = world
+    with CaptureQueriesContext(connection) as queries:
+        assert _suspicious_ids(team.dataset) == [suspect.pk, clean.pk]
+    # every pair has a score: the anti-join that finds those without one (all pairs at a million) is not run
+    assert not any('LEFT OUTER JOIN "review_pairsuspicion"' in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_pair_added_by_a_job_after_the_count_comes_last_unscored(world):
+    from django.utils import timezone
+
+    team, clean, suspect = world
+    added = make_pair(team.dataset, "新问题？", "新的回答。", "另一个回答。")
+    Job.objects.create(kind="import", dataset=team.dataset, status=Job.Status.SUCCEEDED, started_at=timezone.now(),
+                       finished_at=timezone.now())
+    assert _suspicious_ids(team.dataset) == [suspect.pk, clean.pk, added.pk]
+    queue, _ = review_queue.Queue.from_params(team.dataset, QueryDict("order=suspicious"))
+    review_queue.skip(queue, team.reviewer, Pair.objects.get(pk=review_queue.next_assignment(queue, team.reviewer).pair_id))
+    review_queue.skip(queue, team.reviewer, Pair.objects.get(pk=review_queue.next_assignment(queue, team.reviewer).pair_id))
+    assert review_queue.next_assignment(queue, team.reviewer).pair_id == added.pk

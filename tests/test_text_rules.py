@@ -2,6 +2,8 @@
 low-quality lists built on the stored readings. The texts are written for these tests: each pins one
 defect, or one hard negative that a rule must leave alone."""
 
+import re
+
 import pytest
 from django.utils import timezone
 
@@ -173,8 +175,48 @@ def test_a_prompt_that_names_a_language_for_something_else_expects_chinese(query
     assert reading(text, query).off_language == 1.0
 
 
+@pytest.mark.parametrize("query", [
+    "请把这句话翻译成中文：Good morning, everyone.",  # a translation into Chinese expects Chinese
+    "下面是一段故事：艾米是一只会手语的大猩猩，她的手语被翻译成声音。请问艾米的画暗示了什么？",  # a passage tells of one
+])
+def test_a_translation_into_chinese_or_told_of_in_a_passage_expects_chinese(query):
+    assert reading("서울은 한국의 수도입니다. 인구가 가장 많은 도시이기도 합니다.", query).off_language == 1.0
+    assert reading("大家早上好。", query).off_language == 0
+
+
 def test_a_prompt_that_names_one_language_allows_that_one_only():
     assert reading("Thank you very much for all of your help with this.", "“谢谢”用日语怎么说？").off_language == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ prose
+
+PROSE_TEXTS = [
+    "纯中文的回答，没有代码也没有链接。",
+    "联系我们：service@example.com 或访问 https://example.com/help 获取帮助。",
+    "运行 `pip install x` 后：\n```python\nprint('hi')\n```\n再看 www.python.org。",
+    "公式 $E=mc^2$ 和 $$\\int_0^1 x\\,dx$$，以及 \\(a+b\\) 与 \\[c\\]。",
+    "~~~\ncode\n~~~\n之后是正文，价格 $5 与 $6 之间。",
+    "写邮件给张三（zhangsan@公司.com），说明 a@b.c-d@e.f 的情况。",
+    "没有闭合的代码块：\n```\nfor i in range(3):",
+]
+
+
+@pytest.mark.parametrize("text", PROSE_TEXTS)
+def test_prose_takes_out_what_the_whole_pattern_takes_out(text):
+    # prose() compiles only the parts whose piece occurs in the text; the result is the whole pattern's
+    whole = re.compile("|".join(part for _, part in text_checks._NOT_PROSE_PARTS), re.M | re.S)
+    assert text_checks.prose(text) == whole.sub(" ", text)
+
+
+def test_prose_leaves_code_addresses_and_formulas_out():
+    out = text_checks.prose(PROSE_TEXTS[1] + PROSE_TEXTS[2] + PROSE_TEXTS[3])
+    assert "@" not in out and "http" not in out and "print" not in out and "mc^2" not in out and "联系我们" in out
+
+
+def test_scripts_count_characters_and_words():
+    scripts = text_checks.Scripts.of("東京は日本の首都です。서울 Москва и Питер, the city of Paris 北京")
+    assert (scripts.han, scripts.kana, scripts.hangul, scripts.cyrillic) == (8, 4, 2, 3)
+    assert (scripts.latin, scripts.latin_long, scripts.latin_grammar) == (4, 4, 2)
 
 
 # ------------------------------------------------------------------------------------------------ the lists
