@@ -82,21 +82,28 @@ def plant(dataset):
 
 
 def index(dataset):
+    """Run the dataset's search-index job in this process; print wall time, the CPU seconds of this
+    process and of its PostgreSQL backend (/proc), and the load average before and after."""
+    from ingest import backend_cpu_seconds, cpu_seconds, peak_rss_mb
+
     from annotation import jobs
     from annotation.models import Job
     from review import search
 
     job = Job.objects.filter(dataset=dataset, kind=search.KIND, status=Job.Status.PENDING).first()
     job = job or search.start(dataset, None)
-    started = time.perf_counter()
-    jobs.execute(job.pk)
-    job.refresh_from_db()
-    print(f"search-index job ({job.status}): {job.done:,} texts in {time.perf_counter() - started:.1f} s "
-          f"(load average {os.getloadavg()[0]:.1f})")
     from django.db import connection
 
     with connection.cursor() as c:
-        c.execute("ANALYZE annotation_prompt; ANALYZE annotation_response")
+        c.execute("SELECT pg_backend_pid()")
+        backend = c.fetchone()[0]
+    load = os.getloadavg()[0]
+    started, cpu, backend_cpu = time.perf_counter(), cpu_seconds(), backend_cpu_seconds(backend)
+    jobs.execute(job.pk)
+    job.refresh_from_db()
+    print(f"search-index job ({job.status}): {job.done:,} texts in {time.perf_counter() - started:.1f} s; CPU: "
+          f"this process {cpu_seconds() - cpu:.1f} s, PostgreSQL backend {backend_cpu_seconds(backend) - backend_cpu:.1f} s; "
+          f"peak RSS {peak_rss_mb():.0f} MB (load average {load:.1f} → {os.getloadavg()[0]:.1f})")
 
 
 def time_pages(client, dataset, repeat, title):
@@ -151,8 +158,7 @@ def main():
     user, _ = get_user_model().objects.get_or_create(username="bench-search", defaults={"is_superuser": True})
     client = Client()
     client.force_login(user)
-    print(f"machine: {os.cpu_count()} cores, PostgreSQL {connection.cursor().connection.info.server_version}, "
-          f"trigram indexes: {'yes' if search.trigram_indexes_exist() else 'no (pg_trgm missing)'}")
+    print(f"machine: {os.cpu_count()} cores, PostgreSQL {connection.cursor().connection.info.server_version}")
     name = args.dataset or f"bench-search-{args.pairs}"
     dataset = Dataset.objects.filter(name=name).first()
     if args.dataset and dataset is None:
