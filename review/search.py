@@ -22,8 +22,8 @@ audits); it reads only the candidate blocks where the filters allow it. Nothing 
 
 The job is cheap enough to follow every import: it reads each text once (COPY) and writes a bit matrix
 per segment, where per-row GIN maintenance (the pg_trgm design before) cost ~600 s of backend CPU at
-the 1M gen_pairs file and one CREATE INDEX of its GIN index per dataset several times that
-(BENCHMARKS.md, issue 17). Texts are never changed after import; a filter stays valid for its rows.
+the 1M gen_pairs file and one CREATE INDEX of a GIN index per dataset about twice that (BENCHMARKS.md,
+issue 17). Texts are never changed after import; a filter stays valid for its rows.
 """
 
 import queue
@@ -44,10 +44,9 @@ from . import search_blocks
 from .models import SearchSegment
 
 KIND = "search_index"
-# Below this many characters a query has no trigram for the filters to use.
-TRIGRAM = search_blocks.GRAM
 # Pairs one request walks at most (half as many for a query with cased letters, matched with ILIKE).
-# An absent word costs a full walk: WALK_PAIRS × three texts, ~100 ms at 1M pairs (BENCHMARKS.md).
+# An absent word costs a full walk: WALK_PAIRS × three texts, ~100 ms at 1M pairs of ~130-character
+# texts, 300-600 ms for the ~1 KB texts of the gen_pairs file (BENCHMARKS.md).
 WALK_PAIRS = 10_000
 # Texts the filtered plan reads at most (the rows of its candidate blocks): about the walk's cost. A
 # query whose trigrams are common passes more blocks than this, and the walk serves it.
