@@ -101,9 +101,6 @@ class Prompt(models.Model):
     source = models.CharField(max_length=300, blank=True)
     meta = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    # Set by the search-index job after an import (review/search.py): the trigram index on `query` is
-    # partial (WHERE search_indexed), so inserting a prompt costs it nothing.
-    search_indexed = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         verbose_name = _("prompt")
@@ -111,7 +108,9 @@ class Prompt(models.Model):
         constraints = [models.UniqueConstraint(fields=["dataset", "content_hash"], name="prompt_unique_hash")]
         indexes = [
             models.Index(fields=["dataset", "domain"], name="prompt_dataset_domain"),
-            models.Index(fields=["dataset", "id"], condition=Q(search_indexed=False), name="prompt_search_pending"),
+            # The search-index job reads a dataset's prompts in id order from here, and search asks it whether
+            # any prompt is newer than the dataset's search filters (review/search.py).
+            models.Index(fields=["dataset", "id"], name="prompt_dataset_id"),
         ]
 
     def __str__(self):
@@ -138,8 +137,6 @@ class Response(models.Model):
     text = models.TextField()
     content_hash = models.UUIDField()
     created_at = models.DateTimeField(default=timezone.now)
-    # As Prompt.search_indexed: the trigram index on `text` is partial, filled by a job after imports.
-    search_indexed = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         verbose_name = _("response")
@@ -147,7 +144,7 @@ class Response(models.Model):
         constraints = [models.UniqueConstraint(fields=["prompt", "content_hash"], name="response_unique_hash")]
         indexes = [
             models.Index(fields=["dataset", "model"], name="response_dataset_model"),
-            models.Index(fields=["dataset", "id"], condition=Q(search_indexed=False), name="response_search_pending"),
+            models.Index(fields=["dataset", "id"], name="response_dataset_id"),  # as prompt_dataset_id
         ]
 
     def __str__(self):

@@ -147,6 +147,7 @@ def drop_dataset(pk):
         "DELETE FROM annotation_nearduplicategroup WHERE dataset_id = %(ds)s",
         "DELETE FROM annotation_promptsignature WHERE dataset_id = %(ds)s",
         "DELETE FROM annotation_pair WHERE dataset_id = %(ds)s",
+        "DELETE FROM review_searchsegment WHERE dataset_id = %(ds)s",
         ("DELETE FROM annotation_judgement WHERE response_id IN "
          "(SELECT id FROM annotation_response WHERE dataset_id = %(ds)s)"),
         "DELETE FROM annotation_response WHERE dataset_id = %(ds)s",

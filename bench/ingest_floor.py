@@ -67,14 +67,14 @@ def write_rows(path, limit, out):
         if p_key not in prompts:
             prompts[p_key] = len(prompts) + 1
             files["prompt"].write(f"{prompts[p_key]}\t1\t{record.domain}\t{tsv(orjson.dumps(record.messages).decode())}\t"
-                                  f"{tsv(record.messages[-1]['content'])}\t{p_key}\tfile\t{{}}\t2026-01-01\tf\n")
+                                  f"{tsv(record.messages[-1]['content'])}\t{p_key}\tfile\t{{}}\t2026-01-01\n")
         ids = []
         for model, text in ((record.chosen_model, record.chosen), (record.rejected_model, record.rejected)):
             key = (p_key, text_key(text))
             if key not in responses:
                 responses[key] = len(responses) + 1
                 files["response"].write(f"{responses[key]}\t1\t{prompts[p_key]}\t{tsv(model)}\t{tsv(text)}\t{key[1]}\t"
-                                        "2026-01-01\tf\n")
+                                        "2026-01-01\n")
             ids.append(responses[key])
         if (prompts[p_key], *ids) not in pairs:
             pairs.add((prompts[p_key], *ids))
@@ -86,8 +86,8 @@ def write_rows(path, limit, out):
 
 
 COLUMNS = {
-    "prompt": "id, dataset_id, domain, messages, query, content_hash, source, meta, created_at, search_indexed",
-    "response": "id, dataset_id, prompt_id, model, text, content_hash, created_at, search_indexed",
+    "prompt": "id, dataset_id, domain, messages, query, content_hash, source, meta, created_at",
+    "response": "id, dataset_id, prompt_id, model, text, content_hash, created_at",
     "pair": "id, dataset_id, prompt_id, domain, chosen_id, rejected_id, origin, status, status_reason, created_at",
 }
 

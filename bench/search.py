@@ -1,14 +1,17 @@
 """Benchmark: the pair list's search (review/search.py) on the COIG-P-shaped benchmark dataset.
 
     .venv/bin/python bench/search.py [--pairs 1000000] [--seed 1] [--repeat 20] [--keep] [--dataset NAME]
+                                     [--reindex] [--no-pages]
 
 Without --dataset it imports bench/generate.py's file (as bench/ingest.py does, without the
 near-duplicate check) into the dataset "bench-search-<pairs>", plants two words in the responses by
-SQL (光合作用 in 0.1 % of them, 机器学习 in 1 %: the generator's vocabulary has no rare words), and
+SQL (光合作用 in 0.1 % of them, 机器学习 in 1 %, 量子隧穿效应 in 20 from the middle on: the generator's
+vocabulary has no rare words), and
 times the search pages while the texts are not yet indexed (every query walks the pairs); then it
 runs the search-index job that follows every import, timed, and times the pages again. With --keep
 the dataset stays, and the next run with --keep reuses it (and times only what is left to time).
---dataset NAME times an existing dataset as it is (indexing it first if it is not).
+--dataset NAME times an existing dataset as it is (indexing it first if it is not); --reindex drops
+its search filters first, to time the search-index job again.
 
 Each page is the first page (50 rows) of `/datasets/<id>/pairs/?…` requested --repeat times with
 Django's test client: server time, queries plus template. Prints p50/p95, the rows shown, the plan
@@ -34,9 +37,11 @@ QUERIES = [
     ("common 3 chars, bench/pages.py (请解释)", "q=请解释"),
     ("common 2 chars, bench/pages.py (代码)", "q=代码"),
     ("1 % of responses, 4 chars (机器学习)", "q=机器学习"),
+    ("20 responses (量子隧穿效应, planted)", "q=量子隧穿效应"),
     ("0.1 % of responses, 4 chars (光合作用)", "q=光合作用"),
     ("one prompt, 8 chars (编号4711）)", "q=编号4711）"),
-    ("absent, 5 chars", "q=不存在的词"),
+    ("absent, common trigrams (不存在的词)", "q=不存在的词"),
+    ("absent, rare trigrams (宫保鸡丁的做法)", "q=宫保鸡丁的做法"),
     ("absent, 2 chars", "q=龘龘"),
     ("1 char", "q=光"),
     ("Latin, case-insensitive (PYTHON)", "q=PYTHON"),
@@ -76,27 +81,56 @@ def plant(dataset):
                   [dataset.pk])
         c.execute("UPDATE annotation_response SET text = text || '机器学习' WHERE dataset_id = %s AND id %% 100 = 1",
                   [dataset.pk])
+        c.execute("UPDATE annotation_response SET text = text || '量子隧穿效应' WHERE id IN (SELECT id FROM "
+                  "annotation_response WHERE dataset_id = %s ORDER BY id LIMIT 20 OFFSET (SELECT count(*) / 2 "
+                  "FROM annotation_response WHERE dataset_id = %s))", [dataset.pk, dataset.pk])
         # What the search-index job does first, seconds after every import: fresh planner statistics
         # (this server runs with autovacuum off, so nothing else would refresh them).
         c.execute("ANALYZE annotation_prompt, annotation_response, annotation_pair")
 
 
 def index(dataset):
+    """Run the dataset's search-index job in this process; print wall time, the CPU seconds of this
+    process and of its PostgreSQL backend (/proc), and the load average before and after."""
+    from ingest import backend_cpu_seconds, cpu_seconds, peak_rss_mb
+
     from annotation import jobs
     from annotation.models import Job
     from review import search
 
     job = Job.objects.filter(dataset=dataset, kind=search.KIND, status=Job.Status.PENDING).first()
     job = job or search.start(dataset, None)
-    started = time.perf_counter()
-    jobs.execute(job.pk)
-    job.refresh_from_db()
-    print(f"search-index job ({job.status}): {job.done:,} texts in {time.perf_counter() - started:.1f} s "
-          f"(load average {os.getloadavg()[0]:.1f})")
     from django.db import connection
 
     with connection.cursor() as c:
-        c.execute("ANALYZE annotation_prompt; ANALYZE annotation_response")
+        c.execute("SELECT pg_backend_pid()")
+        backend = c.fetchone()[0]
+    # The job reads ahead on a second connection (a thread): its backend's CPU is read after each COPY.
+    readers, read_rows = {}, search._read_rows
+
+    def timed_read_rows(*args):
+        with connection.cursor() as c:
+            c.execute("SELECT pg_backend_pid()")
+            pid = c.fetchone()[0]
+        before = backend_cpu_seconds(pid)
+        rows = read_rows(*args)
+        if pid != backend:
+            readers[pid] = readers.get(pid, 0) + backend_cpu_seconds(pid) - before
+        return rows
+
+    search._read_rows = timed_read_rows
+    load = os.getloadavg()[0]
+    started, cpu, backend_cpu = time.perf_counter(), cpu_seconds(), backend_cpu_seconds(backend)
+    try:
+        jobs.execute(job.pk)
+    finally:
+        search._read_rows = read_rows
+    job.refresh_from_db()
+    reader_cpu = sum(readers.values())
+    print(f"search-index job ({job.status}): {job.done:,} texts in {time.perf_counter() - started:.1f} s; CPU: "
+          f"this process {cpu_seconds() - cpu:.1f} s, PostgreSQL backends {backend_cpu_seconds(backend) - backend_cpu:.1f} s "
+          f"(job) + {reader_cpu:.1f} s (read-ahead); peak RSS {peak_rss_mb():.0f} MB "
+          f"(load average {load:.1f} → {os.getloadavg()[0]:.1f})")
 
 
 def time_pages(client, dataset, repeat, title):
@@ -134,6 +168,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the dataset (and reuse it next time)")
     parser.add_argument("--dataset", help="time this existing dataset instead")
+    parser.add_argument("--reindex", action="store_true", help="drop the dataset's search filters and index it again")
+    parser.add_argument("--no-pages", action="store_true", help="time only the search-index job")
     args = parser.parse_args()
 
     import django
@@ -151,8 +187,7 @@ def main():
     user, _ = get_user_model().objects.get_or_create(username="bench-search", defaults={"is_superuser": True})
     client = Client()
     client.force_login(user)
-    print(f"machine: {os.cpu_count()} cores, PostgreSQL {connection.cursor().connection.info.server_version}, "
-          f"trigram indexes: {'yes' if search.trigram_indexes_exist() else 'no (pg_trgm missing)'}")
+    print(f"machine: {os.cpu_count()} cores, PostgreSQL {connection.cursor().connection.info.server_version}")
     name = args.dataset or f"bench-search-{args.pairs}"
     dataset = Dataset.objects.filter(name=name).first()
     if args.dataset and dataset is None:
@@ -164,11 +199,17 @@ def main():
         dataset = None
     if dataset is None:
         dataset = import_dataset(name, args.pairs, args.seed)
+    if args.reindex:
+        from review.models import SearchSegment
+
+        SearchSegment.objects.filter(dataset=dataset).delete()
     try:
         if not search.is_indexed(dataset):
-            time_pages(client, dataset, args.repeat, "not yet indexed: every query walks")
+            if not args.no_pages:
+                time_pages(client, dataset, args.repeat, "not yet indexed: every query walks")
             index(dataset)
-        time_pages(client, dataset, args.repeat, "indexed")
+        if not args.no_pages:
+            time_pages(client, dataset, args.repeat, "indexed")
     finally:
         if not args.keep and not args.dataset:
             from ingest import drop_dataset

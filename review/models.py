@@ -361,3 +361,32 @@ class PairDecision(models.Model):
     prior_status = models.CharField(max_length=10)
     prior_reason = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=10)
+
+
+class SearchSegment(models.Model):
+    """Block filters of a run of a dataset's prompts or responses (review/search_blocks.py), written by
+    the search-index job: the rows of `table` in the dataset with first_id ≤ id ≤ last_id, in id order,
+    cut into blocks of `block_rows`. `block_starts` holds each block's first id (int64, little-endian);
+    `filters` the bucket-major bit matrix (one row of ceil(blocks/8) bytes per bucket), stored
+    uncompressed out of line so that a search reads a few rows of it with substring()."""
+
+    class Table(models.TextChoices):
+        PROMPT = "prompt"
+        RESPONSE = "response"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+", db_index=False)
+    table = models.CharField(max_length=8, choices=Table.choices)
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    rows = models.PositiveIntegerField()
+    blocks = models.PositiveIntegerField()
+    block_rows = models.PositiveIntegerField()
+    bucket_bits = models.PositiveSmallIntegerField()
+    block_starts = models.BinaryField()
+    filters = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("search segment")
+        verbose_name_plural = _("search segments")
+        indexes = [models.Index(fields=["dataset", "table", "last_id"], name="search_segment_dataset")]

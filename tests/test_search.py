@@ -1,6 +1,6 @@
-"""Search in the pair list (review/search.py): both plans (the trigram index once a dataset is indexed,
+"""Search in the pair list (review/search.py): both plans (the block filters once a dataset is indexed,
 the bounded walk before that and for short or common queries), keyset pages without gaps or repeats,
-the not-yet-indexed state and the job that resolves it."""
+the not-yet-indexed state and the job that resolves it; the filters' exactness (review/search_blocks.py)."""
 
 import re
 
@@ -11,7 +11,8 @@ from django.urls import reverse
 from annotation import jobs
 from annotation.ingest.importer import import_params
 from annotation.models import Dataset, Job, Pair, Prompt, Response
-from review import pair_views, search
+from review import pair_views, search, search_blocks
+from review.models import SearchSegment
 
 from .conftest import wait_for
 from .helpers import Team, generated_pairs, write_jsonl
@@ -20,16 +21,11 @@ from .pair_data import make_pair
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)><a href="javascript:alert(2)">光合作用</a>'
 
 
-def _trigram_indexes():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%%_trgm_indexed'")
-        return {row[0] for row in cursor.fetchall()}
-
-
 def index(dataset):
     """Run the dataset's search-index job to its end in this process."""
     job = search.start(dataset, None)
     assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
+    job.refresh_from_db()
     return job
 
 
@@ -71,8 +67,6 @@ def plan(request, corpus):
     team, _ = corpus
     if request.param == "indexed":
         index(team.dataset)
-        if not _trigram_indexes():
-            pytest.skip("this PostgreSQL has no pg_trgm: only the walk exists")
     return request.param
 
 
@@ -121,8 +115,6 @@ def test_pages_of_a_search_cover_every_match_once_in_order(client, team, monkeyp
                   f"坏回答{i}" + (text if where in (2, 3) else ""), domain="math" if i % 2 else "chat")
     if indexed:
         index(team.dataset)
-        if not _trigram_indexes():
-            pytest.skip("this PostgreSQL has no pg_trgm")
     client.force_login(team.viewer)
     seen, htmls = every_page(client, team.dataset, q=q)
     pairs = Pair.objects.filter(dataset=team.dataset)
@@ -143,8 +135,6 @@ def test_a_query_too_common_for_the_index_is_walked_instead(team, monkeypatch):
     for i in range(10):
         make_pair(team.dataset, f"问题{i}", "光合作用", "呼吸作用")
     index(team.dataset)
-    if not _trigram_indexes():
-        pytest.skip("this PostgreSQL has no pg_trgm")
     pairs = Pair.objects.filter(dataset=team.dataset)
     assert search.page(pairs, team.dataset, "光合作用").indexed
     monkeypatch.setattr(search, "MAX_INDEXED_MATCHES", 5)
@@ -199,26 +189,6 @@ def test_an_outsider_cannot_search_or_start_indexing(client, corpus):
     assert not Job.objects.filter(kind=search.KIND).exists()
 
 
-def test_the_trigram_plan_reads_the_partial_indexes(corpus):
-    team, _ = corpus
-    index(team.dataset)
-    if not _trigram_indexes():
-        pytest.skip("this PostgreSQL has no pg_trgm")
-    # On tiny tables the planner rightly prefers other plans; with sequential scans off only the trigram
-    # index can answer, and it must answer correctly.
-    for model, column in ((Prompt, "query"), (Response, "text")):
-        rows = model.objects.filter(search_indexed=True).filter(search._contains(column, "光合作用"))
-        with connection.cursor() as cursor:
-            cursor.execute("SET enable_seqscan = off")
-            sql, params = rows.values("pk").query.sql_with_params()
-            cursor.execute("EXPLAIN " + sql, params)
-            plan = "\n".join(r[0] for r in cursor.fetchall())
-            found = len(list(rows.values_list("pk", flat=True)))
-            cursor.execute("SET enable_seqscan = on")
-        assert f"{model._meta.model_name}_" in plan and "_trgm_indexed" in plan, plan
-        assert found == (1 if model is Prompt else 2)
-
-
 @pytest.mark.worker
 def test_an_import_on_the_worker_is_followed_by_search_indexing(thread_worker, tmp_path, client):
     dataset = Dataset.objects.create(name="indexed after import")
@@ -231,7 +201,7 @@ def test_an_import_on_the_worker_is_followed_by_search_indexing(thread_worker, t
     assert indexing.status == Job.Status.SUCCEEDED, indexing.error
     texts = Prompt.objects.filter(dataset=dataset).count() + Response.objects.filter(dataset=dataset).count()
     assert indexing.done == texts > 30 and search.is_indexed(dataset)
-    assert not Prompt.objects.filter(dataset=dataset, search_indexed=False).exists()
+    assert sum(SearchSegment.objects.filter(dataset=dataset).values_list("rows", flat=True)) == texts
 
 
 @pytest.mark.worker
@@ -250,21 +220,152 @@ def test_an_admin_starts_indexing_and_the_worker_resolves_the_not_indexed_state(
     assert job.status == Job.Status.SUCCEEDED and job.done == 12 * 3 and job.celery_task_id
     rows, _, html = page(client, team.dataset, q="光合作用")
     assert 'id="search-not-indexed"' not in html and len(rows) == 12
-    found = search.page(Pair.objects.filter(dataset=team.dataset), team.dataset, "光合作用")
-    assert found.indexed == bool(_trigram_indexes())
+    assert search.page(Pair.objects.filter(dataset=team.dataset), team.dataset, "光合作用").indexed
 
 
-def test_without_pg_trgm_indexes_search_walks_and_finds_the_same_pairs(client, corpus):
-    team, p = corpus
-    index(team.dataset)
-    with connection.cursor() as cursor:  # as on the embedded server of `make demo` (rolled back after)
-        cursor.execute("DROP INDEX IF EXISTS prompt_query_trgm_indexed")
-        cursor.execute("DROP INDEX IF EXISTS response_text_trgm_indexed")
-    assert not search.trigram_indexes_exist()
+
+
+MIXED = [  # (prompt, chosen, rejected): Chinese, Latin in mixed case, both, digits and punctuation
+    ("请解释光合作用的过程", "植物把光能变成化学能。", "不知道。"),
+    ("Write a Python function", "def add(a, b): return a + b  # Python 3", "I cannot write CODE."),
+    ("用Python写一个排序", "可以用 sorted() 函数：Python内置。", "PYTHON不行"),
+    ("编号4711）的订单", "订单编号4711）已发货", "没有这个订单"),
+    ("机器学习是什么", "Machine Learning（机器学习）是人工智能的分支", "机器"),
+    ("温度的单位", "开尔文（\u212aelvin）是温度单位", "摄氏度"),
+    ("Istanbul 在哪里", "\u0130stanbul 在土耳其", "不知道"),
+    ("50%的折扣_是多少", "打五折：50%_off", "100%"),
+]
+QUERIES = ["光合作用", "光合", "光", "python", "PYTHON", "PyThOn", "Python内置", "用PYTHON写", "编号4711）",
+           "4711", "机器学习", "器学", "kelvin", "KELVIN", "istanbul", "50%_", "%的折", "不存在的词", "Zq", "o",
+           "人工智能的分支", "ode."]
+
+
+def _brute_force(dataset, text):
+    """Pairs whose texts contain `text` as PostgreSQL's ILIKE decides it, one text at a time."""
+    pattern = search.like_pattern(text)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.id FROM annotation_pair p JOIN annotation_prompt q ON q.id = p.prompt_id "
+            "JOIN annotation_response c ON c.id = p.chosen_id JOIN annotation_response r ON r.id = p.rejected_id "
+            "WHERE p.dataset_id = %s AND (q.query ILIKE %s OR c.text ILIKE %s OR r.text ILIKE %s) ORDER BY p.id",
+            [dataset.pk, pattern, pattern, pattern])
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of two rows, segments of two blocks: every few texts a block or segment boundary."""
+    monkeypatch.setattr(search_blocks, "BLOCK_ROWS", 2)
+    monkeypatch.setattr(search_blocks, "SEGMENT_BLOCKS", 2)
+
+
+def test_filtered_search_finds_exactly_what_ilike_finds_across_blocks_and_segments(client, team, small_blocks):
+    for round_ in range(3):  # each text several times, at every position in a block
+        for i, (prompt, chosen, rejected) in enumerate(MIXED):
+            make_pair(team.dataset, f"{prompt}（{round_}）", f"{chosen}{'。' * i}", f"{rejected}{round_}")
+    job = index(team.dataset)
+    assert SearchSegment.objects.filter(dataset=team.dataset).count() > 4  # several segments per table
+    assert job.done == Prompt.objects.count() + Response.objects.count()
+    pairs = Pair.objects.filter(dataset=team.dataset)
     client.force_login(team.viewer)
-    rows, _, html = page(client, team.dataset, q="光合作用")
-    assert rows == [p["prompt"], p["chosen"], p["rejected"]]
-    assert 'id="search-not-indexed"' not in html  # the job ran: nothing to wait for
-    assert not search.page(Pair.objects.filter(dataset=team.dataset), team.dataset, "光合作用").indexed
-    pairs = search.narrow(Pair.objects.filter(dataset=team.dataset), team.dataset, "喜欢绿色")
-    assert list(pairs.values_list("pk", flat=True)) == [p["rejected"]]
+    for q in QUERIES:
+        expected = _brute_force(team.dataset, q)
+        assert list(search.narrow(pairs, team.dataset, q).order_by("pk").values_list("pk", flat=True)) == expected, q
+        found = search.page(pairs, team.dataset, q, limit=1000)
+        assert found.ids == expected, q
+        if len(q) >= 3 and "\\" not in q:
+            assert found.indexed or search_blocks.query_buckets(q, search._is_caseless(q)) is None, q
+        assert every_page(client, team.dataset, q=q)[0] == expected, q
+    # The filters prune: a word of one text leaves most blocks unread.
+    ranges = search.candidate_ranges(team.dataset, "编号4711）")
+    blocks = sum(SearchSegment.objects.filter(dataset=team.dataset, table="response").values_list("blocks", flat=True))
+    assert 0 < len(ranges["response"][0]) < blocks / 2
+
+
+def test_which_queries_the_filters_answer():
+    assert len(search_blocks.query_buckets("光合作用", caseless=True)) == 2
+    assert search_blocks.query_buckets("光合", caseless=True) is None  # no trigram: walks
+    assert search_blocks.query_buckets("a\nbc", caseless=True) is None  # COPY escapes the newline
+    assert search_blocks.query_buckets("a\\bc", caseless=True) is None  # and the backslash
+    assert len(search_blocks.query_buckets("KELVIN", caseless=False)) == 4
+    # A cased letter beyond ASCII lower-cases outside ASCII folding: its trigrams are not looked up.
+    assert search_blocks.query_buckets("ÄÖÜ", caseless=False) is None
+    assert len(search_blocks.query_buckets("ÄÖÜabcd", caseless=False)) == 2  # abc, bcd
+
+
+def test_block_filters_have_every_trigram_of_their_texts():
+    import random
+
+    rng = random.Random(7)
+    alphabet = "光合作用机器学习人工智能abcXYZ0123 ，。！%_é€😀"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(300)]
+    copy_output = bytearray("".join(f"{1000 + i}\t{t}\n" for i, t in enumerate(texts)).encode())
+    ids, row_ends, data = search_blocks.split_copy_rows(copy_output)
+    assert ids.tolist() == list(range(1000, 1300))
+    filters = search_blocks.block_filters(data, row_ends, block_rows=16)
+    blocks = (len(texts) + 15) // 16
+    rows = [bytes(filters[b]) for b in range(search_blocks.BUCKETS)]
+    for _ in range(500):
+        i = rng.randrange(len(texts))
+        text = texts[i]
+        if len(text) < 3:
+            continue
+        start = rng.randrange(len(text) - 2)
+        query = text[start:start + rng.randrange(3, 8)]
+        for caseless in (True, False):
+            buckets = search_blocks.query_buckets(query if caseless else query.upper(), caseless)
+            if buckets is None:
+                continue
+            candidates = search_blocks.candidate_blocks([rows[b] for b in buckets], blocks)
+            assert i // 16 in candidates.tolist(), (query, caseless)
+
+
+def test_rows_imported_after_indexing_are_searched_and_indexed_by_the_next_job(client, team, small_blocks):
+    first = make_pair(team.dataset, "旧问题：量子纠缠", "旧回答", "旧坏回答")
+    index(team.dataset)
+    pairs = Pair.objects.filter(dataset=team.dataset)
+    assert search.page(pairs, team.dataset, "量子纠缠").indexed
+    second = make_pair(team.dataset, "新问题", "新回答：量子纠缠是什么", "不知道")  # a second import's rows
+    assert not search.is_indexed(team.dataset)
+    found = search.page(pairs, team.dataset, "量子纠缠")
+    assert not found.indexed and found.ids == [first.pk, second.pk]
+    assert list(search.narrow(pairs, team.dataset, "量子纠缠").values_list("pk", flat=True)) == [first.pk, second.pk]
+    job = index(team.dataset)
+    assert job.done == 3  # only the new prompt and its two responses
+    found = search.page(pairs, team.dataset, "量子纠缠")
+    assert found.indexed and found.ids == [first.pk, second.pk]
+
+
+class WorkerDied(BaseException):  # as a killed worker: nothing in the job runner catches it
+    pass
+
+
+def test_an_indexing_job_killed_after_a_segment_resumes_after_it(team, small_blocks, short_lease):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    for i in range(10):
+        make_pair(team.dataset, f"问题{i}光合作用", f"回答{i}", f"坏回答{i}")
+    job = search.start(team.dataset, None)
+
+    def die_in_the_second_segment(job_state, counts):
+        if job_state.done > 4:  # a segment of prompts is 2 blocks of 2 rows
+            raise WorkerDied()
+
+    with pytest.raises(WorkerDied):
+        jobs.execute(job.pk, on_progress=die_in_the_second_segment)
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING and job.done == 4 and job.total == 30
+    assert not search.is_indexed(team.dataset)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=10))
+    assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
+    job.refresh_from_db()
+    assert job.done == job.total == 30 and job.counts == {"prompts_indexed": 10, "responses_indexed": 20}
+    segments = SearchSegment.objects.filter(dataset=team.dataset).order_by("table", "first_id")
+    for table, count in (("prompt", 10), ("response", 20)):
+        runs = [(s.first_id, s.last_id, s.rows) for s in segments if s.table == table]
+        assert sum(rows for _f, _l, rows in runs) == count
+        assert all(runs[k][1] < runs[k + 1][0] for k in range(len(runs) - 1))  # no row covered twice
+    found = search.page(Pair.objects.filter(dataset=team.dataset), team.dataset, "光合作用")
+    assert found.indexed and len(found.ids) == 10
