@@ -15,7 +15,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0017_search_blocks'),
+        ('annotation', '0018_search_blocks'),
         ('review', '0012_pair_list_sorts'),
     ]
 

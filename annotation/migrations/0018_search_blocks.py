@@ -12,7 +12,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0015_verbose_names'),
+        ('annotation', '0017_text_compression_lz4'),
         ('review', '0007_search_index'),  # its trigram indexes read the flag: made before it goes
     ]
 
