@@ -67,13 +67,15 @@ def record_count(dataset):
     pages then know that no pair lacks a score (selections._every_pair_scored)."""
     from django.utils import timezone
 
+    from annotation.jobs import create_job
     from annotation.models import Job
     from review import quality_rules
 
     now = timezone.now()
     Job.objects.filter(dataset=dataset, kind=quality_rules.KIND).delete()
-    Job.objects.create(dataset=dataset, kind=quality_rules.KIND, status=Job.Status.SUCCEEDED, started_at=now,
-                       finished_at=now, cursor={"stored": DEFECT_RULES, "suspicion": True})
+    job = create_job(quality_rules.KIND, dataset=dataset, enqueue_it=False)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED, started_at=now, finished_at=now,
+                                         cursor={"stored": DEFECT_RULES, "suspicion": True})
 
 
 def deep_pairs(dataset):
