@@ -170,10 +170,17 @@ def main():
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--flagged", type=float, default=0.25, help="share of pairs a defect rule flags")
     parser.add_argument("--reuse", action="store_true", help="keep the scores, members and verdicts stored before")
+    parser.add_argument("--dataset", help="measure on this existing dataset (e.g. an imported gen_pairs.py file) "
+                                          "instead of bench/export.py's generated one")
     args = parser.parse_args()
     REPEAT[0] = args.repeat
     print(f"load average at start {os.getloadavg()[0]:.2f}")
-    dataset = ensure_dataset(args.pairs)
+    if args.dataset:
+        from annotation.models import Dataset
+
+        dataset = Dataset.objects.get(name=args.dataset)
+    else:
+        dataset = ensure_dataset(args.pairs)
     if not args.reuse:
         started = time.perf_counter()
         store(dataset, args.flagged)
