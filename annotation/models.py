@@ -89,8 +89,9 @@ class Membership(models.Model):
 class Prompt(models.Model):
     """A query with its context: `messages` is the whole list (system turn, history, last user turn)."""
 
-    # Indexes that lead with another index's columns are left out (here: prompt_unique_hash leads with the
-    # dataset): every index costs the import an insertion per row (BENCHMARKS.md, *Ingest*).
+    # Indexes that lead with another index's columns are left out (here: prompt_dataset_id and
+    # prompt_dataset_domain lead with the dataset): every index costs the import an insertion per row
+    # (BENCHMARKS.md, *Ingest*).
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="prompts", db_index=False)
     domain = models.CharField(max_length=8, choices=Domain.choices, default=Domain.OTHER)
     messages = models.JSONField()
@@ -105,7 +106,10 @@ class Prompt(models.Model):
     class Meta:
         verbose_name = _("prompt")
         verbose_name_plural = _("prompts")
-        constraints = [models.UniqueConstraint(fields=["dataset", "content_hash"], name="prompt_unique_hash")]
+        # The hash first: the import's probe names only the hash (annotation/ingest/writer.py), so no index
+        # that leads with the dataset can serve it; with the dataset first, stale statistics let the planner
+        # walk a new dataset's (dataset, id) index for every probe instead (issue 17, O(n²)).
+        constraints = [models.UniqueConstraint(fields=["content_hash", "dataset"], name="prompt_unique_hash")]
         indexes = [
             models.Index(fields=["dataset", "domain"], name="prompt_dataset_domain"),
             # The search-index job reads a dataset's prompts in id order from here, and search asks it whether

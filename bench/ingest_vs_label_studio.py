@@ -13,8 +13,8 @@ Label Studio reads neither JSONL nor nested turns: each row becomes a task {prom
 domain} (the last user turn, chosen, rejected) in one JSON file, written before the clock starts. Label
 Studio starts on a fresh SQLite data directory with a pairwise labelling project, the file goes through
 its import API (`POST /api/projects/ID/import`, which answers when the tasks are stored), and the bench
-checks the task count. Then `bench/ingest.py --input FILE` imports the original file into PostgreSQL and
-runs the follow-up jobs (near-duplicates, search filters), each timed. CPU seconds of Label Studio's
+checks the task count. Before that, `bench/ingest.py --input FILE` imports the original file into
+PostgreSQL and runs the follow-up jobs (near-duplicates, search filters), each timed. CPU seconds of Label Studio's
 server processes are read from /proc, as bench/ingest.py reads PostgreSQL's.
 
 What each does is not the same work: Label Studio stores each row as one JSON task; coigp-web validates
@@ -96,8 +96,11 @@ def api(port, token, method, path, body=None, files=None):
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers, method=method)
-    with urllib.request.urlopen(request, timeout=3600) as response:
-        return json.loads(response.read() or b"null")
+    try:
+        with urllib.request.urlopen(request, timeout=3600) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        sys.exit(f"Label Studio answered {method} {path} with {exc.code}: {exc.read()[:500]!r}")
 
 
 def wait_healthy(port, server, limit=600):
@@ -117,7 +120,9 @@ def run_label_studio(executable, tasks_path, expected, port, workdir):
     token = secrets.token_hex(20)
     data_dir = workdir / "label-studio-data"
     log = open(workdir / "label-studio.log", "w")
-    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir), "DJANGO_DB": "sqlite"}
+    # Its upload limit (250 MB by default, TASKS_MAX_FILE_SIZE follows it) is raised to take the whole file.
+    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir), "DJANGO_DB": "sqlite",
+           "DATA_UPLOAD_MAX_MEMORY_SIZE": str(max(250 << 20, 2 * tasks_path.stat().st_size))}
     server = subprocess.Popen(
         [executable, "start", "--no-browser", "--data-dir", str(data_dir), "--port", str(port),
          "--username", "bench@example.com", "--password", secrets.token_hex(8), "--user-token", token,
@@ -158,16 +163,18 @@ def main():
                  "and pass --label-studio PATH")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; file {args.input} "
           f"({args.input.stat().st_size / 1e6:.1f} MB)")
-    with tempfile.TemporaryDirectory(prefix="bench-ls-") as tmp:
-        workdir = Path(tmp)
-        tasks_path = workdir / "tasks.json"
-        expected = label_studio_tasks(args.input, tasks_path)
-        label_studio = run_label_studio(args.label_studio, tasks_path, expected, args.port, workdir)
+    # coigp-web first: a child process inherits its parent's peak RSS on Linux, and this process holds the
+    # whole task file while it uploads it to Label Studio.
     print("coigp-web import and its follow-up jobs (bench/ingest.py):", flush=True)
     started = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "bench" / "ingest.py"), "--input", str(args.input), "--no-progress"],
                    check=True)
     ours = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="bench-ls-") as tmp:
+        workdir = Path(tmp)
+        tasks_path = workdir / "tasks.json"
+        expected = label_studio_tasks(args.input, tasks_path)
+        label_studio = run_label_studio(args.label_studio, tasks_path, expected, args.port, workdir)
     print(f"side by side: Label Studio import {label_studio:.1f} s; coigp-web import + near-duplicates + search "
           f"filters {ours:.1f} s including its process start-up (load average {os.getloadavg()[0]:.1f})")
 

@@ -114,9 +114,13 @@ def write_batch(dataset, records, source=""):
 
         # Prompts: the ones the dataset has already keep their id and domain; the others get ids from the
         # sequence here and are COPYed straight into the table.
+        # The subquery names only the hash (OFFSET 0 keeps the dataset's condition out of it), so only
+        # prompt_unique_hash (content_hash, dataset_id) can serve it: an index that leads with the dataset,
+        # read for a new dataset the statistics call empty, would be walked whole for every probe.
         known = _probe(raw, """SELECT k.h, p.id, p.domain FROM unnest(%s::uuid[]) AS k(h) CROSS JOIN LATERAL (
-                                   SELECT id, domain FROM annotation_prompt
-                                   WHERE dataset_id = %s AND content_hash = k.h LIMIT 1) p""",
+                                   SELECT id, domain, dataset_id FROM annotation_prompt
+                                   WHERE content_hash = k.h OFFSET 0) p
+                               WHERE p.dataset_id = %s""",
                        [list(prompts), dataset.pk])
         prompt_rows = {h.hex: (pk, domain) for h, pk, domain in known}
         new_prompts = [h for h in prompts if h not in prompt_rows]
