@@ -380,3 +380,19 @@ def test_long_texts_are_compressed_with_lz4_where_the_server_has_it(db, tmp_path
         run_import(write_jsonl(tmp_path / "long.jsonl", [line]))
         cursor.execute("SELECT pg_column_compression(text) FROM annotation_response WHERE length(text) = 3000")
         assert cursor.fetchone()[0] == "lz4"
+
+
+def test_the_prompt_probe_can_only_read_the_hash_index(db):
+    # A plan through an index that leads with the dataset would read every prompt of the dataset per probe.
+    import psycopg
+    from django.db import connection, transaction
+
+    from annotation.ingest.writer import PROMPT_PROBE
+
+    dataset = Dataset.objects.create(name="probed")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        with psycopg.Cursor(connection.connection) as raw:
+            raw.execute("EXPLAIN " + PROMPT_PROBE, [["0" * 32], dataset.pk])
+            plan = "\n".join(row[0] for row in raw.fetchall())
+    assert "prompt_unique_hash" in plan and "Index Cond: (content_hash = k.h)" in plan, plan

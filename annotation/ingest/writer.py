@@ -30,6 +30,14 @@ from .formats import PairRecord, messages_key, text_key
 # pg_advisory_xact_lock's first key for "rows are being added to dataset N" (the second key is N).
 DATASET_ROWS_LOCK = 1_700_001
 
+# Which of a batch's prompt hashes the dataset has. The subquery names only the hash (OFFSET 0 keeps the
+# dataset's condition out of it), so only prompt_unique_hash (content_hash, dataset_id) can serve it: an
+# index that leads with the dataset, read for a new dataset the statistics call empty, would be walked
+# whole for every probe.
+PROMPT_PROBE = """SELECT k.h, p.id, p.domain FROM unnest(%s::uuid[]) AS k(h) CROSS JOIN LATERAL (
+                      SELECT id, domain, dataset_id FROM annotation_prompt WHERE content_hash = k.h OFFSET 0) p
+                  WHERE p.dataset_id = %s"""
+
 JUDGEMENT_STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage_judgement (
     response_id bigint, judge_id bigint, score double precision
@@ -114,14 +122,7 @@ def write_batch(dataset, records, source=""):
 
         # Prompts: the ones the dataset has already keep their id and domain; the others get ids from the
         # sequence here and are COPYed straight into the table.
-        # The subquery names only the hash (OFFSET 0 keeps the dataset's condition out of it), so only
-        # prompt_unique_hash (content_hash, dataset_id) can serve it: an index that leads with the dataset,
-        # read for a new dataset the statistics call empty, would be walked whole for every probe.
-        known = _probe(raw, """SELECT k.h, p.id, p.domain FROM unnest(%s::uuid[]) AS k(h) CROSS JOIN LATERAL (
-                                   SELECT id, domain, dataset_id FROM annotation_prompt
-                                   WHERE content_hash = k.h OFFSET 0) p
-                               WHERE p.dataset_id = %s""",
-                       [list(prompts), dataset.pk])
+        known = _probe(raw, PROMPT_PROBE, [list(prompts), dataset.pk])
         prompt_rows = {h.hex: (pk, domain) for h, pk, domain in known}
         new_prompts = [h for h in prompts if h not in prompt_rows]
         for p_hash, pk in zip(new_prompts, _next_ids(raw, "annotation_prompt", len(new_prompts))):
