@@ -18,6 +18,10 @@ When the dataset is itself a benchmark, the other (training) datasets are checke
 importing a benchmark after the training data flags the training data too.
 """
 
+import os
+import tempfile
+from itertools import islice
+
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import Q
@@ -47,6 +51,13 @@ KIND = "near_duplicates"
 DEFAULT_THRESHOLD = 0.8
 # 2,000 prompts a chunk: signing them takes ~0.1-0.5 s, so progress moves and a chunk commits quickly.
 SIGN_BATCH = 2000
+# Signatures read a fetch when grouping (10 MB of them), of which only the band keys are kept.
+LOAD_CHUNK = 20000
+# Normalised characters whose n-gram sets the verification holds at most (~80 bytes a character in a
+# Python set of 64-bit hashes: ~160 MB), which bounds its memory whatever the dataset; and the characters
+# of the texts it reads and makes into sets at a time (one vectorised block).
+VERIFY_CHARS = 2_000_000
+READ_CHARS = 200_000
 
 
 def params_for(*, threshold=DEFAULT_THRESHOLD, against=None, after_import=None):
@@ -101,8 +112,13 @@ def run_near_duplicates(ctx: JobContext):
     if not ctx.job.total:
         PromptSignature.objects.filter(dataset_id__in=[dataset.pk, *bench_ids]).exclude(scheme=minhash.SCHEME).delete()
         ctx.set_total(_unsigned(dataset.pk, bench_ids).count() + 1)
-    _sign(ctx, dataset.pk, bench_ids)
-    _group(ctx, dataset, train_ids, bench_ids, threshold)
+    spill = NormalisedTexts()
+    try:
+        _sign(ctx, dataset.pk, bench_ids, spill)
+        spill.finish()
+        _group(ctx, dataset, train_ids, bench_ids, threshold, spill)
+    finally:
+        spill.close()
 
 
 def _scope(dataset, against):
@@ -123,25 +139,80 @@ def _unsigned(dataset_id, bench_ids):
     return Prompt.objects.filter(dataset_id__in=[dataset_id, *bench_ids], signature__isnull=True)
 
 
-def _sign(ctx, dataset_id, bench_ids):
+def _chunks(rows, size):
+    """Lists of `size` items of an iterable, the last one shorter."""
+    rows = iter(rows)
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+class NormalisedTexts:
+    """The normalised queries this job made while signing, spilled to a temporary file (UTF-8, each distinct
+    text once a chunk) with three arrays beside it (prompt id, offset, size: 20 bytes a prompt), so that the
+    verification reads them back instead of normalising every candidate a second time (OpenCC and NFKC are
+    most of a prompt's cost) and without holding them in memory. Prompts signed by an earlier job (a second
+    import, a resumed one) are not in it: the verification normalises those again."""
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile()
+        self.size = 0
+        self.parts = []
+        self.ids = np.empty(0, dtype=np.int64)
+
+    def add(self, prompt_ids, normalised):
+        at, offsets, sizes, blob = {}, [], [], bytearray()
+        for text in normalised:
+            if text not in at:
+                encoded = text.encode("utf-8")
+                at[text] = (self.size + len(blob), len(encoded))
+                blob += encoded
+            offset, size = at[text]
+            offsets.append(offset)
+            sizes.append(size)
+        self.file.seek(self.size)
+        self.file.write(blob)
+        self.size += len(blob)
+        self.parts.append((np.asarray(prompt_ids, dtype=np.int64), np.array(offsets, dtype=np.int64),
+                           np.array(sizes, dtype=np.int32)))
+
+    def finish(self):
+        self.file.flush()
+        parts = self.parts or [(np.empty(0, dtype=np.int64),) * 2 + (np.empty(0, dtype=np.int32),)]
+        self.ids, self.offsets, self.sizes = (np.concatenate(column) for column in zip(*parts))
+        self.parts = []
+
+    def texts(self, prompt_ids):
+        """{prompt id: normalised query} of those of `prompt_ids` (sorted) that were signed by this job."""
+        at = np.minimum(np.searchsorted(self.ids, prompt_ids), max(len(self.ids) - 1, 0))
+        found = {}
+        if not len(self.ids):
+            return found
+        fd = self.file.fileno()
+        for pk, i, hit in zip(prompt_ids.tolist(), at.tolist(), (self.ids[at] == prompt_ids).tolist()):
+            if hit:
+                found[pk] = os.pread(fd, int(self.sizes[i]), int(self.offsets[i])).decode("utf-8")
+        return found
+
+    def close(self):
+        self.file.close()
+
+
+def _sign(ctx, dataset_id, bench_ids, spill):
+    """Sign the unsigned prompts, read in one ordered stream (a server-side cursor, SIGN_BATCH rows a fetch),
+    each distinct query normalised once and each distinct normalised query signed once a chunk."""
     after = ctx.cursor.get("after", 0)
-    # All ids up front (8 bytes each): a keyset query per chunk took ~1.8 s at 92k prompts right
-    # after an import, before autovacuum has analysed the table and the planner knows its size.
-    pending = np.fromiter(
-        Prompt.objects.filter(dataset_id__in=[dataset_id, *bench_ids], pk__gt=after)
-        .order_by("pk").values_list("pk", flat=True).iterator(chunk_size=20000),
-        dtype=np.int64,
-    )
-    for start in range(0, len(pending), SIGN_BATCH):
-        ids = pending[start : start + SIGN_BATCH].tolist()
-        signed = set(PromptSignature.objects.filter(prompt_id__in=ids).values_list("prompt_id", flat=True))
-        todo = [pk for pk in ids if pk not in signed]
-        rows = list(Prompt.objects.filter(pk__in=todo).order_by("pk").values_list("pk", "dataset_id", "query"))
-        normalised = [minhash.normalise(q) for _pk, _ds, q in rows]
-        sigs = minhash.signatures_of_normalised(normalised)
+    unsigned = (Prompt.objects.filter(dataset_id__in=[dataset_id, *bench_ids], pk__gt=after, signature__isnull=True)
+                .order_by("pk").values_list("pk", "dataset_id", "query").iterator(chunk_size=SIGN_BATCH))
+    for rows in _chunks(unsigned, SIGN_BATCH):
+        seen = {}
+        normalised = [seen[q] if q in seen else seen.setdefault(q, minhash.normalise(q)) for _pk, _ds, q in rows]
+        distinct = {}
+        rows_of = np.array([distinct.setdefault(text, len(distinct)) for text in normalised], dtype=np.int64)
+        sigs = minhash.signatures_of_normalised(list(distinct))[rows_of]
+        spill.add([pk for pk, _ds, _q in rows], normalised)
         with transaction.atomic():
             _store_signatures(rows, sigs, [len(n) for n in normalised])
-            ctx.commit(done=len(rows), counts={"prompts_signed": len(rows)}, cursor={"after": ids[-1]})
+            ctx.commit(done=len(rows), counts={"prompts_signed": len(rows)}, cursor={"after": rows[-1][0]})
 
 
 def _store_signatures(rows, sigs, lengths):
@@ -164,86 +235,172 @@ def _store_signatures(rows, sigs, lengths):
         )
 
 
-def _load_signatures(dataset_ids):
-    ids, owners, lengths, blobs = [], [], [], []
-    rows = PromptSignature.objects.filter(dataset_id__in=dataset_ids, scheme=minhash.SCHEME).order_by("prompt_id")
-    for pk, ds, length, blob in (rows.values_list("prompt_id", "dataset_id", "normalised_length", "minhash")
-                                 .iterator(chunk_size=5000)):
-        ids.append(pk)
-        owners.append(ds)
-        lengths.append(length)
-        blobs.append(bytes(blob))
-    sigs = np.frombuffer(b"".join(blobs), dtype=np.uint32).reshape(len(ids), minhash.NUM_PERM)
-    return (np.array(ids, dtype=np.int64), np.array(owners, dtype=np.int64), np.array(lengths, dtype=np.int64),
-            sigs)
+def _load_band_keys(dataset_ids, threshold):
+    """(prompt ids, their datasets, normalised lengths, band keys of `threshold`'s banding, band keys of the
+    short queries' banding for the short queries only), in prompt id order. The signatures are streamed
+    LOAD_CHUNK at a time and only their band keys kept: 8 bytes a band (18 bands at 0.8, and 42 for a short
+    query) instead of 512 bytes a signature."""
+    ids, owners, lengths, keys, short_keys = [], [], [], [], []
+    rows = (PromptSignature.objects.filter(dataset_id__in=dataset_ids, scheme=minhash.SCHEME).order_by("prompt_id")
+            .values_list("prompt_id", "dataset_id", "normalised_length", "minhash").iterator(chunk_size=LOAD_CHUNK))
+    for chunk in _chunks(rows, LOAD_CHUNK):
+        pks, dss, lens, blobs = zip(*chunk)
+        sigs = np.frombuffer(b"".join(blobs), dtype=np.uint32).reshape(len(chunk), minhash.NUM_PERM)
+        lens = np.array(lens, dtype=np.int64)
+        ids.append(np.array(pks, dtype=np.int64))
+        owners.append(np.array(dss, dtype=np.int64))
+        lengths.append(lens)
+        keys.append(minhash.band_keys(sigs, threshold))
+        short_keys.append(minhash.short_keys(sigs[lens <= minhash.SHORT_QUERY]))
+    if not ids:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty, np.empty((0, 1), dtype=np.uint64), np.empty((0, 1), dtype=np.uint64)
+    return (np.concatenate(ids), np.concatenate(owners), np.concatenate(lengths), np.concatenate(keys),
+            np.concatenate(short_keys))
 
 
-def _normalised_queries(prompt_ids):
-    found, ids = {}, sorted(prompt_ids)
-    for i in range(0, len(ids), 5000):
-        found.update((pk, minhash.normalise(query))
-                     for pk, query in Prompt.objects.filter(pk__in=ids[i : i + 5000]).values_list("pk", "query"))
-    return found
-
-
-def find_matches(dataset_id, train_ids, bench_ids, threshold):
-    """(verified near-duplicate pairs within the dataset, verified training→benchmark matches),
-    each as {(prompt_id, other_id): similarity (the Jaccard of their n-grams)}, plus the number of
-    candidate pairs checked."""
-    ids, owners, lengths, sigs = _load_signatures(sorted({dataset_id, *train_ids, *bench_ids}))
+def _candidates(ids, owners, lengths, keys, short_keys, dataset_id, train_ids, bench_ids):
+    """(pairs of indexes within the dataset, (training, benchmark) pairs of indexes): the LSH candidates of
+    both bandings, each pair once."""
+    n = len(ids)
+    pairs = minhash.union_pairs(minhash.pairs_of_band_keys(keys), minhash.short_copy_pairs(short_keys, lengths), n)
+    first, second = pairs[:, 0], pairs[:, 1]
     in_dataset = owners == dataset_id
     in_train = np.isin(owners, list(train_ids))
     in_bench = np.isin(owners, list(bench_ids))
-    within, across = [], []
-    for i, j in minhash.candidate_pairs(sigs, threshold) | minhash.short_copy_candidates(sigs, lengths):
-        if in_dataset[i] and in_dataset[j]:
-            within.append((int(ids[i]), int(ids[j])))
-        elif in_train[i] and in_bench[j]:
-            across.append((int(ids[i]), int(ids[j])))
-        elif in_bench[i] and in_train[j]:
-            across.append((int(ids[j]), int(ids[i])))
-    texts = _normalised_queries({p for pair in within + across for p in pair})
-    order = sorted(texts)
-    grams = dict(zip(order, minhash.shingle_arrays([texts[pk] for pk in order])))
-    # Only the short queries' texts are kept, for the short-copy check.
-    short = {pk: text for pk, text in texts.items() if len(text) <= minhash.SHORT_QUERY}
-    del texts
-
-    def verified(pairs):
-        out = {}
-        for a, b in pairs:
-            sim = minhash.jaccard_arrays(grams[a], grams[b])
-            if sim >= threshold or minhash.is_short_copy(short.get(a), short.get(b)):
-                out[(a, b)] = sim
-        return out
-
-    return verified(within), verified(across), len(within) + len(across)
+    within = in_dataset[first] & in_dataset[second]
+    forward = ~within & in_train[first] & in_bench[second]
+    backward = ~within & ~forward & in_bench[first] & in_train[second]
+    across = np.concatenate((pairs[forward], pairs[backward][:, ::-1]))
+    return pairs[within], across
 
 
-def _group(ctx, dataset, train_ids, bench_ids, threshold):
-    pairs, matches, candidates = find_matches(dataset.pk, train_ids, bench_ids, threshold)
-    uf = minhash.UnionFind()
-    best = {}
-    for (a, b), sim in pairs.items():
-        uf.union(a, b)
-        best[a] = max(best.get(a, 0.0), sim)
-        best[b] = max(best.get(b, 0.0), sim)
-    groups = uf.groups()
+def _verify(ctx, ids, lengths, pairs, threshold, spill):
+    """The exact similarity of each candidate pair that is a near-duplicate (Jaccard ≥ threshold, or a short
+    copy), NaN for the others. The prompts are numbered in a breadth-first walk of the candidate graph and the
+    pairs taken in the order of their later end, so a prompt's pairs come close together: its n-gram set is
+    made when its first pair comes, about READ_CHARS normalised characters of texts at a time, and forgotten
+    after its last. The sets held stay under VERIFY_CHARS characters (those needed latest are dropped, and
+    made again when needed), so the memory is bounded by that, not by the dataset."""
+    sims = np.full(len(pairs), np.nan)
+    if not len(pairs):
+        return sims
+    position = minhash.breadth_first_positions(len(ids), pairs)
+    ends = position[pairs]
+    order = np.lexsort((ends.min(axis=1), ends.max(axis=1)))
+    last_use = np.zeros(len(ids), dtype=np.int64)
+    np.maximum.at(last_use, pairs[order].ravel(), np.repeat(np.arange(len(order)), 2))
+    short_ok = minhash.may_be_short_copies(lengths[pairs[order, 0]], lengths[pairs[order, 1]]).tolist()
+    firsts, seconds = pairs[order, 0].tolist(), pairs[order, 1].tolist()
+    char_count, last_use = lengths.tolist(), last_use.tolist()
+    cache = {}
+    start = 0
+    while start < len(order):
+        new, chars, end = set(), 0, start
+        while end < len(order) and (chars < READ_CHARS or end == start):
+            for i in (firsts[end], seconds[end]):
+                if i not in cache and i not in new:
+                    new.add(i)
+                    chars += char_count[i]
+            end += 1
+        _read_grams(ids, sorted(new), cache, spill)
+        for k in range(start, end):
+            (set_a, text_a), (set_b, text_b) = cache[firsts[k]], cache[seconds[k]]
+            if set_a is set_b:
+                sims[order[k]] = 1.0
+                continue
+            size_a, size_b = len(set_a), len(set_b)
+            # Jaccard is at most the smaller set's share of the larger: under the threshold, only a short
+            # copy can make the pair, and then its Jaccard is stored too.
+            if min(size_a, size_b) < threshold * max(size_a, size_b) and not short_ok[k]:
+                continue
+            inter = len(set_a & set_b) if size_a <= size_b else len(set_b & set_a)
+            sim = inter / (size_a + size_b - inter)
+            if sim >= threshold or (short_ok[k] and minhash.is_short_copy(text_a, text_b)):
+                sims[order[k]] = sim
+        start = end
+        _forget(cache, last_use, char_count, start)
+        ctx.heartbeat(every=30)
+    return sims
+
+
+def _forget(cache, last_use, char_count, done):
+    """Drop the n-gram sets no pair from `done` on needs; then, while they hold more than VERIFY_CHARS
+    characters, those whose last pair comes latest."""
+    for i in [i for i in cache if last_use[i] < done]:
+        del cache[i]
+    held = sum(char_count[i] for i in cache)
+    if held > VERIFY_CHARS:
+        for i in sorted(cache, key=last_use.__getitem__, reverse=True):
+            del cache[i]
+            held -= char_count[i]
+            if held <= VERIFY_CHARS // 2:
+                break
+
+
+def _read_grams(ids, indexes, cache, spill):
+    """Put (n-gram hash set, normalised text if short else None) of each index's prompt into `cache`; equal
+    texts share one set. Texts come from this job's spill file, or from the database normalised again."""
+    if not indexes:
+        return
+    prompt_ids = ids[indexes]
+    texts = spill.texts(prompt_ids)
+    missing = [pk for pk in prompt_ids.tolist() if pk not in texts]
+    for start in range(0, len(missing), 5000):
+        texts.update((pk, minhash.normalise(query)) for pk, query in
+                     Prompt.objects.filter(pk__in=missing[start : start + 5000]).values_list("pk", "query"))
+    normalised = [texts[pk] for pk in prompt_ids.tolist()]
+    distinct = list(dict.fromkeys(normalised))
+    sets = dict(zip(distinct, minhash.shingle_sets(distinct)))
+    for i, text in zip(indexes, normalised):
+        cache[i] = (sets[text], text if len(text) <= minhash.SHORT_QUERY else None)
+
+
+def find_matches(ctx, dataset_id, train_ids, bench_ids, threshold, spill):
+    """(verified near-duplicate pairs within the dataset, verified training→benchmark matches), each as
+    {(prompt_id, other_id): similarity (the Jaccard of their n-grams)}, plus the number of candidate pairs
+    checked."""
+    ids, owners, lengths, keys, short_keys = _load_band_keys(sorted({dataset_id, *train_ids, *bench_ids}), threshold)
+    within, across = _candidates(ids, owners, lengths, keys, short_keys, dataset_id, train_ids, bench_ids)
+    del keys, short_keys
+    pairs = np.concatenate((within, across))
+    sims = _verify(ctx, ids, lengths, pairs, threshold, spill)
+    kept = ~np.isnan(sims)
+    is_within = np.arange(len(pairs)) < len(within)
+    found = []
+    for mask in (kept & is_within, kept & ~is_within):
+        found.append(dict(zip(zip(ids[pairs[mask, 0]].tolist(), ids[pairs[mask, 1]].tolist()), sims[mask].tolist())))
+    return found[0], found[1], len(pairs)
+
+
+def _group(ctx, dataset, train_ids, bench_ids, threshold, spill):
+    pairs, matches, candidates = find_matches(ctx, dataset.pk, train_ids, bench_ids, threshold, spill)
+    members = np.array(sorted({pk for pair in pairs for pk in pair}), dtype=np.int64)
+    verified = np.searchsorted(members, np.array(list(pairs), dtype=np.int64).reshape(-1, 2))
+    best = np.zeros(len(members))
+    similarities = np.fromiter(pairs.values(), dtype=np.float64, count=len(pairs))
+    np.maximum.at(best, verified[:, 0], similarities)
+    np.maximum.at(best, verified[:, 1], similarities)
+    groups = minhash.groups_of(len(members), verified)
     with transaction.atomic():
         # Two checks of one dataset (an import's and an admin's) replace its flags one after the other.
         Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
-        NearDuplicateGroup.objects.filter(dataset=dataset).delete()
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM annotation_nearduplicatemember WHERE group_id IN "
+                           "(SELECT id FROM annotation_nearduplicategroup WHERE dataset_id = %s)", [dataset.pk])
+            cursor.execute("DELETE FROM annotation_nearduplicategroup WHERE dataset_id = %s", [dataset.pk])
         ContaminationMatch.objects.filter(
             dataset_id__in=train_ids, benchmark_prompt__dataset_id__in=bench_ids
         ).delete()
         created = NearDuplicateGroup.objects.bulk_create(
-            [NearDuplicateGroup(dataset=dataset, job=ctx.job, threshold=threshold, size=len(g)) for g in groups]
-        )
-        NearDuplicateMember.objects.bulk_create(
-            [NearDuplicateMember(group=group, prompt_id=pk, similarity=best[pk])
-             for group, members in zip(created, groups) for pk in members],
+            [NearDuplicateGroup(dataset=dataset, job=ctx.job, threshold=threshold, size=len(g)) for g in groups],
             batch_size=5000,
         )
+        with connection.cursor() as cursor, cursor.cursor.copy(
+                "COPY annotation_nearduplicatemember (group_id, prompt_id, similarity) FROM STDIN") as copy:
+            for group, indexes in zip(created, groups):
+                for i in indexes:
+                    copy.write_row((group.pk, int(members[i]), float(best[i])))
         owner = dict(Prompt.objects.filter(pk__in=[a for a, _b in matches]).values_list("pk", "dataset_id"))
         ContaminationMatch.objects.bulk_create(
             [ContaminationMatch(dataset_id=owner[a], prompt_id=a, benchmark_prompt_id=b, similarity=sim, job=ctx.job)
