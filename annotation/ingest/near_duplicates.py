@@ -20,11 +20,13 @@ importing a benchmark after the training data flags the training data too.
 
 import os
 import tempfile
+from hashlib import blake2b
 from itertools import islice
 
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -51,6 +53,8 @@ KIND = "near_duplicates"
 DEFAULT_THRESHOLD = 0.8
 # 2,000 prompts a chunk: signing them takes ~0.1-0.5 s, so progress moves and a chunk commits quickly.
 SIGN_BATCH = 2000
+# Distinct queries the signing remembers (with the prompt that has their signature): ~200 bytes each.
+SEEN_LIMIT = 200_000
 # Signatures read a fetch when grouping (10 MB of them), of which only the band keys are kept.
 LOAD_CHUNK = 20000
 # Normalised characters whose n-gram sets the verification holds at most (~80 bytes a character in a
@@ -159,19 +163,21 @@ class NormalisedTexts:
         self.parts = []
         self.ids = np.empty(0, dtype=np.int64)
 
-    def add(self, prompt_ids, normalised):
-        at, offsets, sizes, blob = {}, [], [], bytearray()
-        for text in normalised:
-            if text not in at:
-                encoded = text.encode("utf-8")
-                at[text] = (self.size + len(blob), len(encoded))
-                blob += encoded
-            offset, size = at[text]
-            offsets.append(offset)
-            sizes.append(size)
+    def write(self, texts):
+        """Append the texts; their (offset, size) in the file."""
+        places, blob = [], bytearray()
+        for text in texts:
+            encoded = text.encode("utf-8")
+            places.append((self.size + len(blob), len(encoded)))
+            blob += encoded
         self.file.seek(self.size)
         self.file.write(blob)
         self.size += len(blob)
+        return places
+
+    def add(self, prompt_ids, places):
+        """Record where each prompt's normalised query lies ((offset, size) from `write`)."""
+        offsets, sizes = zip(*places) if places else ((), ())
         self.parts.append((np.asarray(prompt_ids, dtype=np.int64), np.array(offsets, dtype=np.int64),
                            np.array(sizes, dtype=np.int32)))
 
@@ -198,40 +204,75 @@ class NormalisedTexts:
 
 
 def _sign(ctx, dataset_id, bench_ids, spill):
-    """Sign the unsigned prompts, read in one ordered stream (a server-side cursor, SIGN_BATCH rows a fetch),
-    each distinct query normalised once and each distinct normalised query signed once a chunk."""
+    """Sign the unsigned prompts, read in one ordered stream (a server-side cursor, SIGN_BATCH rows a fetch).
+    A query is normalised and signed once: repeats within a chunk share the work, and a query seen in an
+    earlier chunk (a question asked under another system prompt) has its signature copied by the database
+    from the first prompt that had it (the first SEEN_LIMIT distinct queries are remembered, by a 16-byte
+    digest)."""
     after = ctx.cursor.get("after", 0)
     unsigned = (Prompt.objects.filter(dataset_id__in=[dataset_id, *bench_ids], pk__gt=after, signature__isnull=True)
                 .order_by("pk").values_list("pk", "dataset_id", "query").iterator(chunk_size=SIGN_BATCH))
+    seen = {}  # digest of a query → (the prompt signed with it, its place in the spill file, normalised length)
     for rows in _chunks(unsigned, SIGN_BATCH):
-        seen = {}
-        normalised = [seen[q] if q in seen else seen.setdefault(q, minhash.normalise(q)) for _pk, _ds, q in rows]
+        digests = [blake2b(q.encode(), digest_size=16).digest() for _pk, _ds, q in rows]
+        first = {}  # digest → index in `fresh` of the chunk's queries not seen before
+        fresh, copies, places = [], [], []
+        for (pk, ds, query), digest in zip(rows, digests):
+            if digest in seen:
+                copies.append((pk, ds, *seen[digest]))
+            elif digest not in first:
+                first[digest] = len(fresh)
+                fresh.append((pk, ds, query))
+        normalised = [minhash.normalise(q) for _pk, _ds, q in fresh]
         distinct = {}
         rows_of = np.array([distinct.setdefault(text, len(distinct)) for text in normalised], dtype=np.int64)
         sigs = minhash.signatures_of_normalised(list(distinct))[rows_of]
-        spill.add([pk for pk, _ds, _q in rows], normalised)
+        fresh_places = spill.write(normalised)
+        for (pk, ds, query), digest in zip(rows, digests):
+            if digest in first:
+                k = first[digest]
+                places.append(fresh_places[k])
+                if fresh[k][0] != pk:  # a repeat within the chunk: the signature made for its first prompt
+                    copies.append((pk, ds, fresh[k][0], fresh_places[k], len(normalised[k])))
+            else:
+                places.append(seen[digest][1])
+        spill.add([pk for pk, _ds, _q in rows], places)
         with transaction.atomic():
-            _store_signatures(rows, sigs, [len(n) for n in normalised])
+            _store_signatures(fresh, sigs, [len(n) for n in normalised], copies)
             ctx.commit(done=len(rows), counts={"prompts_signed": len(rows)}, cursor={"after": rows[-1][0]})
+        for digest, k in first.items():
+            if len(seen) < SEEN_LIMIT:
+                seen[digest] = (fresh[k][0], fresh_places[k], len(normalised[k]))
 
 
-def _store_signatures(rows, sigs, lengths):
+def _store_signatures(rows, sigs, lengths, copies=()):
     """COPY into a staging table, then insert what is new: a concurrent check of the same prompts
-    neither fails nor doubles (bulk_create spent ~0.4 s a chunk building the SQL of 2,000 byteas)."""
+    neither fails nor doubles (bulk_create spent ~0.4 s a chunk building the SQL of 2,000 byteas).
+    `copies` (prompt id, dataset id, source prompt id, place, normalised length) take the signature of
+    their source, signed in this chunk or an earlier one."""
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS stage_signature (prompt_id bigint, dataset_id bigint, minhash bytea, "
-            "normalised_length integer) ON COMMIT DELETE ROWS; TRUNCATE stage_signature"
+            "normalised_length integer, source_id bigint) ON COMMIT DELETE ROWS; TRUNCATE stage_signature"
         )
-        with cursor.cursor.copy(
-                "COPY stage_signature (prompt_id, dataset_id, minhash, normalised_length) FROM STDIN") as copy:
+        with cursor.cursor.copy("COPY stage_signature (prompt_id, dataset_id, minhash, normalised_length, source_id) "
+                                "FROM STDIN") as copy:
             for (pk, ds, _q), sig, length in zip(rows, sigs, lengths):
-                copy.write_row((pk, ds, sig.tobytes(), length))
+                copy.write_row((pk, ds, sig.tobytes(), length, None))
+            for pk, ds, source, _place, length in copies:
+                copy.write_row((pk, ds, None, length, source))
         cursor.execute(
             "INSERT INTO annotation_promptsignature (prompt_id, dataset_id, scheme, minhash, normalised_length) "
             "SELECT prompt_id, dataset_id, %s, minhash, normalised_length FROM stage_signature "
-            "ON CONFLICT (prompt_id) DO NOTHING",
+            "WHERE source_id IS NULL ON CONFLICT (prompt_id) DO NOTHING",
             [minhash.SCHEME],
+        )
+        cursor.execute(
+            "INSERT INTO annotation_promptsignature (prompt_id, dataset_id, scheme, minhash, normalised_length) "
+            "SELECT s.prompt_id, s.dataset_id, %s, source.minhash, s.normalised_length FROM stage_signature s "
+            "JOIN annotation_promptsignature source ON source.prompt_id = s.source_id AND source.scheme = %s "
+            "WHERE s.source_id IS NOT NULL ON CONFLICT (prompt_id) DO NOTHING",
+            [minhash.SCHEME, minhash.SCHEME],
         )
 
 
@@ -293,7 +334,7 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
     short_ok = minhash.may_be_short_copies(lengths[pairs[order, 0]], lengths[pairs[order, 1]]).tolist()
     firsts, seconds = pairs[order, 0].tolist(), pairs[order, 1].tolist()
     char_count, last_use = lengths.tolist(), last_use.tolist()
-    cache = {}
+    cache, held = {}, 0
     start = 0
     while start < len(order):
         new, chars, end = set(), 0, start
@@ -304,6 +345,7 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
                     chars += char_count[i]
             end += 1
         _read_grams(ids, sorted(new), cache, spill)
+        held += chars
         for k in range(start, end):
             (set_a, text_a), (set_b, text_b) = cache[firsts[k]], cache[seconds[k]]
             if set_a is set_b:
@@ -319,23 +361,24 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
             if sim >= threshold or (short_ok[k] and minhash.is_short_copy(text_a, text_b)):
                 sims[order[k]] = sim
         start = end
-        _forget(cache, last_use, char_count, start)
+        held = _forget(cache, last_use, char_count, start, held)
         ctx.heartbeat(every=30)
     return sims
 
 
-def _forget(cache, last_use, char_count, done):
+def _forget(cache, last_use, char_count, done, held):
     """Drop the n-gram sets no pair from `done` on needs; then, while they hold more than VERIFY_CHARS
-    characters, those whose last pair comes latest."""
+    characters, those whose last pair comes latest. Returns the characters still held."""
     for i in [i for i in cache if last_use[i] < done]:
         del cache[i]
-    held = sum(char_count[i] for i in cache)
+        held -= char_count[i]
     if held > VERIFY_CHARS:
         for i in sorted(cache, key=last_use.__getitem__, reverse=True):
             del cache[i]
             held -= char_count[i]
             if held <= VERIFY_CHARS // 2:
                 break
+    return held
 
 
 def _read_grams(ids, indexes, cache, spill):
@@ -392,15 +435,7 @@ def _group(ctx, dataset, train_ids, bench_ids, threshold, spill):
         ContaminationMatch.objects.filter(
             dataset_id__in=train_ids, benchmark_prompt__dataset_id__in=bench_ids
         ).delete()
-        created = NearDuplicateGroup.objects.bulk_create(
-            [NearDuplicateGroup(dataset=dataset, job=ctx.job, threshold=threshold, size=len(g)) for g in groups],
-            batch_size=5000,
-        )
-        with connection.cursor() as cursor, cursor.cursor.copy(
-                "COPY annotation_nearduplicatemember (group_id, prompt_id, similarity) FROM STDIN") as copy:
-            for group, indexes in zip(created, groups):
-                for i in indexes:
-                    copy.write_row((group.pk, int(members[i]), float(best[i])))
+        _write_groups(ctx.job, dataset.pk, threshold, groups, members, best)
         owner = dict(Prompt.objects.filter(pk__in=[a for a, _b in matches]).values_list("pk", "dataset_id"))
         ContaminationMatch.objects.bulk_create(
             [ContaminationMatch(dataset_id=owner[a], prompt_id=a, benchmark_prompt_id=b, similarity=sim, job=ctx.job)
@@ -417,6 +452,24 @@ def _group(ctx, dataset, train_ids, bench_ids, threshold, spill):
             "contaminated_prompts": len({a for a, _b in matches}),
             "benchmark_items_matched": len({b for _a, b in matches}),
         })
+
+
+def _write_groups(job, dataset_id, threshold, groups, members, best):
+    """The groups and their members, with COPY (bulk_create built 22k group objects and 250k member
+    objects at 1M pairs): the groups' ids are taken from their sequence first."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('annotation_nearduplicategroup', 'id')) "
+                       "FROM generate_series(1, %s)", [len(groups)])
+        group_ids = [row[0] for row in cursor.fetchall()]
+        with cursor.cursor.copy("COPY annotation_nearduplicategroup (id, dataset_id, job_id, threshold, size, "
+                                "created_at) FROM STDIN") as copy:
+            for group_id, indexes in zip(group_ids, groups):
+                copy.write_row((group_id, dataset_id, job.pk, threshold, len(indexes), now))
+        with cursor.cursor.copy("COPY annotation_nearduplicatemember (group_id, prompt_id, similarity) FROM STDIN") as copy:
+            for group_id, indexes in zip(group_ids, groups):
+                for i in indexes:
+                    copy.write_row((group_id, int(members[i]), float(best[i])))
 
 
 def summary(dataset):
