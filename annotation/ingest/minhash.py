@@ -165,13 +165,13 @@ def _block_signatures(texts):
     scratch = np.empty_like(hashed)
     # One permutation at a time over a contiguous 1-D array: 14x faster than a (shingles × 16)
     # block reduced along axis 0 (measured: 20k texts in 0.36 s instead of 5.1 s); in place, into one
-    # scratch array, rather than three new arrays a permutation.
+    # scratch array, rather than three new arrays a permutation. The top 32 bits of the minimum are the
+    # minimum of the top 32 bits (the shift keeps order), so the shift is taken of one value a text.
     with np.errstate(over="ignore"):
         for p in range(NUM_PERM):
             np.multiply(hashed, _A[p], out=scratch)
             np.add(scratch, _B[p], out=scratch)
-            np.right_shift(scratch, np.uint64(32), out=scratch)
-            sig[p] = np.minimum.reduceat(scratch, seg_starts)
+            sig[p] = np.minimum.reduceat(scratch, seg_starts) >> np.uint64(32)
     return sig.T
 
 

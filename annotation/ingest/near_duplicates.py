@@ -269,8 +269,10 @@ def _store_signatures(rows, sigs, lengths, copies=()):
         )
         cursor.execute(
             "INSERT INTO annotation_promptsignature (prompt_id, dataset_id, scheme, minhash, normalised_length) "
+            # LATERAL: one probe of the primary key a row (a hash join read the whole table every chunk).
             "SELECT s.prompt_id, s.dataset_id, %s, source.minhash, s.normalised_length FROM stage_signature s "
-            "JOIN annotation_promptsignature source ON source.prompt_id = s.source_id AND source.scheme = %s "
+            "CROSS JOIN LATERAL (SELECT minhash FROM annotation_promptsignature "
+            "WHERE prompt_id = s.source_id AND scheme = %s) source "
             "WHERE s.source_id IS NOT NULL ON CONFLICT (prompt_id) DO NOTHING",
             [minhash.SCHEME, minhash.SCHEME],
         )
@@ -331,9 +333,11 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
     order = np.lexsort((ends.min(axis=1), ends.max(axis=1)))
     last_use = np.zeros(len(ids), dtype=np.int64)
     np.maximum.at(last_use, pairs[order].ravel(), np.repeat(np.arange(len(order)), 2))
-    short_ok = minhash.may_be_short_copies(lengths[pairs[order, 0]], lengths[pairs[order, 1]]).tolist()
-    firsts, seconds = pairs[order, 0].tolist(), pairs[order, 1].tolist()
+    short_ok = minhash.may_be_short_copies(lengths[pairs[order, 0]], lengths[pairs[order, 1]])
+    first_np, second_np = pairs[order, 0], pairs[order, 1]
+    firsts, seconds = first_np.tolist(), second_np.tolist()
     char_count, last_use = lengths.tolist(), last_use.tolist()
+    gram_count = np.ones(len(ids), dtype=np.int64)
     cache, held = {}, 0
     start = 0
     while start < len(order):
@@ -344,20 +348,19 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
                     new.add(i)
                     chars += char_count[i]
             end += 1
-        _read_grams(ids, sorted(new), cache, spill)
+        _read_grams(ids, sorted(new), cache, spill, gram_count)
         held += chars
-        for k in range(start, end):
+        # Jaccard is at most the smaller set's share of the larger (in floating point too): under the
+        # threshold, only a short copy can make the pair, and then its Jaccard is stored too.
+        size_a, size_b = gram_count[first_np[start:end]], gram_count[second_np[start:end]]
+        bound = np.minimum(size_a, size_b) / np.maximum(size_a, size_b)
+        for k in (np.flatnonzero((bound >= threshold) | short_ok[start:end]) + start).tolist():
             (set_a, text_a), (set_b, text_b) = cache[firsts[k]], cache[seconds[k]]
             if set_a is set_b:
                 sims[order[k]] = 1.0
                 continue
-            size_a, size_b = len(set_a), len(set_b)
-            # Jaccard is at most the smaller set's share of the larger: under the threshold, only a short
-            # copy can make the pair, and then its Jaccard is stored too.
-            if min(size_a, size_b) < threshold * max(size_a, size_b) and not short_ok[k]:
-                continue
-            inter = len(set_a & set_b) if size_a <= size_b else len(set_b & set_a)
-            sim = inter / (size_a + size_b - inter)
+            inter = len(set_a & set_b) if len(set_a) <= len(set_b) else len(set_b & set_a)
+            sim = inter / (len(set_a) + len(set_b) - inter)
             if sim >= threshold or (short_ok[k] and minhash.is_short_copy(text_a, text_b)):
                 sims[order[k]] = sim
         start = end
@@ -381,9 +384,9 @@ def _forget(cache, last_use, char_count, done, held):
     return held
 
 
-def _read_grams(ids, indexes, cache, spill):
-    """Put (n-gram hash set, normalised text if short else None) of each index's prompt into `cache`; equal
-    texts share one set. Texts come from this job's spill file, or from the database normalised again."""
+def _read_grams(ids, indexes, cache, spill, gram_count):
+    """Put (n-gram hash set, normalised text if short else None) of each index's prompt into `cache`, and
+    the set's size into `gram_count`; equal texts share one set. Texts come from this job's spill file, or from the database normalised again."""
     if not indexes:
         return
     prompt_ids = ids[indexes]
@@ -397,6 +400,7 @@ def _read_grams(ids, indexes, cache, spill):
     sets = dict(zip(distinct, minhash.shingle_sets(distinct)))
     for i, text in zip(indexes, normalised):
         cache[i] = (sets[text], text if len(text) <= minhash.SHORT_QUERY else None)
+        gram_count[i] = len(sets[text])
 
 
 def find_matches(ctx, dataset_id, train_ids, bench_ids, threshold, spill):
