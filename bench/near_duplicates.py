@@ -35,6 +35,7 @@ def main():
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--groups", type=Path, help="write the groups found to this file")
     parser.add_argument("--profile", help="write a cProfile of the job to this file")
+    parser.add_argument("--statements", action="store_true", help="print the SQL statements that took longest")
     args = parser.parse_args()
 
     import django
@@ -68,6 +69,19 @@ def main():
     print(f"dataset {dataset.name!r} (id {dataset.pk}): {dataset.prompts.count():,} prompts, {signed:,} signed; "
           f"peak RSS before the job {peak_rss_mb():.0f} MB")
     cpu, backend_cpu = cpu_seconds(), backend_cpu_seconds(backend)
+    statements = {}
+
+    def timed(execute, sql, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            key = sql[:50] + " … " + sql[-50:] if len(sql) > 100 else sql
+            count, total = statements.get(key, (0, 0.0))
+            statements[key] = (count + 1, total + time.perf_counter() - began)
+
+    if args.statements:
+        connection.execute_wrappers.append(timed)
     started = time.perf_counter()
     if args.profile:
         import cProfile
@@ -88,6 +102,8 @@ def main():
     print(f"wall {elapsed:.1f} s; CPU: job process {cpu_seconds() - cpu:.1f} s, PostgreSQL backend "
           f"{backend_cpu_seconds(backend) - backend_cpu:.1f} s; peak RSS {peak_rss_mb():.0f} MB; "
           f"load average at the end {os.getloadavg()[0]:.1f}")
+    for key, (count, total) in sorted(statements.items(), key=lambda item: -item[1][1])[:8]:
+        print(f"  {total:7.1f} s in {count:5d} statements: {key}")
     if args.groups:
         groups = {}
         for group_id, prompt_id, similarity in (NearDuplicateMember.objects.filter(group__dataset=dataset)

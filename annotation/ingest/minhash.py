@@ -298,14 +298,18 @@ def pairs_of_band_keys(keys):
     """The distinct index pairs (i, j), i < j, sharing a bucket in at least one band of `keys` (`band_keys`),
     sorted, as an (n, 2) int64 array."""
     n = len(keys)
-    codes = [_codes(bucket_pairs(keys[:, b]), n) for b in range(keys.shape[1])]
-    return _pairs(sorted_unique(np.concatenate(codes)) if codes else np.empty(0, dtype=np.int64), n)
+    found = np.empty(0, dtype=np.int64)
+    for b in range(keys.shape[1]):
+        # Merged band by band (a stable sort of two sorted runs is a merge): the bands' pairs together, before
+        # their repeats are dropped, took 1.4 GB at 267k prompts.
+        found = sorted_unique(np.concatenate((found, sorted_unique(_codes(bucket_pairs(keys[:, b]), n)))))
+    return _pairs(found, n)
 
 
 def sorted_unique(values):
     """The distinct values, sorted: a sort and a comparison of neighbours (`np.unique` of int64 took ~50 times
     as long, in its hash table)."""
-    values = np.sort(values)
+    values = np.sort(values, kind="stable")
     return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 

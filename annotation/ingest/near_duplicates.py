@@ -335,9 +335,10 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
     np.maximum.at(last_use, pairs[order].ravel(), np.repeat(np.arange(len(order)), 2))
     short_ok = minhash.may_be_short_copies(lengths[pairs[order, 0]], lengths[pairs[order, 1]])
     first_np, second_np = pairs[order, 0], pairs[order, 1]
-    firsts, seconds = first_np.tolist(), second_np.tolist()
+    firsts, seconds = _Window(first_np), _Window(second_np)
     char_count, last_use = lengths.tolist(), last_use.tolist()
     gram_count = np.ones(len(ids), dtype=np.int64)
+    found = np.full(len(order), np.nan)  # in the order taken
     cache, held = {}, 0
     start = 0
     while start < len(order):
@@ -354,19 +355,39 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
         # threshold, only a short copy can make the pair, and then its Jaccard is stored too.
         size_a, size_b = gram_count[first_np[start:end]], gram_count[second_np[start:end]]
         bound = np.minimum(size_a, size_b) / np.maximum(size_a, size_b)
-        for k in (np.flatnonzero((bound >= threshold) | short_ok[start:end]) + start).tolist():
-            (set_a, text_a), (set_b, text_b) = cache[firsts[k]], cache[seconds[k]]
+        batch_firsts, batch_seconds = first_np[start:end].tolist(), second_np[start:end].tolist()
+        batch_short = short_ok[start:end]
+        for k in np.flatnonzero((bound >= threshold) | batch_short).tolist():
+            (set_a, text_a), (set_b, text_b) = cache[batch_firsts[k]], cache[batch_seconds[k]]
             if set_a is set_b:
-                sims[order[k]] = 1.0
+                found[start + k] = 1.0
                 continue
             inter = len(set_a & set_b) if len(set_a) <= len(set_b) else len(set_b & set_a)
             sim = inter / (len(set_a) + len(set_b) - inter)
-            if sim >= threshold or (short_ok[k] and minhash.is_short_copy(text_a, text_b)):
-                sims[order[k]] = sim
+            if sim >= threshold or (batch_short[k] and minhash.is_short_copy(text_a, text_b)):
+                found[start + k] = sim
         start = end
         held = _forget(cache, last_use, char_count, start, held)
         ctx.heartbeat(every=30)
+    sims[order] = found
     return sims
+
+
+class _Window:
+    """Items of a large integer array as Python ints, converted WINDOW at a time as they are read in order
+    (the whole array as a list took ~36 bytes an item: 300 MB for 4M candidate pairs)."""
+
+    WINDOW = 1 << 16
+
+    def __init__(self, array):
+        self.array = array
+        self.start, self.items = 0, []
+
+    def __getitem__(self, k):
+        if not self.start <= k < self.start + len(self.items):
+            self.start = k
+            self.items = self.array[k : k + self.WINDOW].tolist()
+        return self.items[k - self.start]
 
 
 def _forget(cache, last_use, char_count, done, held):
@@ -405,8 +426,8 @@ def _read_grams(ids, indexes, cache, spill, gram_count):
 
 def find_matches(ctx, dataset_id, train_ids, bench_ids, threshold, spill):
     """(verified near-duplicate pairs within the dataset, verified training→benchmark matches), each as
-    {(prompt_id, other_id): similarity (the Jaccard of their n-grams)}, plus the number of candidate pairs
-    checked."""
+    ((k, 2) array of prompt ids, their similarities: the Jaccard of their n-grams), plus the number of
+    candidate pairs checked."""
     ids, owners, lengths, keys, short_keys = _load_band_keys(sorted({dataset_id, *train_ids, *bench_ids}), threshold)
     within, across = _candidates(ids, owners, lengths, keys, short_keys, dataset_id, train_ids, bench_ids)
     del keys, short_keys
@@ -414,18 +435,17 @@ def find_matches(ctx, dataset_id, train_ids, bench_ids, threshold, spill):
     sims = _verify(ctx, ids, lengths, pairs, threshold, spill)
     kept = ~np.isnan(sims)
     is_within = np.arange(len(pairs)) < len(within)
-    found = []
-    for mask in (kept & is_within, kept & ~is_within):
-        found.append(dict(zip(zip(ids[pairs[mask, 0]].tolist(), ids[pairs[mask, 1]].tolist()), sims[mask].tolist())))
+    found = [(ids[pairs[mask]].reshape(-1, 2), sims[mask]) for mask in (kept & is_within, kept & ~is_within)]
     return found[0], found[1], len(pairs)
 
 
 def _group(ctx, dataset, train_ids, bench_ids, threshold, spill):
-    pairs, matches, candidates = find_matches(ctx, dataset.pk, train_ids, bench_ids, threshold, spill)
-    members = np.array(sorted({pk for pair in pairs for pk in pair}), dtype=np.int64)
-    verified = np.searchsorted(members, np.array(list(pairs), dtype=np.int64).reshape(-1, 2))
+    (pairs, similarities), (matched, match_sims), candidates = find_matches(
+        ctx, dataset.pk, train_ids, bench_ids, threshold, spill)
+    matches = dict(zip(map(tuple, matched.tolist()), match_sims.tolist()))
+    members = minhash.sorted_unique(pairs.ravel())
+    verified = np.searchsorted(members, pairs)
     best = np.zeros(len(members))
-    similarities = np.fromiter(pairs.values(), dtype=np.float64, count=len(pairs))
     np.maximum.at(best, verified[:, 0], similarities)
     np.maximum.at(best, verified[:, 1], similarities)
     groups = minhash.groups_of(len(members), verified)
