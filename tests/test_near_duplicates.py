@@ -323,8 +323,8 @@ def test_the_verification_holds_a_bounded_working_set_and_finds_the_same_groups(
     monkeypatch.setattr(near_duplicates, "READ_CHARS", 20)
     held, forget = [], near_duplicates._forget
 
-    def forget_and_measure(cache, last_use, char_count, done, chars):
-        left = forget(cache, last_use, char_count, done, chars)
+    def forget_and_measure(cache, heap, char_count, done, chars):
+        left = forget(cache, heap, char_count, done, chars)
         held.append((sum(char_count[i] for i in cache), left, chars))
         return left
 
@@ -375,3 +375,11 @@ def test_template_heavy_prompts_get_a_bounded_number_of_candidates_each():
     assert per_prompt.max() <= (bands + short_bands) * (minhash.MAX_BUCKET_PAIRS - 1)
     assert len(pairs) <= 600 * (bands + short_bands) * (minhash.MAX_BUCKET_PAIRS - 1) / 2
     assert len(pairs) < 600 * 599 / 2 / 4
+
+
+def test_a_query_of_punctuation_only_is_not_taken_for_the_text_after_it(db, tmp_path):
+    # "？" normalises to nothing: in the job's file of texts it takes no room, where the next text starts.
+    rows = DPO[:5] + [pair_with_query(DPO[5], "？"), pair_with_query(DPO[6], SKY), pair_with_query(DPO[7], "！"),
+                      pair_with_query(DPO[8], SKY_TRADITIONAL)]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    assert groups_of_dataset("train") == {frozenset([SKY, SKY_TRADITIONAL]), frozenset(["？", "！"])}

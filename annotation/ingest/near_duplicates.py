@@ -18,6 +18,7 @@ When the dataset is itself a benchmark, the other (training) datasets are checke
 importing a benchmark after the training data flags the training data too.
 """
 
+import heapq
 import os
 import tempfile
 from hashlib import blake2b
@@ -187,6 +188,17 @@ class NormalisedTexts:
         self.ids, self.offsets, self.sizes = (np.concatenate(column) for column in zip(*parts))
         self.parts = []
 
+    def text_keys(self, prompt_ids):
+        """A key for each prompt's normalised query, equal for two prompts when their queries are one text in
+        the file (repeats of a query share its place): twice its offset, plus one for an empty text (which
+        shares its offset with the text after it), or for a prompt not in the file a key of its own (−1 − its
+        position)."""
+        if not len(self.ids):
+            return -1 - np.arange(len(prompt_ids), dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.ids, prompt_ids), len(self.ids) - 1)
+        return np.where(self.ids[at] == prompt_ids, 2 * self.offsets[at] + (self.sizes[at] == 0),
+                        -1 - np.arange(len(prompt_ids)))
+
     def texts(self, prompt_ids):
         """{prompt id: normalised query} of those of `prompt_ids` (sorted) that were signed by this job."""
         at = np.minimum(np.searchsorted(self.ids, prompt_ids), max(len(self.ids) - 1, 0))
@@ -206,9 +218,8 @@ class NormalisedTexts:
 def _sign(ctx, dataset_id, bench_ids, spill):
     """Sign the unsigned prompts, read in one ordered stream (a server-side cursor, SIGN_BATCH rows a fetch).
     A query is normalised and signed once: repeats within a chunk share the work, and a query seen in an
-    earlier chunk (a question asked under another system prompt) has its signature copied by the database
-    from the first prompt that had it (the first SEEN_LIMIT distinct queries are remembered, by a 16-byte
-    digest)."""
+    earlier chunk (a question asked under another system prompt) takes the stored signature of the first
+    prompt that had it (the first SEEN_LIMIT distinct queries are remembered, by a 16-byte digest)."""
     after = ctx.cursor.get("after", 0)
     unsigned = (Prompt.objects.filter(dataset_id__in=[dataset_id, *bench_ids], pk__gt=after, signature__isnull=True)
                 .order_by("pk").values_list("pk", "dataset_id", "query").iterator(chunk_size=SIGN_BATCH))
@@ -216,65 +227,65 @@ def _sign(ctx, dataset_id, bench_ids, spill):
     for rows in _chunks(unsigned, SIGN_BATCH):
         digests = [blake2b(q.encode(), digest_size=16).digest() for _pk, _ds, q in rows]
         first = {}  # digest → index in `fresh` of the chunk's queries not seen before
-        fresh, copies, places = [], [], []
-        for (pk, ds, query), digest in zip(rows, digests):
-            if digest in seen:
-                copies.append((pk, ds, *seen[digest]))
-            elif digest not in first:
+        fresh, first_prompt = [], []
+        for (pk, _ds, query), digest in zip(rows, digests):
+            if digest not in seen and digest not in first:
                 first[digest] = len(fresh)
-                fresh.append((pk, ds, query))
-        normalised = [minhash.normalise(q) for _pk, _ds, q in fresh]
+                fresh.append(query)
+                first_prompt.append(pk)
+        normalised = [minhash.normalise(q) for q in fresh]
         distinct = {}
         rows_of = np.array([distinct.setdefault(text, len(distinct)) for text in normalised], dtype=np.int64)
         sigs = minhash.signatures_of_normalised(list(distinct))[rows_of]
         fresh_places = spill.write(normalised)
-        for (pk, ds, query), digest in zip(rows, digests):
+        stored = _stored_signatures({seen[d][0] for d in digests if d in seen})
+        signed, places = [], []
+        for (pk, ds, _query), digest in zip(rows, digests):
             if digest in first:
                 k = first[digest]
+                signed.append((pk, ds, sigs[k].tobytes(), len(normalised[k])))
                 places.append(fresh_places[k])
-                if fresh[k][0] != pk:  # a repeat within the chunk: the signature made for its first prompt
-                    copies.append((pk, ds, fresh[k][0], fresh_places[k], len(normalised[k])))
-            else:
-                places.append(seen[digest][1])
-        spill.add([pk for pk, _ds, _q in rows], places)
+            elif seen[digest][0] in stored:  # else its source was deleted meanwhile: the next check signs it
+                source, place, length = seen[digest]
+                signed.append((pk, ds, stored[source], length))
+                places.append(place)
+        spill.add([row[0] for row in signed], places)
         with transaction.atomic():
-            _store_signatures(fresh, sigs, [len(n) for n in normalised], copies)
-            ctx.commit(done=len(rows), counts={"prompts_signed": len(rows)}, cursor={"after": rows[-1][0]})
+            _store_signatures(signed)
+            ctx.commit(done=len(rows), counts={"prompts_signed": len(signed)}, cursor={"after": rows[-1][0]})
         for digest, k in first.items():
             if len(seen) < SEEN_LIMIT:
-                seen[digest] = (fresh[k][0], fresh_places[k], len(normalised[k]))
+                seen[digest] = (first_prompt[k], fresh_places[k], len(normalised[k]))
 
 
-def _store_signatures(rows, sigs, lengths, copies=()):
-    """COPY into a staging table, then insert what is new: a concurrent check of the same prompts
-    neither fails nor doubles (bulk_create spent ~0.4 s a chunk building the SQL of 2,000 byteas).
-    `copies` (prompt id, dataset id, source prompt id, place, normalised length) take the signature of
-    their source, signed in this chunk or an earlier one."""
+def _stored_signatures(prompt_ids):
+    """{prompt id: its signature (bytes)} of those prompts, by their primary key."""
+    if not prompt_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prompt_id, minhash FROM annotation_promptsignature WHERE prompt_id = ANY(%s) "
+                       "AND scheme = %s", [sorted(prompt_ids), minhash.SCHEME])
+        return {pk: bytes(blob) for pk, blob in cursor.fetchall()}
+
+
+def _store_signatures(signed):
+    """COPY (prompt id, dataset id, signature bytes, normalised length) rows into a staging table, then
+    insert what is new: a concurrent check of the same prompts neither fails nor doubles (bulk_create spent
+    ~0.4 s a chunk building the SQL of 2,000 byteas)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS stage_signature (prompt_id bigint, dataset_id bigint, minhash bytea, "
-            "normalised_length integer, source_id bigint) ON COMMIT DELETE ROWS; TRUNCATE stage_signature"
+            "normalised_length integer) ON COMMIT DELETE ROWS; TRUNCATE stage_signature"
         )
-        with cursor.cursor.copy("COPY stage_signature (prompt_id, dataset_id, minhash, normalised_length, source_id) "
-                                "FROM STDIN") as copy:
-            for (pk, ds, _q), sig, length in zip(rows, sigs, lengths):
-                copy.write_row((pk, ds, sig.tobytes(), length, None))
-            for pk, ds, source, _place, length in copies:
-                copy.write_row((pk, ds, None, length, source))
+        with cursor.cursor.copy(
+                "COPY stage_signature (prompt_id, dataset_id, minhash, normalised_length) FROM STDIN") as copy:
+            for row in signed:
+                copy.write_row(row)
         cursor.execute(
             "INSERT INTO annotation_promptsignature (prompt_id, dataset_id, scheme, minhash, normalised_length) "
             "SELECT prompt_id, dataset_id, %s, minhash, normalised_length FROM stage_signature "
-            "WHERE source_id IS NULL ON CONFLICT (prompt_id) DO NOTHING",
+            "ON CONFLICT (prompt_id) DO NOTHING",
             [minhash.SCHEME],
-        )
-        cursor.execute(
-            "INSERT INTO annotation_promptsignature (prompt_id, dataset_id, scheme, minhash, normalised_length) "
-            # LATERAL: one probe of the primary key a row (a hash join read the whole table every chunk).
-            "SELECT s.prompt_id, s.dataset_id, %s, source.minhash, s.normalised_length FROM stage_signature s "
-            "CROSS JOIN LATERAL (SELECT minhash FROM annotation_promptsignature "
-            "WHERE prompt_id = s.source_id AND scheme = %s) source "
-            "WHERE s.source_id IS NOT NULL ON CONFLICT (prompt_id) DO NOTHING",
-            [minhash.SCHEME, minhash.SCHEME],
         )
 
 
@@ -320,37 +331,66 @@ def _candidates(ids, owners, lengths, keys, short_keys, dataset_id, train_ids, b
 
 def _verify(ctx, ids, lengths, pairs, threshold, spill):
     """The exact similarity of each candidate pair that is a near-duplicate (Jaccard ≥ threshold, or a short
-    copy), NaN for the others. The prompts are numbered in a breadth-first walk of the candidate graph and the
-    pairs taken in the order of their later end, so a prompt's pairs come close together: its n-gram set is
-    made when its first pair comes, about READ_CHARS normalised characters of texts at a time, and forgotten
-    after its last. The sets held stay under VERIFY_CHARS characters (those needed latest are dropped, and
-    made again when needed), so the memory is bounded by that, not by the dataset."""
+    copy), NaN for the others. Two prompts with one normalised query (a question under other system prompts)
+    are 1.0 at once, and each pair of distinct texts is checked once however many prompts share them."""
     sims = np.full(len(pairs), np.nan)
     if not len(pairs):
         return sims
+    key = spill.text_keys(ids)
+    key_a, key_b = key[pairs[:, 0]], key[pairs[:, 1]]
+    sims[key_a == key_b] = 1.0
+    rest = np.flatnonzero(key_a != key_b)
+    low, high = np.minimum(key_a[rest], key_b[rest]), np.maximum(key_a[rest], key_b[rest])
+    texts = minhash.sorted_unique(np.concatenate((low, high)))
+    text_pairs = np.stack((np.searchsorted(texts, low), np.searchsorted(texts, high)), axis=1)
+    # A prompt for each text, to read it by.
+    swapped = key_a[rest] > key_b[rest]
+    prompt_of = np.empty(len(texts), dtype=np.int64)
+    prompt_of[text_pairs[:, 0]] = np.where(swapped, pairs[rest, 1], pairs[rest, 0])
+    prompt_of[text_pairs[:, 1]] = np.where(swapped, pairs[rest, 0], pairs[rest, 1])
+    codes = text_pairs[:, 0] * len(texts) + text_pairs[:, 1]
+    distinct = minhash.sorted_unique(codes)
+    checked = _verify_texts(ctx, ids[prompt_of], lengths[prompt_of],
+                            np.stack((distinct // len(texts), distinct % len(texts)), axis=1), threshold, spill)
+    sims[rest] = checked[np.searchsorted(distinct, codes)]
+    return sims
+
+
+def _verify_texts(ctx, ids, lengths, pairs, threshold, spill):
+    """`_verify` of pairs of distinct texts (each read by its prompt in `ids`). The texts are numbered in a
+    breadth-first walk of the graph of pairs and the pairs taken in the order of their later end, so a text's
+    pairs come close together: its n-gram set is made when its first pair comes, about READ_CHARS normalised
+    characters of texts at a time, and forgotten after its last. The sets held stay under VERIFY_CHARS
+    characters (those needed latest are dropped, and made again when needed), so the memory is bounded by
+    that, not by the dataset."""
     position = minhash.breadth_first_positions(len(ids), pairs)
     ends = position[pairs]
     order = np.lexsort((ends.min(axis=1), ends.max(axis=1)))
-    last_use = np.zeros(len(ids), dtype=np.int64)
-    np.maximum.at(last_use, pairs[order].ravel(), np.repeat(np.arange(len(order)), 2))
-    short_ok = minhash.may_be_short_copies(lengths[pairs[order, 0]], lengths[pairs[order, 1]])
     first_np, second_np = pairs[order, 0], pairs[order, 1]
-    firsts, seconds = _Window(first_np), _Window(second_np)
+    steps = np.repeat(np.arange(len(order)), 2)
+    flat = np.stack((first_np, second_np), axis=1).ravel()
+    last_use = np.zeros(len(ids), dtype=np.int64)
+    np.maximum.at(last_use, flat, steps)
+    first_use = np.full(len(ids), len(order), dtype=np.int64)
+    np.minimum.at(first_use, flat, steps)
+    used = np.flatnonzero(first_use < len(order))
+    # Characters of the texts first needed at each pair: a read ends when they add up to READ_CHARS.
+    read_at = np.cumsum(np.bincount(first_use[used], weights=lengths[used], minlength=len(order)))
+    short_ok = minhash.may_be_short_copies(lengths[first_np], lengths[second_np])
     char_count, last_use = lengths.tolist(), last_use.tolist()
     gram_count = np.ones(len(ids), dtype=np.int64)
     found = np.full(len(order), np.nan)  # in the order taken
-    cache, held = {}, 0
+    cache, heap, held = {}, [], 0
     start = 0
     while start < len(order):
-        new, chars, end = set(), 0, start
-        while end < len(order) and (chars < READ_CHARS or end == start):
-            for i in (firsts[end], seconds[end]):
-                if i not in cache and i not in new:
-                    new.add(i)
-                    chars += char_count[i]
-            end += 1
-        _read_grams(ids, sorted(new), cache, spill, gram_count)
-        held += chars
+        end = int(np.searchsorted(read_at, (read_at[start - 1] if start else 0) + READ_CHARS, side="right"))
+        end = min(max(end, start + 1), len(order))
+        needed = minhash.sorted_unique(np.concatenate((first_np[start:end], second_np[start:end]))).tolist()
+        new = [i for i in needed if i not in cache]
+        _read_grams(ids, new, cache, spill, gram_count)
+        for i in new:
+            heapq.heappush(heap, (last_use[i], i))
+            held += char_count[i]
         # Jaccard is at most the smaller set's share of the larger (in floating point too): under the
         # threshold, only a short copy can make the pair, and then its Jaccard is stored too.
         size_a, size_b = gram_count[first_np[start:end]], gram_count[second_np[start:end]]
@@ -359,49 +399,34 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
         batch_short = short_ok[start:end]
         for k in np.flatnonzero((bound >= threshold) | batch_short).tolist():
             (set_a, text_a), (set_b, text_b) = cache[batch_firsts[k]], cache[batch_seconds[k]]
-            if set_a is set_b:
-                found[start + k] = 1.0
-                continue
             inter = len(set_a & set_b) if len(set_a) <= len(set_b) else len(set_b & set_a)
             sim = inter / (len(set_a) + len(set_b) - inter)
             if sim >= threshold or (batch_short[k] and minhash.is_short_copy(text_a, text_b)):
                 found[start + k] = sim
         start = end
-        held = _forget(cache, last_use, char_count, start, held)
+        held = _forget(cache, heap, char_count, start, held)
         ctx.heartbeat(every=30)
+    sims = np.empty(len(order))
     sims[order] = found
     return sims
 
 
-class _Window:
-    """Items of a large integer array as Python ints, converted WINDOW at a time as they are read in order
-    (the whole array as a list took ~36 bytes an item: 300 MB for 4M candidate pairs)."""
-
-    WINDOW = 1 << 16
-
-    def __init__(self, array):
-        self.array = array
-        self.start, self.items = 0, []
-
-    def __getitem__(self, k):
-        if not self.start <= k < self.start + len(self.items):
-            self.start = k
-            self.items = self.array[k : k + self.WINDOW].tolist()
-        return self.items[k - self.start]
-
-
-def _forget(cache, last_use, char_count, done, held):
-    """Drop the n-gram sets no pair from `done` on needs; then, while they hold more than VERIFY_CHARS
-    characters, those whose last pair comes latest. Returns the characters still held."""
-    for i in [i for i in cache if last_use[i] < done]:
-        del cache[i]
-        held -= char_count[i]
-    if held > VERIFY_CHARS:
-        for i in sorted(cache, key=last_use.__getitem__, reverse=True):
+def _forget(cache, heap, char_count, done, held):
+    """Drop the n-gram sets no pair from `done` on needs (`heap`: (last pair, text), smallest first); then,
+    while they hold more than VERIFY_CHARS characters, those whose last pair comes latest. Returns the
+    characters still held."""
+    while heap and heap[0][0] < done:
+        _last, i = heapq.heappop(heap)
+        if i in cache:
             del cache[i]
             held -= char_count[i]
-            if held <= VERIFY_CHARS // 2:
-                break
+    if held > VERIFY_CHARS:
+        for _last, i in sorted(heap, reverse=True):
+            if i in cache:
+                del cache[i]
+                held -= char_count[i]
+                if held <= VERIFY_CHARS // 2:
+                    break
     return held
 
 
