@@ -379,7 +379,7 @@ def test_template_heavy_prompts_get_a_bounded_number_of_candidates_each():
 
 def test_a_query_of_punctuation_only_is_not_taken_for_the_text_after_it(db, tmp_path):
     # "？" normalises to nothing: in the job's file of texts it takes no room, where the next text starts.
-    rows = DPO[:5] + [pair_with_query(DPO[5], "？"), pair_with_query(DPO[6], SKY), pair_with_query(DPO[7], "！"),
-                      pair_with_query(DPO[8], SKY_TRADITIONAL)]
+    rows = DPO[:5] + [pair_with_query(DPO[5], "？"), pair_with_query(DPO[6], SKY),
+                      pair_with_query(DPO[7], SKY_TRADITIONAL), pair_with_query(DPO[8], "！")]
     import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
     assert groups_of_dataset("train") == {frozenset([SKY, SKY_TRADITIONAL]), frozenset(["？", "！"])}
