@@ -28,6 +28,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coigp_web.settings")
 from ingest import backend_cpu_seconds, cpu_seconds, peak_rss_mb  # noqa: E402
 
 
+def phase(name, function):
+    def timed_phase(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            print(f"  phase {name}: {time.perf_counter() - began:.1f} s wall, peak RSS so far {peak_rss_mb():.0f} MB")
+
+    return timed_phase
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True, help="the dataset's name (or its id)")
@@ -36,6 +47,8 @@ def main():
     parser.add_argument("--groups", type=Path, help="write the groups found to this file")
     parser.add_argument("--profile", help="write a cProfile of the job to this file")
     parser.add_argument("--statements", action="store_true", help="print the SQL statements that took longest")
+    parser.add_argument("--phases", action="store_true",
+                        help="print the time and the peak RSS so far at the end of each phase of the job")
     args = parser.parse_args()
 
     import django
@@ -82,6 +95,11 @@ def main():
 
     if args.statements:
         connection.execute_wrappers.append(timed)
+    if args.phases:
+        from annotation.ingest import near_duplicates
+
+        for name in ("_sign", "_load_band_keys", "_candidates", "_verify", "_verify_texts", "_write_groups"):
+            setattr(near_duplicates, name, phase(name, getattr(near_duplicates, name)))
     started = time.perf_counter()
     if args.profile:
         import cProfile

@@ -349,10 +349,14 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
     prompt_of[text_pairs[:, 0]] = np.where(swapped, pairs[rest, 1], pairs[rest, 0])
     prompt_of[text_pairs[:, 1]] = np.where(swapped, pairs[rest, 0], pairs[rest, 1])
     codes = text_pairs[:, 0] * len(texts) + text_pairs[:, 1]
+    del key, key_a, key_b, low, high, swapped, text_pairs
     distinct = minhash.sorted_unique(codes)
-    checked = _verify_texts(ctx, ids[prompt_of], lengths[prompt_of],
-                            np.stack((distinct // len(texts), distinct % len(texts)), axis=1), threshold, spill)
-    sims[rest] = checked[np.searchsorted(distinct, codes)]
+    inverse = np.searchsorted(distinct, codes).astype(np.int32 if len(distinct) < 2**31 else np.int64)
+    del codes
+    text_pairs = np.stack((distinct // len(texts), distinct % len(texts)), axis=1)
+    del distinct
+    checked = _verify_texts(ctx, ids[prompt_of], lengths[prompt_of], text_pairs, threshold, spill)
+    sims[rest] = checked[inverse]
     return sims
 
 
@@ -366,13 +370,15 @@ def _verify_texts(ctx, ids, lengths, pairs, threshold, spill):
     position = minhash.breadth_first_positions(len(ids), pairs)
     ends = position[pairs]
     order = np.lexsort((ends.min(axis=1), ends.max(axis=1)))
+    del position, ends
     first_np, second_np = pairs[order, 0], pairs[order, 1]
-    steps = np.repeat(np.arange(len(order)), 2)
-    flat = np.stack((first_np, second_np), axis=1).ravel()
     last_use = np.zeros(len(ids), dtype=np.int64)
-    np.maximum.at(last_use, flat, steps)
     first_use = np.full(len(ids), len(order), dtype=np.int64)
-    np.minimum.at(first_use, flat, steps)
+    steps = np.arange(len(order))
+    for side in (first_np, second_np):
+        np.maximum.at(last_use, side, steps)
+        np.minimum.at(first_use, side, steps)
+    del steps
     used = np.flatnonzero(first_use < len(order))
     # Characters of the texts first needed at each pair: a read ends when they add up to READ_CHARS.
     read_at = np.cumsum(np.bincount(first_use[used], weights=lengths[used], minlength=len(order)))
@@ -456,10 +462,11 @@ def find_matches(ctx, dataset_id, train_ids, bench_ids, threshold, spill):
     ids, owners, lengths, keys, short_keys = _load_band_keys(sorted({dataset_id, *train_ids, *bench_ids}), threshold)
     within, across = _candidates(ids, owners, lengths, keys, short_keys, dataset_id, train_ids, bench_ids)
     del keys, short_keys
-    pairs = np.concatenate((within, across))
+    pairs, inside = np.concatenate((within, across)), len(within)
+    del within, across
     sims = _verify(ctx, ids, lengths, pairs, threshold, spill)
     kept = ~np.isnan(sims)
-    is_within = np.arange(len(pairs)) < len(within)
+    is_within = np.arange(len(pairs)) < inside
     found = [(ids[pairs[mask]].reshape(-1, 2), sims[mask]) for mask in (kept & is_within, kept & ~is_within)]
     return found[0], found[1], len(pairs)
 
