@@ -7,8 +7,9 @@ Runs the job in this process as `manage.py find_near_duplicates` does (the same 
 wall time, the CPU seconds of this process and of its PostgreSQL backend, the peak RSS of this process
 (before the job and after it), the load average at the start and the end, and the job's counts.
 --resign deletes the dataset's signatures first (and vacuums their table), so the job signs every prompt
-as it does after the dataset's first import. --groups writes the groups found (one line per group: its prompt ids, sorted, each with its similarity),
-so that two versions of the job can be compared on the same data (`diff` the files).
+as it does after the dataset's first import. --groups writes the groups found (one line per group: its
+prompt ids, sorted, each with its similarity), so that two versions of the job can be compared on the same
+data (`cmp` the files). --phases prints the time and peak RSS after each phase, --statements the slowest SQL.
 Import a file first with `bench/ingest.py --input FILE --keep --no-near-duplicates --no-search-index`.
 """
 

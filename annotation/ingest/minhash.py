@@ -26,7 +26,7 @@ SEED = 20250405
 SCHEME = f"char{NGRAM}-perm{NUM_PERM}-seed{SEED}-v2"
 
 # Buckets larger than this (a query copied hundreds of times) are linked as a chain instead of
-# all pairs, which keeps candidates linear in the bucket size; union-find still joins them.
+# all pairs, which keeps candidates linear in the bucket size; the groups (connected components) still join them.
 MAX_BUCKET_PAIRS = 40
 
 _T2S = opencc.OpenCC("t2s")

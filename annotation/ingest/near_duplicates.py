@@ -3,16 +3,19 @@ training prompts that near-duplicate a prompt of a benchmark dataset (contaminat
 
 1. Sign: every prompt without a signature gets a MinHash signature (minhash.py) and the length of
    its normalised query, committed in chunks with the job's progress, so a second import signs only
-   its new prompts and a killed worker resumes after the last chunk. Signatures of an older scheme
-   (an older normalisation) are deleted when the job starts and made again: re-running the job is
-   all an existing dataset needs after the normalisation changes.
-2. Group: LSH over the signatures of the dataset and of the benchmarks proposes candidate pairs, and
-   a looser banding over the short queries proposes short copies (a prefix or suffix added); each
-   is verified by the exact Jaccard similarity of the two queries' n-gram sets or, for short
-   queries, by the shorter appearing whole in the longer (minhash.is_short_copy), and the
-   verified pairs are joined into groups (union-find). The dataset's groups and matches are
-   replaced in one transaction: re-running gives the same result, and nothing is ever deleted
-   from the data itself.
+   its new prompts and a killed worker resumes after the last chunk. The prompts are streamed, each
+   distinct query is normalised and signed once (a repeat takes the stored signature of its first
+   prompt), and the normalised texts are spilled to a temporary file for step 2. Signatures of an
+   older scheme (an older normalisation) are deleted when the job starts and made again: re-running
+   the job is all an existing dataset needs after the normalisation changes.
+2. Group: LSH over the signatures of the dataset and of the benchmarks (streamed, only their band
+   keys kept) proposes candidate pairs, and a looser banding over the short queries proposes short
+   copies (a prefix or suffix added); each is verified by the exact Jaccard similarity of the two
+   queries' n-gram sets or, for short queries, by the shorter appearing whole in the longer
+   (minhash.is_short_copy), each pair of distinct texts once, in an order that keeps the n-gram sets
+   held at once under VERIFY_CHARS characters; the verified pairs are joined into groups (connected
+   components). The dataset's groups and matches are replaced in one transaction: re-running gives
+   the same result, and nothing is ever deleted from the data itself.
 
 When the dataset is itself a benchmark, the other (training) datasets are checked against it, so
 importing a benchmark after the training data flags the training data too.
@@ -438,7 +441,8 @@ def _forget(cache, heap, char_count, done, held):
 
 def _read_grams(ids, indexes, cache, spill, gram_count):
     """Put (n-gram hash set, normalised text if short else None) of each index's prompt into `cache`, and
-    the set's size into `gram_count`; equal texts share one set. Texts come from this job's spill file, or from the database normalised again."""
+    the set's size into `gram_count`; equal texts share one set. Texts come from this job's spill file, or
+    from the database normalised again."""
     if not indexes:
         return
     prompt_ids = ids[indexes]
@@ -522,7 +526,8 @@ def _write_groups(job, dataset_id, threshold, groups, members, best):
                                 "created_at) FROM STDIN") as copy:
             for group_id, indexes in zip(group_ids, groups):
                 copy.write_row((group_id, dataset_id, job.pk, threshold, len(indexes), now))
-        with cursor.cursor.copy("COPY annotation_nearduplicatemember (group_id, prompt_id, similarity) FROM STDIN") as copy:
+        with cursor.cursor.copy(
+                "COPY annotation_nearduplicatemember (group_id, prompt_id, similarity) FROM STDIN") as copy:
             for group_id, indexes in zip(group_ids, groups):
                 for i in indexes:
                     copy.write_row((group_id, int(members[i]), float(best[i])))
