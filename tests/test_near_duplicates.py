@@ -1,12 +1,15 @@
 """Near-duplicate prompts and benchmark contamination, on real Chinese data."""
 
 import json
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from annotation.ingest import minhash
+from annotation import jobs
+from annotation.ingest import minhash, near_duplicates
 from annotation.models import (
     ContaminationMatch,
     Dataset,
@@ -67,7 +70,7 @@ def test_minhash_agreement_estimates_the_jaccard_of_chinese_near_duplicates():
 def test_lsh_proposes_near_duplicates_and_not_unrelated_real_prompts():
     queries = [row["conversations"][-1]["value"] for row in DPO[:100]]
     sigs = minhash.signatures(queries + [REWORDED])
-    candidates = minhash.candidate_pairs(sigs, 0.8)
+    candidates = {tuple(pair) for pair in minhash.candidate_pairs(sigs, 0.8).tolist()}
     assert (45, 100) in candidates
     grams = [minhash.shingles(q) for q in queries + [REWORDED]]
     assert all(minhash.jaccard(grams[i], grams[j]) > 0.3 for i, j in candidates)
@@ -246,3 +249,137 @@ def test_signatures_of_an_older_normalisation_are_made_again_by_the_next_check(d
     assert set(PromptSignature.objects.values_list("scheme", flat=True)) == {minhash.SCHEME}
     assert not PromptSignature.objects.filter(normalised_length=0).exists()
     assert NearDuplicateGroup.objects.get(dataset=train).size == 2
+
+
+def groups_of_dataset(name):
+    return {frozenset(m.prompt.query for m in g.members.select_related("prompt"))
+            for g in NearDuplicateGroup.objects.filter(dataset__name=name)}
+
+
+def repeated_queries_rows():
+    """Pairs whose queries repeat under other system prompts (as gen_pairs writes them), edits of them and
+    unrelated real prompts: repeats land in other signing chunks when the chunks are small."""
+    queries = [SKY, SKY_TRADITIONAL, RICE, RICE_AROUND, ORIGINAL, PUNCTUATION, *LOOK_ALIKES[0]]
+    rows = DPO[:12] + [pair_with_query(DPO[i], q) for i, q in enumerate(queries)]
+    rows += [dict(pair_with_query(DPO[i], q), system=f"你是第{i}号助手。") for i, q in enumerate(queries * 2)]
+    return rows
+
+
+def test_the_check_signs_in_chunks_and_a_query_seen_before_gets_the_same_signature(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(near_duplicates, "SIGN_BATCH", 4)
+    import_file(write_jsonl(tmp_path / "train.jsonl", repeated_queries_rows()), "train", no_near_duplicates=True)
+    call_command("find_near_duplicates", dataset="train", no_progress=True)
+    job = Job.objects.get(kind="near_duplicates")
+    prompts = Prompt.objects.filter(dataset__name="train").order_by("pk")
+    assert job.counts["prompts_signed"] == prompts.count() == job.done - 1
+    assert job.cursor == {"after": prompts.last().pk}  # the last chunk's committed position
+    for prompt in prompts:  # copied or made, every signature is the query's own
+        signature = PromptSignature.objects.get(prompt=prompt)
+        assert bytes(signature.minhash) == minhash.signatures([prompt.query])[0].tobytes()
+        assert signature.normalised_length == len(minhash.normalise(prompt.query))
+    # A look-alike asked under three system prompts is a group of its copies, apart from the other.
+    assert groups_of_dataset("train") == {frozenset([SKY, SKY_TRADITIONAL]), frozenset([RICE, RICE_AROUND]),
+                                          frozenset([ORIGINAL, PUNCTUATION]), *map(frozenset, zip(LOOK_ALIKES[0]))}
+
+
+class WorkerDied(BaseException):
+    """Escapes the job framework like a killed process: nothing after the last commit happens."""
+
+
+def test_a_check_killed_while_signing_resumes_and_finds_what_an_uninterrupted_one_finds(
+        db, tmp_path, monkeypatch, short_lease):
+    monkeypatch.setattr(near_duplicates, "SIGN_BATCH", 5)
+    import_file(write_jsonl(tmp_path / "train.jsonl", repeated_queries_rows()), "train", no_near_duplicates=True)
+    train = Dataset.objects.get(name="train")
+    job = jobs.create_job(near_duplicates.KIND, dataset=train, params=near_duplicates.params_for(), enqueue_it=False)
+
+    def die_in_the_third_chunk(job_state, counts):
+        if job_state.done > 10:  # inside the chunk's transaction: the third chunk never commits
+            raise WorkerDied()
+
+    with pytest.raises(WorkerDied):
+        jobs.execute(job.pk, on_progress=die_in_the_third_chunk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING and job.done == 10 and PromptSignature.objects.count() == 10
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=10))
+    # The resumed run has no spill file of the first run's texts: it reads and normalises those again.
+    assert jobs.execute(job.pk) == Job.Status.SUCCEEDED
+    job.refresh_from_db()
+    assert job.counts["prompts_signed"] == Prompt.objects.filter(dataset=train).count() == job.total - 1
+    resumed = groups_of_dataset("train")
+    PromptSignature.objects.all().delete()
+    call_command("find_near_duplicates", dataset="train", no_progress=True)
+    assert groups_of_dataset("train") == resumed and len(resumed) == 5
+
+
+def test_the_verification_holds_a_bounded_working_set_and_finds_the_same_groups(db, tmp_path, monkeypatch):
+    rows = repeated_queries_rows() + [pair_with_query(DPO[40 + i], q) for i, q in
+                                      enumerate([SKY_PART_TRADITIONAL, RICE_TRADITIONAL_THANKS, REWORDED])]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    expected = groups_of_dataset("train")
+    similarities = dict(NearDuplicateMember.objects.values_list("prompt__query", "similarity"))
+    # Tiny budgets: a few texts a read, sets dropped and made again; the groups and similarities stay.
+    monkeypatch.setattr(near_duplicates, "VERIFY_CHARS", 60)
+    monkeypatch.setattr(near_duplicates, "READ_CHARS", 20)
+    held, forget = [], near_duplicates._forget
+
+    def forget_and_measure(cache, heap, char_count, done, chars):
+        left = forget(cache, heap, char_count, done, chars)
+        held.append((sum(char_count[i] for i in cache), left, chars))
+        return left
+
+    monkeypatch.setattr(near_duplicates, "_forget", forget_and_measure)
+    call_command("find_near_duplicates", dataset="train", no_progress=True)
+    assert groups_of_dataset("train") == expected and len(expected) == 5
+    assert dict(NearDuplicateMember.objects.values_list("prompt__query", "similarity")) == similarities
+    # Between reads, the sets held stay under the budget, which the texts read together exceed.
+    assert all(kept == left <= 60 for kept, left, _before in held)
+    assert max(before for _kept, _left, before in held) > 60 and len(held) > 3
+
+
+def brute_force_bucket_pairs(key):
+    """The rule bucket_pairs implements, pair by pair."""
+    buckets = {}
+    for i, k in enumerate(key.tolist()):
+        buckets.setdefault(k, []).append(i)
+    found = set()
+    for members in buckets.values():
+        if len(members) <= minhash.MAX_BUCKET_PAIRS:
+            found.update((a, b) for n, a in enumerate(members) for b in members[n + 1 :])
+        else:
+            found.update(zip(members, members[1:]))
+    return found
+
+
+def test_bucket_pairs_takes_all_pairs_of_a_small_bucket_and_a_chain_of_a_large_one():
+    rng = np.random.default_rng(7)
+    # Buckets of every size from 1 to 120, shuffled together.
+    key = rng.permutation(np.repeat(rng.integers(0, 2**63, 120, dtype=np.uint64), np.arange(1, 121)))
+    pairs = minhash.bucket_pairs(key)
+    assert {tuple(p) for p in pairs.tolist()} == brute_force_bucket_pairs(key)
+    assert len(pairs) == len(brute_force_bucket_pairs(key))  # each once
+    assert minhash.pairs_of_band_keys(np.stack([key, key[::-1]], axis=1)).shape[1] == 2
+
+
+def test_template_heavy_prompts_get_a_bounded_number_of_candidates_each():
+    # 600 distinct questions from one template: most bands put them all in one bucket.
+    queries = [f"小明有{i}个苹果，小红给了他{i % 7 + 1}个，他又吃掉了两个。请问小明现在一共有多少个苹果？请写出计算过程。"
+               for i in range(600)]
+    sigs = minhash.signatures(queries)
+    lengths = np.array([len(minhash.normalise(q)) for q in queries])
+    bands, _rows = minhash.lsh_params(0.8)
+    short_bands, _rows = minhash.lsh_params(minhash.SHORT_COPY_LSH_THRESHOLD)
+    pairs = minhash.union_pairs(minhash.candidate_pairs(sigs, 0.8), minhash.short_copy_candidates(sigs, lengths), 600)
+    per_prompt = np.bincount(pairs.ravel(), minlength=600)
+    # A prompt has at most MAX_BUCKET_PAIRS − 1 partners a band; all pairs of 600 would give each 599.
+    assert per_prompt.max() <= (bands + short_bands) * (minhash.MAX_BUCKET_PAIRS - 1)
+    assert len(pairs) <= 600 * (bands + short_bands) * (minhash.MAX_BUCKET_PAIRS - 1) / 2
+    assert len(pairs) < 600 * 599 / 2 / 4
+
+
+def test_a_query_of_punctuation_only_is_not_taken_for_the_text_after_it(db, tmp_path):
+    # "？" normalises to nothing: in the job's file of texts it takes no room, where the next text starts.
+    rows = DPO[:5] + [pair_with_query(DPO[5], "？"), pair_with_query(DPO[6], SKY),
+                      pair_with_query(DPO[7], SKY_TRADITIONAL), pair_with_query(DPO[8], "！")]
+    import_file(write_jsonl(tmp_path / "train.jsonl", rows), "train")
+    assert groups_of_dataset("train") == {frozenset([SKY, SKY_TRADITIONAL]), frozenset(["？", "！"])}

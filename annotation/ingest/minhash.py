@@ -11,6 +11,7 @@ other punctuation, full-width forms or in the other script is the same text.
 
 import functools
 import re
+from collections import deque
 import unicodedata
 from itertools import combinations
 
@@ -25,7 +26,7 @@ SEED = 20250405
 SCHEME = f"char{NGRAM}-perm{NUM_PERM}-seed{SEED}-v2"
 
 # Buckets larger than this (a query copied hundreds of times) are linked as a chain instead of
-# all pairs, which keeps candidates linear in the bucket size; union-find still joins them.
+# all pairs, which keeps candidates linear in the bucket size; the groups (connected components) still join them.
 MAX_BUCKET_PAIRS = 40
 
 _T2S = opencc.OpenCC("t2s")
@@ -161,32 +162,29 @@ def _block_shingle_hashes(texts):
 def _block_signatures(texts):
     hashed, seg_starts = _block_shingle_hashes(texts)
     sig = np.empty((NUM_PERM, len(texts)), dtype=np.uint32)
+    scratch = np.empty_like(hashed)
     # One permutation at a time over a contiguous 1-D array: 14x faster than a (shingles × 16)
-    # block reduced along axis 0 (measured: 20k texts in 0.36 s instead of 5.1 s).
+    # block reduced along axis 0 (measured: 20k texts in 0.36 s instead of 5.1 s); in place, into one
+    # scratch array, rather than three new arrays a permutation. The top 32 bits of the minimum are the
+    # minimum of the top 32 bits (the shift keeps order), so the shift is taken of one value a text.
     with np.errstate(over="ignore"):
         for p in range(NUM_PERM):
-            sig[p] = np.minimum.reduceat((_A[p] * hashed + _B[p]) >> np.uint64(32), seg_starts)
+            np.multiply(hashed, _A[p], out=scratch)
+            np.add(scratch, _B[p], out=scratch)
+            sig[p] = np.minimum.reduceat(scratch, seg_starts) >> np.uint64(32)
     return sig.T
 
 
-def shingle_arrays(normalised):
-    """Each normalised, marked text's n-gram set as a sorted array of 64-bit hashes: exact Jaccard at 8 bytes an
-    n-gram, where Python sets of strings take ~80 (92k prompts: ~70 MB instead of ~700 MB). Equal texts
-    share one array (a query copied under other system prompts), which `jaccard_arrays` answers at once."""
-    distinct = list(dict.fromkeys(normalised))
-    arrays = {}
-    for start in range(0, len(distinct), 2000):
-        block = distinct[start : start + 2000]
-        hashed, seg_starts = _block_shingle_hashes([_marked(t) for t in block])
-        arrays.update(zip(block, (np.unique(part) for part in np.split(hashed, seg_starts[1:]))))
-    return [arrays[t] for t in normalised]
-
-
-def jaccard_arrays(a, b):
-    if a is b:
-        return 1.0
-    inter = np.intersect1d(a, b, assume_unique=True).size
-    return inter / (a.size + b.size - inter)
+def shingle_sets(normalised):
+    """Each normalised, marked text's n-grams as a set of their 64-bit hashes, for exact Jaccard: a set
+    intersection costs ~30 ns per element of the smaller set, where sorting the two arrays together
+    (`np.intersect1d`) cost ~10 µs a pair and more per element."""
+    out = []
+    for start in range(0, len(normalised), 2000):
+        block = [_marked(t) for t in normalised[start : start + 2000]]
+        hashed, seg_starts = _block_shingle_hashes(block)
+        out.extend(set(part.tolist()) for part in np.split(hashed, seg_starts[1:]))
+    return out
 
 
 # A short query with a greeting, a "please" or a thank-you added around it asks the same thing, but the
@@ -235,10 +233,11 @@ def is_short_copy(a, b):
 
 
 def may_be_short_copies(len_a, len_b):
-    """The lengths allow `is_short_copy` (a cheap test before the texts are read)."""
-    shorter, longer = min(len_a, len_b), max(len_a, len_b)
-    return (longer <= SHORT_QUERY and shorter >= SHORT_COPY_MIN
-            and longer - shorter <= min(SHORT_COPY_ADDED, shorter, 2 * SHORT_COPY_SIDE))
+    """Which pairs of normalised lengths allow `is_short_copy` (a cheap test before the texts are read);
+    arrays in, a boolean array out."""
+    shorter, longer = np.minimum(len_a, len_b), np.maximum(len_a, len_b)
+    return ((longer <= SHORT_QUERY) & (shorter >= SHORT_COPY_MIN)
+            & (longer - shorter <= np.minimum(shorter, min(SHORT_COPY_ADDED, 2 * SHORT_COPY_SIDE))))
 
 
 def lsh_params(threshold, num_perm=NUM_PERM, recall=0.98):
@@ -256,62 +255,154 @@ def lsh_params(threshold, num_perm=NUM_PERM, recall=0.98):
     return (best[1], best[2]) if best else (num_perm, 1)
 
 
-def candidate_pairs(sigs, threshold):
-    """Index pairs (i, j), i < j, whose signatures agree on at least one LSH band."""
+def band_keys(sigs, threshold):
+    """A (len(sigs), bands) uint64 array: each signature's key in every band of `threshold`'s banding
+    (`lsh_params`). Two signatures share a bucket of a band when their keys in it are equal. 8 bytes a
+    band, where the signature takes 4 × NUM_PERM: the job keeps these for every prompt, not the signatures."""
     bands, rows = lsh_params(threshold, sigs.shape[1])
-    found = set()
+    out = np.empty((len(sigs), bands), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for b in range(bands):
             key = np.zeros(len(sigs), dtype=np.uint64)
             for c in range(b * rows, (b + 1) * rows):
                 key = _mix(key ^ sigs[:, c].astype(np.uint64))
-            order = np.argsort(key, kind="stable")
-            ordered = key[order]
-            breaks = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
-            starts = np.concatenate(([0], breaks))
-            ends = np.concatenate((breaks, [len(ordered)]))
-            for s, e in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
-                members = sorted(order[s:e].tolist())
-                if len(members) <= MAX_BUCKET_PAIRS:
-                    found.update(combinations(members, 2))
-                else:
-                    found.update(zip(members, members[1:]))
-    return found
+            out[:, b] = key
+    return out
+
+
+def bucket_pairs(key):
+    """Index pairs (i, j), i < j, of the entries of one band's keys that share a bucket, as an (n, 2) int64
+    array: every pair of a bucket of at most MAX_BUCKET_PAIRS entries, and the chain of consecutive indexes
+    of a larger one (a query copied hundreds of times: k − 1 pairs, not k²/2), so a band proposes at most
+    (MAX_BUCKET_PAIRS − 1) / 2 pairs per entry whatever the data. Vectorised: buckets of one size at a time."""
+    order = np.argsort(key, kind="stable")  # stable: a bucket's indexes come out ascending
+    ordered = key[order]
+    breaks = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    starts = np.concatenate(([0], breaks))
+    sizes = np.diff(np.concatenate((starts, [len(key)])))
+    parts = [np.empty((0, 2), dtype=np.int64)]
+    chained = sizes > MAX_BUCKET_PAIRS
+    if chained.any():
+        # Every position of a chained bucket but its last, paired with the next.
+        counts = sizes[chained] - 1
+        firsts = np.repeat(starts[chained] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        parts.append(np.stack((order[firsts], order[firsts + 1]), axis=1))
+    for size in np.flatnonzero(np.bincount(sizes[(sizes > 1) & ~chained], minlength=2)).tolist():
+        members = order[starts[sizes == size][:, None] + np.arange(size)]
+        first, second = np.triu_indices(size, 1)
+        parts.append(np.stack((members[:, first].ravel(), members[:, second].ravel()), axis=1))
+    return np.concatenate(parts).astype(np.int64, copy=False)
+
+
+def pairs_of_band_keys(keys):
+    """The distinct index pairs (i, j), i < j, sharing a bucket in at least one band of `keys` (`band_keys`),
+    sorted, as an (n, 2) int64 array."""
+    n = len(keys)
+    found = np.empty(0, dtype=np.int64)
+    for b in range(keys.shape[1]):
+        # Merged band by band (a stable sort of two sorted runs is a merge): the bands' pairs together, before
+        # their repeats are dropped, took 1.4 GB at 267k prompts.
+        found = sorted_unique(np.concatenate((found, sorted_unique(_codes(bucket_pairs(keys[:, b]), n)))))
+    return _pairs(found, n)
+
+
+def sorted_unique(values):
+    """The distinct values, sorted: a sort and a comparison of neighbours (`np.unique` of int64 took ~50 times
+    as long, in its hash table)."""
+    values = np.sort(values, kind="stable")
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
+def _codes(pairs, n):
+    return pairs[:, 0] * n + pairs[:, 1]
+
+
+def _pairs(codes, n):
+    return np.stack((codes // n, codes % n), axis=1) if len(codes) else np.empty((0, 2), dtype=np.int64)
+
+
+def candidate_pairs(sigs, threshold):
+    """Index pairs (i, j), i < j, whose signatures agree on at least one band of `threshold`'s banding."""
+    return pairs_of_band_keys(band_keys(sigs, threshold))
+
+
+def short_keys(sigs):
+    """`band_keys` of the looser banding of the short queries' candidates."""
+    return band_keys(sigs, SHORT_COPY_LSH_THRESHOLD)
+
+
+def short_copy_pairs(keys, lengths):
+    """Index pairs (i, j), i < j, of short queries (normalised `lengths`) whose `short_keys` agree on a band
+    and whose lengths allow `is_short_copy`. `keys` holds the short queries' rows only, in index order."""
+    short = np.flatnonzero(lengths <= SHORT_QUERY)
+    pairs = short[pairs_of_band_keys(keys)]
+    return pairs[may_be_short_copies(lengths[pairs[:, 0]], lengths[pairs[:, 1]])]
 
 
 def short_copy_candidates(sigs, lengths):
-    """Index pairs (i, j), i < j, of short queries (normalised `lengths`) whose signatures agree on a band
-    of the looser banding and whose lengths allow `is_short_copy`."""
-    short = np.flatnonzero(lengths <= SHORT_QUERY)
-    found = set()
-    for i, j in candidate_pairs(sigs[short], SHORT_COPY_LSH_THRESHOLD):
-        a, b = int(short[i]), int(short[j])
-        if may_be_short_copies(lengths[a], lengths[b]):
-            found.add((a, b))
-    return found
+    """`short_copy_pairs` from the signatures of every query (short and not)."""
+    return short_copy_pairs(short_keys(sigs[lengths <= SHORT_QUERY]), lengths)
 
 
-class UnionFind:
-    def __init__(self):
-        self.parent = {}
+def union_pairs(first, second, n):
+    """The distinct pairs of two (k, 2) arrays of indexes below n, sorted."""
+    return _pairs(sorted_unique(np.concatenate((_codes(first, n), _codes(second, n)))), n)
 
-    def find(self, x):
-        root = x
-        while self.parent.get(root, root) != root:
-            root = self.parent[root]
-        while x != root:
-            self.parent[x], x = root, self.parent.get(x, x)
-        return root
 
-    def union(self, a, b):
-        self.parent.setdefault(a, a)
-        self.parent.setdefault(b, b)
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+def components(n, pairs):
+    """The connected components of the graph of `pairs` (a (k, 2) array of indexes below n): each index's
+    label is the smallest index of its component. Hooking and pointer jumping, vectorised: a few rounds."""
+    labels = np.arange(n)
+    first, second = pairs[:, 0], pairs[:, 1]
+    while True:
+        a, b = labels[first], labels[second]
+        if np.array_equal(a, b):
+            return labels
+        low = np.minimum(a, b)
+        np.minimum.at(labels, a, low)
+        np.minimum.at(labels, b, low)
+        while True:
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
 
-    def groups(self):
-        out = {}
-        for x in list(self.parent):
-            out.setdefault(self.find(x), []).append(x)
-        return [sorted(g) for g in out.values() if len(g) > 1]
+
+def breadth_first_positions(n, pairs):
+    """Each index's position in a breadth-first walk of the graph of `pairs` (a (k, 2) array of indexes below
+    n): each component from its smallest index, neighbours in index order, indexes without pairs last. A pair's
+    two ends get near positions, so taking the pairs in the order of their later end keeps what must be held
+    at once small (the verification's working set)."""
+    ends = np.concatenate((pairs[:, 0], pairs[:, 1]))
+    order = np.argsort(ends, kind="stable")
+    neighbours = np.concatenate((pairs[:, 1], pairs[:, 0]))[order]
+    bounds = np.searchsorted(ends[order], np.arange(n + 1)).tolist()
+    position = np.full(n, -1, dtype=np.int64)
+    placed = 0
+    for root in range(n):
+        if position[root] >= 0 or bounds[root] == bounds[root + 1]:
+            continue
+        position[root] = placed
+        placed += 1
+        queue = deque([root])
+        while queue:
+            node = queue.popleft()
+            near = neighbours[bounds[node] : bounds[node + 1]]
+            near = near[position[near] < 0]
+            if len(near):
+                position[near] = np.arange(placed, placed + len(near))
+                placed += len(near)
+                queue.extend(near.tolist())
+    alone = position < 0
+    position[alone] = np.arange(placed, placed + alone.sum())
+    return position
+
+
+def groups_of(n, pairs):
+    """The components of more than one index, each as a sorted list of indexes (groups of near-duplicates)."""
+    labels = components(n, pairs)
+    sizes = np.bincount(labels, minlength=n)
+    members = np.flatnonzero(sizes[labels] > 1)
+    members = members[np.argsort(labels[members], kind="stable")]
+    bounds = np.flatnonzero(np.diff(labels[members])) + 1
+    return [part.tolist() for part in np.split(members, bounds)] if len(members) else []
