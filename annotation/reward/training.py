@@ -8,7 +8,11 @@ baselines: a coin (0.5 expected) and "the longer response wins" (ties count as m
 A worker that dies mid-training leaves nothing half-saved; the job that takes over starts again.
 """
 
+import itertools
+import mmap
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +26,14 @@ from ..models import Dataset, Pair, RewardModel
 from . import features as F
 from .builtin import LinearRewardModel, model_path
 
-# 5,000 texts a featurisation chunk: ~2M characters, ~100 MB of temporaries at 400 characters a text.
+# 5,000 responses a chunk: read from PostgreSQL (~2M characters), featurised (~100 MB of temporaries at
+# 400 characters a text) and appended to the feature files; nothing of a chunk is kept in memory after it.
 FEATURE_CHUNK = 5000
+# Responses scored together for the held-out metrics, and rows read together for the dense features' mean
+# and spread: 4,096 rows of ~1,250 n-gram hits are ~20 MB of the feature file.
+READ_ROWS = 4096
+# Pairs read from PostgreSQL at a time (4 integers each).
+PAIR_CHUNK = 20_000
 # min_steps: a small dataset gets more epochs, so that Adam takes enough steps to fit it at all.
 DEFAULTS = {"test_fraction": 0.5, "seed": 0, "epochs": 4, "min_steps": 100, "batch_size": 2048,
             "learning_rate": 0.02, "weight_decay": 1e-4, "dense_l2": 1e-2, "bits": F.DEFAULT_BITS,
@@ -48,15 +58,16 @@ def train_params(name, *, test_fraction=0.5, seed=0, statuses=None, **overrides)
 
 @dataclass
 class PairData:
-    """Pairs as arrays of row numbers into a table of unique responses."""
+    """Pairs as arrays of row numbers into a table of unique responses, whose texts are read in chunks:
+    `read_responses(chunk)` yields (texts, prompt lengths, domain values) for rows 0, 1, … in order, at
+    most `chunk` rows at a time."""
 
     prompt: np.ndarray
     domain: np.ndarray  # index into F.DOMAINS
     chosen: np.ndarray
     rejected: np.ndarray
-    texts: list  # per response row
-    prompt_lengths: np.ndarray
-    response_domains: list
+    n_responses: int
+    read_responses: Callable[[int], Iterator[tuple]]
 
 
 def split_by_prompt(prompt_ids, test_fraction, seed):
@@ -69,40 +80,109 @@ def split_by_prompt(prompt_ids, test_fraction, seed):
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53) < test_fraction
 
 
-class Featurised:
-    """Every response's features as CSR rows of n-gram buckets, plus dense features."""
+class FeatureFile:
+    """Every response's features, written once to temporary files and read back a mini-batch at a time.
 
-    def __init__(self, model, data, on_chunk=None):
-        n = len(data.texts)
-        rows, self.scale, dense, self.domains, self.lengths = [], [], [], [], []
-        for start in range(0, n, FEATURE_CHUNK):
-            stop = min(start + FEATURE_CHUNK, n)
-            batch = model.featurize(data.texts[start:stop], data.prompt_lengths[start:stop],
-                                    data.response_domains[start:stop])
-            rows.append(_csr(batch))
-            self.scale.append(batch.scale)
-            dense.append(batch.dense)
-            self.domains.append(batch.domains)
-            self.lengths.append(batch.lengths)
-            if on_chunk:
-                on_chunk(stop - start)
-        lengths = np.concatenate([np.diff(indptr) for indptr, _ in rows]) if rows else np.zeros(0, np.int64)
-        self.indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self.indptr[1:])
-        self.indices = np.concatenate([idx for _, idx in rows]) if rows else np.zeros(0, np.int32)
-        self.scale = np.concatenate(self.scale) if rows else np.zeros(0)
-        self.dense = np.concatenate(dense) if rows else np.zeros((0, len(F.DENSE_FEATURES)))
-        self.domains = np.concatenate(self.domains) if rows else np.zeros(0, np.int64)
-        self.lengths = np.concatenate(self.lengths) if rows else np.zeros(0, np.int64)
+    Per response: its hashed n-gram buckets (int32, ~1,250 for 420 characters: the bulk), where they start,
+    their scale, the dense features and the domain. Once written, the files are mapped read-only; after
+    each batch, `release()` drops the pages the batch touched from this process (they stay in the kernel's
+    page cache, which the kernel may reclaim), so the process holds about one batch of rows whatever the
+    dataset's size. Only the characters per response (8 bytes each, for the "longer wins" baseline) stay
+    in memory. The files have no name: the kernel frees them on close, and when the worker is killed.
+    """
+
+    _FIELDS = {"hits": np.int32, "starts": np.int64, "scale": np.float64, "dense": np.float64, "domains": np.int64}
+
+    def __init__(self, directory=None):
+        self._files = {name: tempfile.TemporaryFile(prefix=f"reward-{name}-", dir=directory) for name in self._FIELDS}
+        self._maps = []
+        self._written = self._hits = 0
+        self._lengths = []
+        self._files["starts"].write(np.zeros(1, dtype=np.int64).tobytes())
+
+    def append(self, batch):
+        indptr, buckets = _csr(batch)
+        self._write("hits", buckets)
+        self._write("starts", indptr[1:] + self._hits)
+        self._write("scale", batch.scale)
+        self._write("dense", batch.dense)
+        self._write("domains", batch.domains)
+        self._lengths.append(batch.lengths)
+        self._hits += buckets.size
+        self._written += batch.n
+
+    def _write(self, name, array):
+        self._files[name].write(np.ascontiguousarray(array, dtype=self._FIELDS[name]).tobytes())
+
+    def finish(self):
+        """Map the files for reading; no more rows can be appended."""
+        self.n = self._written
+        self.lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
+        self._lengths = None
+        for name, dtype in self._FIELDS.items():
+            f = self._files[name]
+            f.flush()
+            if f.tell() == 0:
+                setattr(self, name, np.zeros(0, dtype=dtype))
+                continue
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._maps.append(mapped)
+            setattr(self, name, np.frombuffer(mapped, dtype=dtype))
+        self.dense = self.dense.reshape(self.n, len(F.DENSE_FEATURES))
+        return self
+
+    def release(self):
+        """Drop the pages read so far from this process (Linux; elsewhere the kernel decides)."""
+        if hasattr(mmap, "MADV_DONTNEED"):
+            for mapped in self._maps:
+                mapped.madvise(mmap.MADV_DONTNEED)
+
+    def close(self):
+        for name in self._FIELDS:
+            self.__dict__.pop(name, None)  # the arrays hold the maps' buffers
+        for mapped in self._maps:
+            try:
+                mapped.close()
+            except BufferError:  # a view is still referenced (an exception's traceback): unmapped when freed
+                pass
+        for f in self._files.values():
+            f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def gather(self, rows):
         """The n-gram buckets of `rows` and, for each, its position in `rows`."""
-        starts = self.indptr[rows]
-        lens = self.indptr[rows + 1] - starts
+        starts = self.starts[rows]
+        lens = self.starts[rows + 1] - starts
         seg = np.repeat(np.arange(rows.size), lens)
         positions = np.arange(seg.size)
         positions += np.repeat(starts - (np.cumsum(lens) - lens), lens)
-        return self.indices[positions], seg
+        return self.hits[positions], seg
+
+
+def featurise(model, data, progress, directory=None):
+    """Featurise every response of `data`, FEATURE_CHUNK texts at a time, into a FeatureFile; one step of
+    progress per FEATURE_CHUNK responses."""
+    feats = FeatureFile(directory)
+    try:
+        done = steps = 0
+        for texts, prompt_lengths, domains in data.read_responses(FEATURE_CHUNK):
+            feats.append(model.featurize(texts, prompt_lengths, domains))
+            done += len(texts)
+            now = -(-done // FEATURE_CHUNK) if done >= data.n_responses else done // FEATURE_CHUNK
+            progress(now - steps)
+            steps = now
+        if done != data.n_responses:
+            raise ValueError(f"{data.n_responses - done} of the {data.n_responses} responses to train on were "
+                             "not found: were pairs deleted while the model trained? Train again")
+        return feats.finish()
+    except BaseException:
+        feats.close()
+        raise
 
 
 def _csr(batch):
@@ -119,9 +199,11 @@ def _csr(batch):
     return indptr, out
 
 
-def train(data, params, progress=None):
+def train(data, params, progress=None, directory=None):
     """Fit a LinearRewardModel on the train half of `data`; returns (model, metrics).
-    `progress(steps)` is called as work is done; total_steps(data, params) says how many there are."""
+    `progress(steps)` is called as work is done; total_steps(data, params) says how many there are.
+    The features go to temporary files in `directory` (the system's temporary folder by default),
+    about 5 KB per response of 420 characters."""
     progress = progress or (lambda steps: None)
     model = LinearRewardModel.empty(params["bits"], params["max_chars"])
     test = split_by_prompt(data.prompt, params["test_fraction"], params["seed"])
@@ -131,15 +213,35 @@ def train(data, params, progress=None):
             f"{data.prompt.size} pairs over {np.unique(data.prompt).size} prompts cannot be split "
             f"{1 - params['test_fraction']:.0%}/{params['test_fraction']:.0%} by prompt into two non-empty halves"
         )
-    feats = Featurised(model, data, on_chunk=lambda n: progress(1))
-    used = np.unique(np.concatenate([data.chosen[train_idx], data.rejected[train_idx]]))
-    model.mean = feats.dense[used].mean(axis=0)
-    model.std = np.maximum(feats.dense[used].std(axis=0), 1e-6)
-    x = model.standardise(feats.dense)
-    _fit(model, feats, x, data.chosen[train_idx], data.rejected[train_idx], params, progress)
-    rewards = _score_rows(model, feats, x, progress)
-    metrics = evaluate(data, rewards, feats.lengths, train_idx, test_idx)
+    with featurise(model, data, progress, directory) as feats:
+        used = np.unique(np.concatenate([data.chosen[train_idx], data.rejected[train_idx]]))
+        model.mean, model.std = _dense_stats(feats, used)
+        model.std = np.maximum(model.std, 1e-6)
+        _fit(model, feats, data.chosen[train_idx], data.rejected[train_idx], params, progress)
+        rewards = _score_rows(model, feats, progress)
+        metrics = evaluate(data, rewards, feats.lengths, train_idx, test_idx)
     return model, metrics
+
+
+def _dense_stats(feats, used):
+    """Mean and standard deviation of the dense features of the rows `used` (ascending), read READ_ROWS
+    rows at a time. The sums run row after row as numpy's mean and std over one array do, so the figures
+    are the same to the last bit whatever the chunk."""
+    def total(transform):
+        acc = None
+        for start in range(0, used.size, READ_ROWS):
+            block = transform(feats.dense[used[start:start + READ_ROWS]])
+            feats.release()
+            acc = np.add.reduce(block if acc is None else np.vstack([acc, block]), axis=0)
+        return acc
+
+    mean = total(lambda block: block) / used.size
+
+    def squared(block):
+        block -= mean
+        return np.multiply(block, block, out=block)
+
+    return mean, np.sqrt(total(squared) / used.size)
 
 
 def _epochs(n_train_pairs, params):
@@ -152,7 +254,7 @@ def total_steps(n_responses, n_train_pairs, params):
     return -(-n_responses // FEATURE_CHUNK) + epochs * batches
 
 
-def _fit(model, feats, x, chosen, rejected, params, progress):
+def _fit(model, feats, chosen, rejected, params, progress):
     rng = np.random.default_rng(params["seed"])
     lr, decay, size = params["learning_rate"], params["weight_decay"], params["batch_size"]
     beta1, beta2, eps = 0.9, 0.999, 1e-8
@@ -167,14 +269,15 @@ def _fit(model, feats, x, chosen, rejected, params, progress):
             b = pick.size
             rows = np.concatenate([chosen[pick], rejected[pick]])
             buckets, seg = feats.gather(rows)
-            xr, dom = x[rows], feats.domains[rows]
-            s = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * feats.scale[rows]
+            xr, dom, scale = model.standardise(feats.dense[rows]), feats.domains[rows], feats.scale[rows]
+            feats.release()
+            s = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * scale
                  + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + dom]))
             margin = s[:b] - s[b:]
             # d/dm log(1 + e^(−m)) = −σ(−m)
             g = -np.exp(-np.logaddexp(0.0, margin)) / b
             per_row = np.concatenate([g, -g])
-            grad_ngram = np.bincount(buckets, weights=(per_row * feats.scale[rows])[seg], minlength=model.ngram.size)
+            grad_ngram = np.bincount(buckets, weights=(per_row * scale)[seg], minlength=model.ngram.size)
             grad_dense = np.zeros_like(model.dense)
             grad_dense[0] = per_row @ xr
             np.add.at(grad_dense, 1 + dom, per_row[:, None] * xr)
@@ -192,15 +295,16 @@ def _fit(model, feats, x, chosen, rejected, params, progress):
             progress(1)
 
 
-def _score_rows(model, feats, x, progress):
-    rewards = np.empty(feats.scale.size)
-    for start in range(0, rewards.size, 4096):
+def _score_rows(model, feats, progress):
+    rewards = np.empty(feats.n)
+    for start in range(0, feats.n, READ_ROWS):
         progress(0)  # no step of its own, but the job's lease is renewed
-        rows = np.arange(start, min(start + 4096, rewards.size))
+        rows = np.arange(start, min(start + READ_ROWS, feats.n))
         buckets, seg = feats.gather(rows)
-        xr = x[rows]
-        rewards[rows] = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * feats.scale[rows]
-                         + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + feats.domains[rows]]))
+        xr, dom, scale = model.standardise(feats.dense[rows]), feats.domains[rows], feats.scale[rows]
+        feats.release()
+        rewards[rows] = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * scale
+                         + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + dom]))
     return rewards
 
 
@@ -231,37 +335,45 @@ def _mean(mask):
 
 
 def load_pairs(dataset, statuses):
-    """The dataset's pairs with one of `statuses`, and the text of every response they use."""
+    """The dataset's pairs with one of `statuses`, as arrays; the texts of the responses they use are read
+    FEATURE_CHUNK at a time, in order of id, when the training featurises them."""
     # A swapped pair (a person found the rejected response better) trains the other way round.
     swapped = Q(status=Pair.Status.SWAPPED)
-    rows = list(Pair.objects.filter(dataset=dataset, status__in=statuses).order_by("pk")
-                .annotate(better=Case(When(swapped, then=Column("rejected_id")), default=Column("chosen_id")),
-                          worse=Case(When(swapped, then=Column("chosen_id")), default=Column("rejected_id")))
-                .values_list("prompt_id", "domain", "better", "worse").iterator(chunk_size=20_000))
-    if not rows:
-        return None
-    prompt, domain, chosen, rejected = (np.array(c) for c in zip(*rows))
-    ids = np.unique(np.concatenate([chosen, rejected]))
-    texts, prompt_lengths, domains = [], np.zeros(ids.size), []
-    with connection.cursor() as cursor:
-        for start in range(0, ids.size, 20_000):
-            chunk = ids[start:start + 20_000]
-            cursor.execute(
-                """SELECT r.id, r.text, length(p.query), p.domain FROM annotation_response r
-                   JOIN annotation_prompt p ON p.id = r.prompt_id WHERE r.id = ANY(%s) ORDER BY r.id""",
-                [chunk.tolist()],
-            )
-            for i, (_id, text, plen, dom) in enumerate(cursor.fetchall(), start):
-                texts.append(text)
-                prompt_lengths[i] = plen
-                domains.append(dom)
+    rows = (Pair.objects.filter(dataset=dataset, status__in=statuses).order_by("pk")
+            .annotate(better=Case(When(swapped, then=Column("rejected_id")), default=Column("chosen_id")),
+                      worse=Case(When(swapped, then=Column("chosen_id")), default=Column("rejected_id")))
+            .values_list("prompt_id", "domain", "better", "worse").iterator(chunk_size=PAIR_CHUNK))
     index = {d: i for i, d in enumerate(F.DOMAINS)}
-    return PairData(
-        prompt=prompt.astype(np.int64),
-        domain=np.array([index.get(d, index["other"]) for d in domain], dtype=np.int64),
-        chosen=np.searchsorted(ids, chosen), rejected=np.searchsorted(ids, rejected),
-        texts=texts, prompt_lengths=prompt_lengths, response_domains=domains,
-    )
+    columns = [[], [], [], []]
+    while chunk := list(itertools.islice(rows, PAIR_CHUNK)):
+        prompt, domain, chosen, rejected = zip(*chunk)
+        for column, values in zip(columns, (prompt, [index.get(d, index["other"]) for d in domain], chosen, rejected)):
+            column.append(np.array(values, dtype=np.int64))
+    if not columns[0]:
+        return None
+    prompt, domain, chosen, rejected = (np.concatenate(c) for c in columns)
+    ids = np.unique(np.concatenate([chosen, rejected]))
+    return PairData(prompt=prompt, domain=domain, chosen=np.searchsorted(ids, chosen),
+                    rejected=np.searchsorted(ids, rejected), n_responses=int(ids.size),
+                    read_responses=lambda chunk: _read_responses(ids, chunk))
+
+
+def _read_responses(ids, chunk):
+    """(texts, prompt lengths, domains) of the responses `ids` (ascending), `chunk` at a time; a response
+    deleted meanwhile is missing from its chunk, which the featurising counts."""
+    with connection.cursor() as cursor:
+        for start in range(0, ids.size, chunk):
+            cursor.execute(
+                """SELECT r.text, length(p.query), p.domain FROM annotation_response r
+                   JOIN annotation_prompt p ON p.id = r.prompt_id WHERE r.id = ANY(%s) ORDER BY r.id""",
+                [ids[start:start + chunk].tolist()],
+            )
+            rows = cursor.fetchall()
+            if len(rows) < min(chunk, ids.size - start):
+                raise ValueError(f"{min(chunk, ids.size - start) - len(rows)} of the responses to train on were "
+                                 "deleted while the model trained; train again")
+            texts, prompt_lengths, domains = zip(*rows)
+            yield list(texts), np.array(prompt_lengths, dtype=np.float64), list(domains)
 
 
 def choose_statuses(dataset, requested):
@@ -288,7 +400,7 @@ def run_training(ctx: JobContext):
     if data is None:
         raise JobFailed(f"dataset {dataset.name!r} has no pairs with status {' or '.join(statuses)} to train on")
     n_train = int((~split_by_prompt(data.prompt, params["test_fraction"], params["seed"])).sum())
-    ctx.set_total(total_steps(len(data.texts), n_train, params) + 1)
+    ctx.set_total(total_steps(data.n_responses, n_train, params) + 1)
     ctx.job.done = 0
     state = {"pending": 0, "at": time.monotonic()}
 
