@@ -1,7 +1,6 @@
 """Training the built-in reward model: Bradley-Terry on a split by prompt, metrics beside baselines."""
 
 import json
-import mmap
 from pathlib import Path
 
 import numpy as np
@@ -163,18 +162,18 @@ def test_a_saved_model_scores_the_same_after_loading(tmp_path):
 def test_training_reads_texts_and_features_in_bounded_chunks_and_the_chunk_does_not_change_the_model(
         learnable, monkeypatch):
     featurised, gathered = [], []
-    real_featurize, real_gather = LinearRewardModel.featurize, FeatureFile.gather
+    real_featurize, real_ngrams = LinearRewardModel.featurize, FeatureFile.ngrams
 
     def featurize(self, texts, prompt_lengths, domains):
         featurised.append(len(texts))
         return real_featurize(self, texts, prompt_lengths, domains)
 
-    def gather(self, rows):
+    def ngrams(self, rows):
         gathered.append(rows.size)
-        return real_gather(self, rows)
+        return real_ngrams(self, rows)
 
     monkeypatch.setattr(LinearRewardModel, "featurize", featurize)
-    monkeypatch.setattr(FeatureFile, "gather", gather)
+    monkeypatch.setattr(FeatureFile, "ngrams", ngrams)
     settings = {"bits": 14, "batch_size": 64}
     monkeypatch.setattr(training, "FEATURE_CHUNK", 10**6)
     monkeypatch.setattr(training, "READ_ROWS", 10**6)
@@ -206,15 +205,17 @@ def test_the_feature_file_gives_back_each_responses_features_from_disk(tmp_path)
             feats.append(F.featurize([texts[i] for i in part], [3] * len(part),
                                      [["chat", "math", "code", "code", "other"][i] for i in part], bits=12))
         feats.finish()
-        assert isinstance(feats.hits.base.obj, mmap.mmap)  # the n-gram rows are read from the file, not held
-        rows = np.array([4, 0, 2, 1])
-        buckets, seg = feats.gather(rows)
-        feats.release()
-        for k, row in enumerate(rows):
-            assert sorted(buckets[seg == k]) == sorted(expected[row])
-        assert np.array_equal(feats.dense[rows], whole.dense[rows])
-        assert np.array_equal(feats.scale, whole.scale) and list(feats.lengths) == [len(t) for t in texts]
-        assert list(feats.domains) == list(whole.domains)
+        # in memory: where each response's n-grams start, and its length; the n-grams stay in the file
+        held = [a for a in vars(feats).values() if isinstance(a, np.ndarray)]
+        assert feats.hits == sum(e.size for e in expected) and max(a.size for a in held) == 6
+        for rows in (np.array([4, 0, 2, 1]), np.arange(5), np.array([1, 2, 3, 0])):
+            buckets, seg = feats.ngrams(rows)
+            for k, row in enumerate(rows):
+                assert sorted(buckets[seg == k]) == sorted(expected[row])
+            scale, dense, domains = feats.records(rows)
+            assert np.array_equal(dense, whole.dense[rows]) and np.array_equal(scale, whole.scale[rows])
+            assert np.array_equal(domains, whole.domains[rows])
+        assert list(feats.lengths) == [len(t) for t in texts]
 
 
 def test_a_response_gone_missing_while_training_stops_it_with_the_reason():

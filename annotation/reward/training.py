@@ -9,7 +9,7 @@ A worker that dies mid-training leaves nothing half-saved; the job that takes ov
 """
 
 import itertools
-import mmap
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -81,72 +81,47 @@ def split_by_prompt(prompt_ids, test_fraction, seed):
 
 
 class FeatureFile:
-    """Every response's features, written once to temporary files and read back a mini-batch at a time.
+    """Every response's features, written once to two temporary files and read back a mini-batch at a time.
 
-    Per response: its hashed n-gram buckets (int32, ~1,250 for 420 characters: the bulk), where they start,
-    their scale, the dense features and the domain. Once written, the files are mapped read-only; after
-    each batch, `release()` drops the pages the batch touched from this process (they stay in the kernel's
-    page cache, which the kernel may reclaim), so the process holds about one batch of rows whatever the
-    dataset's size. Only the characters per response (8 bytes each, for the "longer wins" baseline) stay
-    in memory. The files have no name: the kernel frees them on close, and when the worker is killed.
+    One file holds the hashed n-gram buckets of every response one after the other (int32, ~1,250 for 420
+    characters: the bulk); the other a row of float64 per response: its n-grams' scale, the dense features,
+    its domain. Reads are plain `pread`s of the rows asked for (a run of consecutive rows in one read): the
+    kernel keeps what it can of the files in its page cache, which it may reclaim, and this process holds
+    only what a read returned. Memory-mapping the files instead put the whole n-gram file in the process's
+    resident set within one batch (the kernel maps the cached pages around each one touched). In memory
+    stay, per response, where its n-grams start and its characters (for the "longer wins" baseline):
+    16 bytes. The files have no name: the kernel frees them on close, and when the worker is killed.
     """
 
-    _FIELDS = {"hits": np.int32, "starts": np.int64, "scale": np.float64, "dense": np.float64, "domains": np.int64}
+    _RECORD = 2 + len(F.DENSE_FEATURES)  # scale, dense features, domain
 
     def __init__(self, directory=None):
-        self._files = {name: tempfile.TemporaryFile(prefix=f"reward-{name}-", dir=directory) for name in self._FIELDS}
-        self._maps = []
-        self._written = self._hits = 0
-        self._lengths = []
-        self._files["starts"].write(np.zeros(1, dtype=np.int64).tobytes())
+        self._ngrams = tempfile.TemporaryFile(prefix="reward-ngrams-", dir=directory)
+        self._records = tempfile.TemporaryFile(prefix="reward-rows-", dir=directory)
+        self._starts, self._lengths = [np.zeros(1, dtype=np.int64)], []
+        self.n = self.hits = 0
 
     def append(self, batch):
         indptr, buckets = _csr(batch)
-        self._write("hits", buckets)
-        self._write("starts", indptr[1:] + self._hits)
-        self._write("scale", batch.scale)
-        self._write("dense", batch.dense)
-        self._write("domains", batch.domains)
+        self._ngrams.write(buckets.tobytes())
+        self._records.write(np.column_stack([batch.scale, batch.dense, batch.domains]).astype(np.float64).tobytes())
+        self._starts.append(indptr[1:] + self.hits)
         self._lengths.append(batch.lengths)
-        self._hits += buckets.size
-        self._written += batch.n
-
-    def _write(self, name, array):
-        self._files[name].write(np.ascontiguousarray(array, dtype=self._FIELDS[name]).tobytes())
+        self.hits += buckets.size
+        self.n += batch.n
 
     def finish(self):
-        """Map the files for reading; no more rows can be appended."""
-        self.n = self._written
-        self.lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
-        self._lengths = None
-        for name, dtype in self._FIELDS.items():
-            f = self._files[name]
-            f.flush()
-            if f.tell() == 0:
-                setattr(self, name, np.zeros(0, dtype=dtype))
-                continue
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            self._maps.append(mapped)
-            setattr(self, name, np.frombuffer(mapped, dtype=dtype))
-        self.dense = self.dense.reshape(self.n, len(F.DENSE_FEATURES))
+        """Make the rows written so far readable."""
+        self._ngrams.flush()
+        self._records.flush()
+        self.starts = np.concatenate(self._starts)
+        self.lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.int64)
+        self._starts = self._lengths = None
         return self
 
-    def release(self):
-        """Drop the pages read so far from this process (Linux; elsewhere the kernel decides)."""
-        if hasattr(mmap, "MADV_DONTNEED"):
-            for mapped in self._maps:
-                mapped.madvise(mmap.MADV_DONTNEED)
-
     def close(self):
-        for name in self._FIELDS:
-            self.__dict__.pop(name, None)  # the arrays hold the maps' buffers
-        for mapped in self._maps:
-            try:
-                mapped.close()
-            except BufferError:  # a view is still referenced (an exception's traceback): unmapped when freed
-                pass
-        for f in self._files.values():
-            f.close()
+        self._ngrams.close()
+        self._records.close()
 
     def __enter__(self):
         return self
@@ -154,20 +129,45 @@ class FeatureFile:
     def __exit__(self, *exc):
         self.close()
 
-    def gather(self, rows):
+    def ngrams(self, rows):
         """The n-gram buckets of `rows` and, for each, its position in `rows`."""
-        starts = self.starts[rows]
-        lens = self.starts[rows + 1] - starts
-        seg = np.repeat(np.arange(rows.size), lens)
-        positions = np.arange(seg.size)
-        positions += np.repeat(starts - (np.cumsum(lens) - lens), lens)
-        return self.hits[positions], seg
+        first, stop = _runs(rows)
+        buckets = _pread(self._ngrams, np.int32, self.starts[first], self.starts[stop] - self.starts[first])
+        return buckets, np.repeat(np.arange(rows.size), self.starts[rows + 1] - self.starts[rows])
+
+    def records(self, rows):
+        """The n-gram scale, the dense features (not standardised) and the domain index of `rows`."""
+        first, stop = _runs(rows)
+        table = _pread(self._records, np.float64, first * self._RECORD, (stop - first) * self._RECORD)
+        table = table.reshape(rows.size, self._RECORD)
+        return table[:, 0].copy(), np.ascontiguousarray(table[:, 1:-1]), table[:, -1].astype(np.int64)
 
 
-def featurise(model, data, progress, directory=None):
+def _runs(rows):
+    """`rows` as runs of consecutive row numbers: (first row, row after the last) of each run, in order."""
+    begins = np.flatnonzero(np.diff(rows, prepend=-2) != 1)
+    ends = np.append(begins[1:], rows.size) - 1
+    return rows[begins], rows[ends] + 1
+
+
+def _pread(file, dtype, starts, counts):
+    """Items starts[k] … starts[k] + counts[k] − 1 of a file of `dtype` items, one range after the other."""
+    size = np.dtype(dtype).itemsize
+    out = np.empty(int(counts.sum()), dtype=dtype)
+    view, at = memoryview(out).cast("B"), 0
+    for offset, length in zip((starts * size).tolist(), (counts * size).tolist()):
+        while length:
+            got = os.preadv(file.fileno(), [view[at:at + length]], offset)
+            if not got:
+                raise OSError(f"the reward training's feature file ended at byte {offset}")
+            at, offset, length = at + got, offset + got, length - got
+    return out
+
+
+def featurise(model, data, progress):
     """Featurise every response of `data`, FEATURE_CHUNK texts at a time, into a FeatureFile; one step of
     progress per FEATURE_CHUNK responses."""
-    feats = FeatureFile(directory)
+    feats = FeatureFile()
     try:
         done = steps = 0
         for texts, prompt_lengths, domains in data.read_responses(FEATURE_CHUNK):
@@ -199,11 +199,11 @@ def _csr(batch):
     return indptr, out
 
 
-def train(data, params, progress=None, directory=None):
+def train(data, params, progress=None):
     """Fit a LinearRewardModel on the train half of `data`; returns (model, metrics).
     `progress(steps)` is called as work is done; total_steps(data, params) says how many there are.
-    The features go to temporary files in `directory` (the system's temporary folder by default),
-    about 5 KB per response of 420 characters."""
+    The features go to temporary files in the system's temporary folder (TMPDIR), about 5 KB per
+    response of 420 characters, freed when the training ends."""
     progress = progress or (lambda steps: None)
     model = LinearRewardModel.empty(params["bits"], params["max_chars"])
     test = split_by_prompt(data.prompt, params["test_fraction"], params["seed"])
@@ -213,7 +213,7 @@ def train(data, params, progress=None, directory=None):
             f"{data.prompt.size} pairs over {np.unique(data.prompt).size} prompts cannot be split "
             f"{1 - params['test_fraction']:.0%}/{params['test_fraction']:.0%} by prompt into two non-empty halves"
         )
-    with featurise(model, data, progress, directory) as feats:
+    with featurise(model, data, progress) as feats:
         used = np.unique(np.concatenate([data.chosen[train_idx], data.rejected[train_idx]]))
         model.mean, model.std = _dense_stats(feats, used)
         model.std = np.maximum(model.std, 1e-6)
@@ -230,8 +230,7 @@ def _dense_stats(feats, used):
     def total(transform):
         acc = None
         for start in range(0, used.size, READ_ROWS):
-            block = transform(feats.dense[used[start:start + READ_ROWS]])
-            feats.release()
+            block = transform(feats.records(used[start:start + READ_ROWS])[1])
             acc = np.add.reduce(block if acc is None else np.vstack([acc, block]), axis=0)
         return acc
 
@@ -268,9 +267,9 @@ def _fit(model, feats, chosen, rejected, params, progress):
             pick = order[start:start + size]
             b = pick.size
             rows = np.concatenate([chosen[pick], rejected[pick]])
-            buckets, seg = feats.gather(rows)
-            xr, dom, scale = model.standardise(feats.dense[rows]), feats.domains[rows], feats.scale[rows]
-            feats.release()
+            buckets, seg = feats.ngrams(rows)
+            scale, dense, dom = feats.records(rows)
+            xr = model.standardise(dense)
             s = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * scale
                  + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + dom]))
             margin = s[:b] - s[b:]
@@ -300,9 +299,9 @@ def _score_rows(model, feats, progress):
     for start in range(0, feats.n, READ_ROWS):
         progress(0)  # no step of its own, but the job's lease is renewed
         rows = np.arange(start, min(start + READ_ROWS, feats.n))
-        buckets, seg = feats.gather(rows)
-        xr, dom, scale = model.standardise(feats.dense[rows]), feats.domains[rows], feats.scale[rows]
-        feats.release()
+        buckets, seg = feats.ngrams(rows)
+        scale, dense, dom = feats.records(rows)
+        xr = model.standardise(dense)
         rewards[rows] = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * scale
                          + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + dom]))
     return rewards
