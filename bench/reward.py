@@ -8,8 +8,10 @@ hidden quality per response that shows as good or bad phrases; pairs put the bet
 with 10% of labels flipped, so about 0.9 is the best accuracy any model can reach.
 
 The in-memory parts time exactly what the training job and the filter job do with texts (featurise,
-fit, score); --db-pairs N also writes N pairs into the database of DATABASE_URL (a dataset named
-"bench-reward", deleted afterwards) and times the whole `reward_filter` job over them.
+fit, score); the training's texts are written as the training reads them, 5,000 at a time, as the job
+reads them from PostgreSQL, so its peak RSS is the training's. --db-pairs N also writes N pairs into the
+database of DATABASE_URL (a dataset named "bench-reward", deleted afterwards) and times the whole
+`reward_filter` job over them.
 """
 
 import argparse
