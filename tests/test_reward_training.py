@@ -162,18 +162,18 @@ def test_a_saved_model_scores_the_same_after_loading(tmp_path):
 def test_training_reads_texts_and_features_in_bounded_chunks_and_the_chunk_does_not_change_the_model(
         learnable, monkeypatch):
     featurised, gathered = [], []
-    real_featurize, real_ngrams = LinearRewardModel.featurize, FeatureFile.ngrams
+    real_featurize, real_read = LinearRewardModel.featurize, FeatureFile.read
 
     def featurize(self, texts, prompt_lengths, domains):
         featurised.append(len(texts))
         return real_featurize(self, texts, prompt_lengths, domains)
 
-    def ngrams(self, rows):
+    def read(self, rows):
         gathered.append(rows.size)
-        return real_ngrams(self, rows)
+        return real_read(self, rows)
 
     monkeypatch.setattr(LinearRewardModel, "featurize", featurize)
-    monkeypatch.setattr(FeatureFile, "ngrams", ngrams)
+    monkeypatch.setattr(FeatureFile, "read", read)
     settings = {"bits": 14, "batch_size": 64}
     monkeypatch.setattr(training, "FEATURE_CHUNK", 10**6)
     monkeypatch.setattr(training, "READ_ROWS", 10**6)
@@ -209,10 +209,9 @@ def test_the_feature_file_gives_back_each_responses_features_from_disk(tmp_path)
         held = [a for a in vars(feats).values() if isinstance(a, np.ndarray)]
         assert feats.hits == sum(e.size for e in expected) and max(a.size for a in held) == 6
         for rows in (np.array([4, 0, 2, 1]), np.arange(5), np.array([1, 2, 3, 0])):
-            buckets, seg = feats.ngrams(rows)
+            buckets, seg, scale, dense, domains = feats.read(rows)
             for k, row in enumerate(rows):
                 assert sorted(buckets[seg == k]) == sorted(expected[row])
-            scale, dense, domains = feats.records(rows)
             assert np.array_equal(dense, whole.dense[rows]) and np.array_equal(scale, whole.scale[rows])
             assert np.array_equal(domains, whole.domains[rows])
         assert list(feats.lengths) == [len(t) for t in texts]

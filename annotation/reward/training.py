@@ -81,30 +81,33 @@ def split_by_prompt(prompt_ids, test_fraction, seed):
 
 
 class FeatureFile:
-    """Every response's features, written once to two temporary files and read back a mini-batch at a time.
+    """Every response's features, written once to a temporary file and read back a mini-batch at a time.
 
-    One file holds the hashed n-gram buckets of every response one after the other (int32, ~1,250 for 420
-    characters: the bulk); the other a row of float64 per response: its n-grams' scale, the dense features,
-    its domain. Reads are plain `pread`s of the rows asked for (a run of consecutive rows in one read): the
-    kernel keeps what it can of the files in its page cache, which it may reclaim, and this process holds
-    only what a read returned. Memory-mapping the files instead put the whole n-gram file in the process's
-    resident set within one batch (the kernel maps the cached pages around each one touched). In memory
-    stay, per response, where its n-grams start and its characters (for the "longer wins" baseline):
-    16 bytes. The files have no name: the kernel frees them on close, and when the worker is killed.
+    Per response, one after the other: a record of float64 (its n-grams' scale, the dense features, its
+    domain), then its hashed n-gram buckets (int32, ~1,250 for 420 characters: the bulk). Reads are plain
+    `pread`s of the rows asked for, one per run of consecutive rows: the kernel keeps what it can of the
+    file in its page cache, which it may reclaim, and this process holds only what a read returned.
+    (Memory-mapping the file instead put all of it in the process's resident set within one batch: the
+    kernel maps the cached pages around each one touched.) In memory stay, per response, where its
+    n-grams start and its characters (for the "longer wins" baseline): 16 bytes. The file has no name:
+    the kernel frees it on close, and when the worker is killed.
     """
 
-    _RECORD = 2 + len(F.DENSE_FEATURES)  # scale, dense features, domain
+    _RECORD = 2 * (2 + len(F.DENSE_FEATURES))  # int32 words of a record: scale, dense features, domain
 
     def __init__(self, directory=None):
-        self._ngrams = tempfile.TemporaryFile(prefix="reward-ngrams-", dir=directory)
-        self._records = tempfile.TemporaryFile(prefix="reward-rows-", dir=directory)
+        self._file = tempfile.TemporaryFile(prefix="reward-features-", dir=directory)
         self._starts, self._lengths = [np.zeros(1, dtype=np.int64)], []
         self.n = self.hits = 0
 
     def append(self, batch):
         indptr, buckets = _csr(batch)
-        self._ngrams.write(buckets.tobytes())
-        self._records.write(np.column_stack([batch.scale, batch.dense, batch.domains]).astype(np.float64).tobytes())
+        records = np.column_stack([batch.scale, batch.dense, batch.domains]).astype(np.float64).view(np.int32)
+        rows = np.arange(batch.n)
+        words = np.empty(self._RECORD * batch.n + buckets.size, dtype=np.int32)
+        words[(self._RECORD * rows + indptr[:-1])[:, None] + np.arange(self._RECORD)] = records
+        words[self._RECORD * (np.repeat(rows, np.diff(indptr)) + 1) + np.arange(buckets.size)] = buckets
+        self._file.write(words.tobytes())
         self._starts.append(indptr[1:] + self.hits)
         self._lengths.append(batch.lengths)
         self.hits += buckets.size
@@ -112,16 +115,14 @@ class FeatureFile:
 
     def finish(self):
         """Make the rows written so far readable."""
-        self._ngrams.flush()
-        self._records.flush()
+        self._file.flush()
         self.starts = np.concatenate(self._starts)
         self.lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.int64)
         self._starts = self._lengths = None
         return self
 
     def close(self):
-        self._ngrams.close()
-        self._records.close()
+        self._file.close()
 
     def __enter__(self):
         return self
@@ -129,18 +130,20 @@ class FeatureFile:
     def __exit__(self, *exc):
         self.close()
 
-    def ngrams(self, rows):
-        """The n-gram buckets of `rows` and, for each, its position in `rows`."""
+    def read(self, rows):
+        """The features of `rows`: their n-gram buckets and, for each, its position in `rows`; the n-gram
+        scale, the dense features (not standardised) and the domain index of each row."""
         first, stop = _runs(rows)
-        buckets = _pread(self._ngrams, np.int32, self.starts[first], self.starts[stop] - self.starts[first])
-        return buckets, np.repeat(np.arange(rows.size), self.starts[rows + 1] - self.starts[rows])
-
-    def records(self, rows):
-        """The n-gram scale, the dense features (not standardised) and the domain index of `rows`."""
-        first, stop = _runs(rows)
-        table = _pread(self._records, np.float64, first * self._RECORD, (stop - first) * self._RECORD)
-        table = table.reshape(rows.size, self._RECORD)
-        return table[:, 0].copy(), np.ascontiguousarray(table[:, 1:-1]), table[:, -1].astype(np.int64)
+        words = _pread(self._file, np.int32, self._RECORD * first + self.starts[first],
+                       self._RECORD * (stop - first) + self.starts[stop] - self.starts[first])
+        lens = self.starts[rows + 1] - self.starts[rows]
+        at = np.cumsum(lens + self._RECORD) - (lens + self._RECORD)  # where each row begins in `words`
+        table = words[at[:, None] + np.arange(self._RECORD)].view(np.float64)
+        seg = np.repeat(np.arange(rows.size), lens)
+        positions = np.arange(seg.size)
+        positions += np.repeat(at + self._RECORD - (np.cumsum(lens) - lens), lens)
+        return words[positions], seg, table[:, 0].copy(), np.ascontiguousarray(table[:, 1:-1]), \
+            table[:, -1].astype(np.int64)
 
 
 def _runs(rows):
@@ -230,7 +233,7 @@ def _dense_stats(feats, used):
     def total(transform):
         acc = None
         for start in range(0, used.size, READ_ROWS):
-            block = transform(feats.records(used[start:start + READ_ROWS])[1])
+            block = transform(feats.read(used[start:start + READ_ROWS])[3])
             acc = np.add.reduce(block if acc is None else np.vstack([acc, block]), axis=0)
         return acc
 
@@ -267,8 +270,7 @@ def _fit(model, feats, chosen, rejected, params, progress):
             pick = order[start:start + size]
             b = pick.size
             rows = np.concatenate([chosen[pick], rejected[pick]])
-            buckets, seg = feats.ngrams(rows)
-            scale, dense, dom = feats.records(rows)
+            buckets, seg, scale, dense, dom = feats.read(rows)
             xr = model.standardise(dense)
             s = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * scale
                  + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + dom]))
@@ -299,8 +301,7 @@ def _score_rows(model, feats, progress):
     for start in range(0, feats.n, READ_ROWS):
         progress(0)  # no step of its own, but the job's lease is renewed
         rows = np.arange(start, min(start + READ_ROWS, feats.n))
-        buckets, seg = feats.ngrams(rows)
-        scale, dense, dom = feats.records(rows)
+        buckets, seg, scale, dense, dom = feats.read(rows)
         xr = model.standardise(dense)
         rewards[rows] = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * scale
                          + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + dom]))
