@@ -213,7 +213,7 @@ def test_the_feature_file_gives_back_each_responses_features_from_disk(tmp_path)
             for k, row in enumerate(rows):
                 assert sorted(buckets[seg == k]) == sorted(expected[row])
             assert np.array_equal(dense, whole.dense[rows]) and np.array_equal(scale, whole.scale[rows])
-            assert np.array_equal(domains, whole.domains[rows])
+            assert np.array_equal(domains, whole.domains[rows]) and np.array_equal(feats.dense(rows), dense)
         assert list(feats.lengths) == [len(t) for t in texts]
 
 

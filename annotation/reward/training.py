@@ -5,6 +5,9 @@ sides), the model is fitted on the train half with mini-batch Adam on the Bradle
 log(1 + exp(−(r(chosen) − r(rejected)))), and its held-out accuracy per domain is stored next to two
 baselines: a coin (0.5 expected) and "the longer response wins" (ties count as misses).
 
+Memory does not grow with the texts: they are read and featurised FEATURE_CHUNK at a time into a
+temporary file (FeatureFile), and each mini-batch reads its rows back from it.
+
 A worker that dies mid-training leaves nothing half-saved; the job that takes over starts again.
 """
 
@@ -27,7 +30,7 @@ from . import features as F
 from .builtin import LinearRewardModel, model_path
 
 # 5,000 responses a chunk: read from PostgreSQL (~2M characters), featurised (~100 MB of temporaries at
-# 400 characters a text) and appended to the feature files; nothing of a chunk is kept in memory after it.
+# 400 characters a text) and appended to the feature file; nothing of a chunk is kept in memory after it.
 FEATURE_CHUNK = 5000
 # Responses scored together for the held-out metrics, and rows read together for the dense features' mean
 # and spread: 4,096 rows of ~1,250 n-gram hits are ~20 MB of the feature file.
@@ -88,15 +91,17 @@ class FeatureFile:
     `pread`s of the rows asked for, one per run of consecutive rows: the kernel keeps what it can of the
     file in its page cache, which it may reclaim, and this process holds only what a read returned.
     (Memory-mapping the file instead put all of it in the process's resident set within one batch: the
-    kernel maps the cached pages around each one touched.) In memory stay, per response, where its
-    n-grams start and its characters (for the "longer wins" baseline): 16 bytes. The file has no name:
-    the kernel frees it on close, and when the worker is killed.
+    kernel maps the cached pages around each one touched.) A second, small file holds the dense features
+    alone, for their mean and spread. In memory stay, per response, where its n-grams start and its
+    characters (for the "longer wins" baseline): 16 bytes. The files have no name: the kernel frees them
+    on close, and when the worker is killed.
     """
 
     _RECORD = 2 * (2 + len(F.DENSE_FEATURES))  # int32 words of a record: scale, dense features, domain
 
     def __init__(self, directory=None):
         self._file = tempfile.TemporaryFile(prefix="reward-features-", dir=directory)
+        self._dense = tempfile.TemporaryFile(prefix="reward-dense-", dir=directory)
         self._starts, self._lengths = [np.zeros(1, dtype=np.int64)], []
         self.n = self.hits = 0
 
@@ -108,6 +113,7 @@ class FeatureFile:
         words[(self._RECORD * rows + indptr[:-1])[:, None] + np.arange(self._RECORD)] = records
         words[self._RECORD * (np.repeat(rows, np.diff(indptr)) + 1) + np.arange(buckets.size)] = buckets
         self._file.write(words.tobytes())
+        self._dense.write(np.ascontiguousarray(batch.dense, dtype=np.float64).tobytes())
         self._starts.append(indptr[1:] + self.hits)
         self._lengths.append(batch.lengths)
         self.hits += buckets.size
@@ -116,6 +122,7 @@ class FeatureFile:
     def finish(self):
         """Make the rows written so far readable."""
         self._file.flush()
+        self._dense.flush()
         self.starts = np.concatenate(self._starts)
         self.lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.int64)
         self._starts = self._lengths = None
@@ -123,6 +130,7 @@ class FeatureFile:
 
     def close(self):
         self._file.close()
+        self._dense.close()
 
     def __enter__(self):
         return self
@@ -146,10 +154,17 @@ class FeatureFile:
             table[:, -1].astype(np.int64)
 
 
+    def dense(self, rows):
+        """The dense features (not standardised) of `rows`, without their n-grams."""
+        first, stop = _runs(rows)
+        width = len(F.DENSE_FEATURES)
+        return _pread(self._dense, np.float64, first * width, (stop - first) * width).reshape(rows.size, width)
+
+
 def _runs(rows):
     """`rows` as runs of consecutive row numbers: (first row, row after the last) of each run, in order."""
     begins = np.flatnonzero(np.diff(rows, prepend=-2) != 1)
-    ends = np.append(begins[1:], rows.size) - 1
+    ends = np.append(begins[1:], rows.size)[:begins.size] - 1
     return rows[begins], rows[ends] + 1
 
 
@@ -233,7 +248,7 @@ def _dense_stats(feats, used):
     def total(transform):
         acc = None
         for start in range(0, used.size, READ_ROWS):
-            block = transform(feats.read(used[start:start + READ_ROWS])[3])
+            block = transform(feats.dense(used[start:start + READ_ROWS]))
             acc = np.add.reduce(block if acc is None else np.vstack([acc, block]), axis=0)
         return acc
 
