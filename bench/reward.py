@@ -8,8 +8,10 @@ hidden quality per response that shows as good or bad phrases; pairs put the bet
 with 10% of labels flipped, so about 0.9 is the best accuracy any model can reach.
 
 The in-memory parts time exactly what the training job and the filter job do with texts (featurise,
-fit, score); --db-pairs N also writes N pairs into the database of DATABASE_URL (a dataset named
-"bench-reward", deleted afterwards) and times the whole `reward_filter` job over them.
+fit, score); the training's texts are written as the training reads them, 5,000 at a time, as the job
+reads them from PostgreSQL, so its peak RSS is the training's. --db-pairs N also writes N pairs into the
+database of DATABASE_URL (a dataset named "bench-reward", deleted afterwards) and times the whole
+`reward_filter` job over them.
 """
 
 import argparse
@@ -44,6 +46,14 @@ def generate(rng, n_prompts, per_prompt):
     """Responses (texts, prompt lengths, domains, qualities), `per_prompt` of each prompt, in prompt order."""
     domains = rng.choice(6, size=n_prompts, p=DOMAIN_SHARE / DOMAIN_SHARE.sum())
     quality = rng.random(n_prompts * per_prompt)
+    response_domains = np.repeat(domains, per_prompt)
+    texts = write_texts(rng, quality, response_domains)
+    prompt_lengths = np.repeat(rng.integers(10, 200, n_prompts), per_prompt).astype(np.float64)
+    return texts, prompt_lengths, [DOMAIN_NAMES[d] for d in response_domains], quality, domains
+
+
+def write_texts(rng, quality, response_domains):
+    """A text per response, its good or bad phrases drawn by its hidden quality."""
     lengths = np.maximum(rng.lognormal(np.log(330) + 0.4 * (quality - 0.5), 0.6), 5).astype(np.int64)
     picks = np.minimum((rng.random(lengths.sum()) ** 2.5 * CJK.size).astype(np.int64), CJK.size - 1)
     codes = CJK[picks]
@@ -53,7 +63,6 @@ def generate(rng, n_prompts, per_prompt):
     codes[(noise >= 0.07) & (noise < 0.08)] = 10
     body = codes.tobytes().decode("utf-32-le")
     texts, at = [], 0
-    response_domains = np.repeat(domains, per_prompt)
     for i, n in enumerate(lengths.tolist()):
         piece = body[at:at + n]
         at += n
@@ -70,8 +79,36 @@ def generate(rng, n_prompts, per_prompt):
         if quality[i] > 0.6:
             text = "1. " + text.replace("。", "。\n2. ", 1)
         texts.append(text)
-    prompt_lengths = np.repeat(rng.integers(10, 200, n_prompts), per_prompt).astype(np.float64)
-    return texts, prompt_lengths, [DOMAIN_NAMES[d] for d in response_domains], quality, domains
+    return texts
+
+
+# Responses whose texts the training's stream writes together, each block from its own seed: the texts do
+# not depend on how many the training reads at a time.
+TEXT_BLOCK = 1000
+
+
+class TextStream:
+    """`read_responses` of the training's PairData: the texts are written as the training reads them, so
+    the benchmark holds no more of them than the training does (the database source reads them the same way)."""
+
+    def __init__(self, seed, quality, response_domains, prompt_lengths):
+        self.seed, self.quality, self.domains, self.prompt_lengths = seed, quality, response_domains, prompt_lengths
+        self.chars = 0
+        self.seconds = 0.0
+
+    def __call__(self, chunk):
+        texts, at, n = [], 0, self.quality.size
+        for block in range(0, n, TEXT_BLOCK):
+            t0 = time.perf_counter()
+            part = slice(block, block + TEXT_BLOCK)
+            texts += write_texts(np.random.default_rng([self.seed, block]), self.quality[part], self.domains[part])
+            self.seconds += time.perf_counter() - t0
+            while len(texts) >= chunk or (texts and block + TEXT_BLOCK >= n):
+                out, texts = texts[:chunk], texts[chunk:]
+                self.chars += sum(len(t) for t in out)
+                rows = slice(at, at + len(out))
+                yield out, self.prompt_lengths[rows], [DOMAIN_NAMES[d] for d in self.domains[rows]]
+                at += len(out)
 
 
 def make_pairs(rng, n_prompts, per_prompt, n_pairs, quality, domains):
@@ -90,25 +127,49 @@ def bench_training(n_pairs, seed):
     rng = np.random.default_rng(seed)
     per_prompt = 8
     n_prompts = max(n_pairs // 11, 1)
-    t0 = time.perf_counter()
-    texts, plen, rdom, quality, domains = generate(rng, n_prompts, per_prompt)
+    load_before, cpu_before = os.getloadavg(), _cpu_seconds()
+    domains = rng.choice(6, size=n_prompts, p=DOMAIN_SHARE / DOMAIN_SHARE.sum())
+    quality = rng.random(n_prompts * per_prompt)
+    prompt_lengths = np.repeat(rng.integers(10, 200, n_prompts), per_prompt).astype(np.float64)
     prompt, domain, chosen, rejected = make_pairs(rng, n_prompts, per_prompt, n_pairs, quality, domains)
-    gen = time.perf_counter() - t0
+    texts = TextStream(seed, quality, np.repeat(domains, per_prompt), prompt_lengths)
     data = T.PairData(prompt=prompt, domain=np.array([T.F.DOMAINS.index(DOMAIN_NAMES[d]) for d in domain]),
-                      chosen=chosen, rejected=rejected, texts=texts, prompt_lengths=plen, response_domains=rdom)
+                      chosen=chosen, rejected=rejected, n_responses=quality.size, read_responses=texts)
     params = T.train_params("bench")
+    # The job's progress steps: one per FEATURE_CHUNK responses featurised, then one per mini-batch.
+    epochs, batches = T._epochs(int((~T.split_by_prompt(prompt, 0.5, 0)).sum()), params)
+    featurise_steps = -(-quality.size // T.FEATURE_CHUNK)
+    steps, marks = [0], {}
+
+    def progress(n):
+        steps[0] += n
+        for name, at in (("featurised", featurise_steps), ("fitted", featurise_steps + epochs * batches)):
+            if name not in marks and steps[0] >= at:
+                marks[name] = time.perf_counter()
+
     t0 = time.perf_counter()
-    model, metrics = T.train(data, params)
-    took = time.perf_counter() - t0
+    model, metrics = T.train(data, params, progress)
+    end = time.perf_counter()
+    took = end - t0
     overall = metrics["held_out"]["overall"]
-    chars = sum(len(t) for t in texts)
-    print(f"train: {n_pairs:,} pairs ({len(texts):,} responses, {chars / len(texts):.0f} chars each) "
-          f"generated in {gen:.1f} s")
-    print(f"train: {took:.1f} s end to end (featurise + {metrics['train']['n']:,} train pairs x epochs + "
-          f"scoring every response) = {n_pairs / took:,.0f} pairs/s")
-    print(f"train: held-out accuracy {overall['accuracy']:.3f} on {overall['n']:,} pairs; longer wins "
-          f"{overall['longer_wins']:.3f}; random 0.5; ceiling ~0.9 (10% flipped labels)")
+    featurise = marks["featurised"] - t0 - texts.seconds
+    fit = marks["fitted"] - marks["featurised"]
+    print(f"train: {n_pairs:,} pairs ({quality.size:,} responses, {texts.chars / quality.size:.0f} chars each); "
+          f"writing the texts took {texts.seconds:.1f} s (not counted below)")
+    print(f"train: {took - texts.seconds:.1f} s end to end (featurise {featurise:.1f} s; {epochs} epochs of "
+          f"{batches} batches over {metrics['train']['n']:,} train pairs {fit:.1f} s = {fit / epochs:.1f} s an epoch; "
+          f"scoring every response {end - marks['fitted']:.1f} s) = {n_pairs / (took - texts.seconds):,.0f} pairs/s")
+    print(f"train: held-out accuracy {overall['accuracy']:.4f} on {overall['n']:,} pairs; longer wins "
+          f"{overall['longer_wins']:.4f}; random 0.5; ceiling ~0.9 (10% flipped labels)")
+    print(f"train: CPU {_cpu_seconds() - cpu_before:.1f} s (user+sys, texts included); peak RSS so far "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; load average "
+          f"{load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}")
     return model
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def bench_scoring(model, n_pairs, seed, chunk=5000):

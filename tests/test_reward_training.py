@@ -10,8 +10,9 @@ from django.core.management import CommandError, call_command
 from annotation import jobs
 from annotation.models import Dataset, Job, Pair, RewardModel
 from annotation.reward import features as F
+from annotation.reward import training
 from annotation.reward.builtin import LinearRewardModel, load_for
-from annotation.reward.training import split_by_prompt, train_params
+from annotation.reward.training import FeatureFile, PairData, split_by_prompt, train, train_params
 
 from .reward_data import BAD, GOOD, import_lines, learnable_lines, media_root  # noqa: F401
 
@@ -156,3 +157,71 @@ def test_a_saved_model_scores_the_same_after_loading(tmp_path):
     loaded = LinearRewardModel.load(tmp_path / "m.npz")
     texts, lengths, domains = ["你好，世界", "第二个回答\n- 列表"], [3, 3], ["chat", "math"]
     assert np.allclose(model.score(texts, lengths, domains), loaded.score(texts, lengths, domains))
+
+
+def test_training_reads_texts_and_features_in_bounded_chunks_and_the_chunk_does_not_change_the_model(
+        learnable, monkeypatch):
+    featurised, gathered = [], []
+    real_featurize, real_read = LinearRewardModel.featurize, FeatureFile.read
+
+    def featurize(self, texts, prompt_lengths, domains):
+        featurised.append(len(texts))
+        return real_featurize(self, texts, prompt_lengths, domains)
+
+    def read(self, rows):
+        gathered.append(rows.size)
+        return real_read(self, rows)
+
+    monkeypatch.setattr(LinearRewardModel, "featurize", featurize)
+    monkeypatch.setattr(FeatureFile, "read", read)
+    settings = {"bits": 14, "batch_size": 64}
+    monkeypatch.setattr(training, "FEATURE_CHUNK", 10**6)
+    monkeypatch.setattr(training, "READ_ROWS", 10**6)
+    _, whole = _train(learnable, name="whole", **settings)
+    assert len(featurised) == 1 and featurised[0] > 1000  # one chunk: every response at once
+    featurised.clear()
+    gathered.clear()
+    monkeypatch.setattr(training, "FEATURE_CHUNK", 7)
+    monkeypatch.setattr(training, "READ_ROWS", 5)
+    status, chunked = _train(learnable, name="chunked", **settings)
+    assert status == Job.Status.SUCCEEDED, chunked.error
+    responses = sum(featurised)
+    assert max(featurised) == 7 and len(featurised) == -(-responses // 7)
+    # a mini-batch reads the features of its 64 pairs' 128 responses; scoring reads 5 at a time
+    assert max(gathered) == 128 and min(gathered) < 128 and gathered[-1] <= 5
+    assert chunked.done == chunked.total
+    a, b = (RewardModel.objects.get(pk=job.cursor["reward_model"]) for job in (whole, chunked))
+    assert a.metrics["held_out"] == b.metrics["held_out"] and a.metrics["held_out"]["overall"]["accuracy"] > 0.8
+    for field in ("ngram", "dense", "mean", "std"):
+        assert np.array_equal(getattr(load_for(a), field), getattr(load_for(b), field)), field
+
+
+def test_the_feature_file_gives_back_each_responses_features_from_disk(tmp_path):
+    texts = ["你好，世界", "", "第二个回答\n- 列表", "```\nx\n```", "好" * 50]
+    whole = F.featurize(texts, [3] * 5, ["chat", "math", "code", "code", "other"], bits=12)
+    expected = [np.concatenate([b[d == i] for d, b in zip(whole.ngram_docs, whole.ngram_buckets)]) for i in range(5)]
+    with FeatureFile(tmp_path) as feats:
+        for part in ([0, 1], [2], [3, 4]):
+            feats.append(F.featurize([texts[i] for i in part], [3] * len(part),
+                                     [["chat", "math", "code", "code", "other"][i] for i in part], bits=12))
+        feats.finish()
+        # in memory: where each response's n-grams start, and its length; the n-grams stay in the file
+        held = [a for a in vars(feats).values() if isinstance(a, np.ndarray)]
+        assert feats.hits == sum(e.size for e in expected) and max(a.size for a in held) == 6
+        for rows in (np.array([4, 0, 2, 1]), np.arange(5), np.array([1, 2, 3, 0])):
+            buckets, seg, scale, dense, domains = feats.read(rows)
+            for k, row in enumerate(rows):
+                assert sorted(buckets[seg == k]) == sorted(expected[row])
+            assert np.array_equal(dense, whole.dense[rows]) and np.array_equal(scale, whole.scale[rows])
+            assert np.array_equal(domains, whole.domains[rows]) and np.array_equal(feats.dense(rows), dense)
+        assert list(feats.lengths) == [len(t) for t in texts]
+
+
+def test_a_response_gone_missing_while_training_stops_it_with_the_reason():
+    def read_responses(chunk):
+        yield ["好的" * 10] * 3, np.full(3, 5.0), ["chat"] * 3  # 3 of the 4 responses
+
+    data = PairData(prompt=np.arange(1, 41), domain=np.zeros(40, dtype=np.int64), chosen=np.zeros(40, dtype=np.int64),
+                    rejected=np.full(40, 3), n_responses=4, read_responses=read_responses)
+    with pytest.raises(ValueError, match="1 of the 4 responses to train on were not found"):
+        train(data, train_params("x", bits=10))

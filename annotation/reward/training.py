@@ -5,10 +5,17 @@ sides), the model is fitted on the train half with mini-batch Adam on the Bradle
 log(1 + exp(−(r(chosen) − r(rejected)))), and its held-out accuracy per domain is stored next to two
 baselines: a coin (0.5 expected) and "the longer response wins" (ties count as misses).
 
+Memory does not grow with the texts: they are read and featurised FEATURE_CHUNK at a time into a
+temporary file (FeatureFile), and each mini-batch reads its rows back from it.
+
 A worker that dies mid-training leaves nothing half-saved; the job that takes over starts again.
 """
 
+import itertools
+import os
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +29,14 @@ from ..models import Dataset, Pair, RewardModel
 from . import features as F
 from .builtin import LinearRewardModel, model_path
 
-# 5,000 texts a featurisation chunk: ~2M characters, ~100 MB of temporaries at 400 characters a text.
+# 5,000 responses a chunk: read from PostgreSQL (~2M characters), featurised (~100 MB of temporaries at
+# 400 characters a text) and appended to the feature file; nothing of a chunk is kept in memory after it.
 FEATURE_CHUNK = 5000
+# Responses scored together for the held-out metrics, and rows read together for the dense features' mean
+# and spread: 4,096 rows of ~1,250 n-gram hits are ~20 MB of the feature file.
+READ_ROWS = 4096
+# Pairs read from PostgreSQL at a time (4 integers each).
+PAIR_CHUNK = 20_000
 # min_steps: a small dataset gets more epochs, so that Adam takes enough steps to fit it at all.
 DEFAULTS = {"test_fraction": 0.5, "seed": 0, "epochs": 4, "min_steps": 100, "batch_size": 2048,
             "learning_rate": 0.02, "weight_decay": 1e-4, "dense_l2": 1e-2, "bits": F.DEFAULT_BITS,
@@ -48,15 +61,16 @@ def train_params(name, *, test_fraction=0.5, seed=0, statuses=None, **overrides)
 
 @dataclass
 class PairData:
-    """Pairs as arrays of row numbers into a table of unique responses."""
+    """Pairs as arrays of row numbers into a table of unique responses, whose texts are read in chunks:
+    `read_responses(chunk)` yields (texts, prompt lengths, domain values) for rows 0, 1, … in order, at
+    most `chunk` rows at a time."""
 
     prompt: np.ndarray
     domain: np.ndarray  # index into F.DOMAINS
     chosen: np.ndarray
     rejected: np.ndarray
-    texts: list  # per response row
-    prompt_lengths: np.ndarray
-    response_domains: list
+    n_responses: int
+    read_responses: Callable[[int], Iterator[tuple]]
 
 
 def split_by_prompt(prompt_ids, test_fraction, seed):
@@ -69,40 +83,124 @@ def split_by_prompt(prompt_ids, test_fraction, seed):
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53) < test_fraction
 
 
-class Featurised:
-    """Every response's features as CSR rows of n-gram buckets, plus dense features."""
+class FeatureFile:
+    """Every response's features, written once to a temporary file and read back a mini-batch at a time.
 
-    def __init__(self, model, data, on_chunk=None):
-        n = len(data.texts)
-        rows, self.scale, dense, self.domains, self.lengths = [], [], [], [], []
-        for start in range(0, n, FEATURE_CHUNK):
-            stop = min(start + FEATURE_CHUNK, n)
-            batch = model.featurize(data.texts[start:stop], data.prompt_lengths[start:stop],
-                                    data.response_domains[start:stop])
-            rows.append(_csr(batch))
-            self.scale.append(batch.scale)
-            dense.append(batch.dense)
-            self.domains.append(batch.domains)
-            self.lengths.append(batch.lengths)
-            if on_chunk:
-                on_chunk(stop - start)
-        lengths = np.concatenate([np.diff(indptr) for indptr, _ in rows]) if rows else np.zeros(0, np.int64)
-        self.indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self.indptr[1:])
-        self.indices = np.concatenate([idx for _, idx in rows]) if rows else np.zeros(0, np.int32)
-        self.scale = np.concatenate(self.scale) if rows else np.zeros(0)
-        self.dense = np.concatenate(dense) if rows else np.zeros((0, len(F.DENSE_FEATURES)))
-        self.domains = np.concatenate(self.domains) if rows else np.zeros(0, np.int64)
-        self.lengths = np.concatenate(self.lengths) if rows else np.zeros(0, np.int64)
+    Per response, one after the other: a record of float64 (its n-grams' scale, the dense features, its
+    domain), then its hashed n-gram buckets (int32, ~1,250 for 420 characters: the bulk). Reads are plain
+    `pread`s of the rows asked for, one per run of consecutive rows: the kernel keeps what it can of the
+    file in its page cache, which it may reclaim, and this process holds only what a read returned.
+    (Memory-mapping the file instead put all of it in the process's resident set within one batch: the
+    kernel maps the cached pages around each one touched.) A second, small file holds the dense features
+    alone, for their mean and spread. In memory stay, per response, where its n-grams start and its
+    characters (for the "longer wins" baseline): 16 bytes. The files have no name: the kernel frees them
+    on close, and when the worker is killed.
+    """
 
-    def gather(self, rows):
-        """The n-gram buckets of `rows` and, for each, its position in `rows`."""
-        starts = self.indptr[rows]
-        lens = self.indptr[rows + 1] - starts
+    _RECORD = 2 * (2 + len(F.DENSE_FEATURES))  # int32 words of a record: scale, dense features, domain
+
+    def __init__(self, directory=None):
+        self._file = tempfile.TemporaryFile(prefix="reward-features-", dir=directory)
+        self._dense = tempfile.TemporaryFile(prefix="reward-dense-", dir=directory)
+        self._starts, self._lengths = [np.zeros(1, dtype=np.int64)], []
+        self.n = self.hits = 0
+
+    def append(self, batch):
+        indptr, buckets = _csr(batch)
+        records = np.column_stack([batch.scale, batch.dense, batch.domains]).astype(np.float64).view(np.int32)
+        rows = np.arange(batch.n)
+        words = np.empty(self._RECORD * batch.n + buckets.size, dtype=np.int32)
+        words[(self._RECORD * rows + indptr[:-1])[:, None] + np.arange(self._RECORD)] = records
+        words[self._RECORD * (np.repeat(rows, np.diff(indptr)) + 1) + np.arange(buckets.size)] = buckets
+        self._file.write(words.tobytes())
+        self._dense.write(np.ascontiguousarray(batch.dense, dtype=np.float64).tobytes())
+        self._starts.append(indptr[1:] + self.hits)
+        self._lengths.append(batch.lengths)
+        self.hits += buckets.size
+        self.n += batch.n
+
+    def finish(self):
+        """Make the rows written so far readable."""
+        self._file.flush()
+        self._dense.flush()
+        self.starts = np.concatenate(self._starts)
+        self.lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.int64)
+        self._starts = self._lengths = None
+        return self
+
+    def close(self):
+        self._file.close()
+        self._dense.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def read(self, rows):
+        """The features of `rows`: their n-gram buckets and, for each, its position in `rows`; the n-gram
+        scale, the dense features (not standardised) and the domain index of each row."""
+        first, stop = _runs(rows)
+        words = _pread(self._file, np.int32, self._RECORD * first + self.starts[first],
+                       self._RECORD * (stop - first) + self.starts[stop] - self.starts[first])
+        lens = self.starts[rows + 1] - self.starts[rows]
+        at = np.cumsum(lens + self._RECORD) - (lens + self._RECORD)  # where each row begins in `words`
+        table = words[at[:, None] + np.arange(self._RECORD)].view(np.float64)
         seg = np.repeat(np.arange(rows.size), lens)
         positions = np.arange(seg.size)
-        positions += np.repeat(starts - (np.cumsum(lens) - lens), lens)
-        return self.indices[positions], seg
+        positions += np.repeat(at + self._RECORD - (np.cumsum(lens) - lens), lens)
+        return words[positions], seg, table[:, 0].copy(), np.ascontiguousarray(table[:, 1:-1]), \
+            table[:, -1].astype(np.int64)
+
+
+    def dense(self, rows):
+        """The dense features (not standardised) of `rows`, without their n-grams."""
+        first, stop = _runs(rows)
+        width = len(F.DENSE_FEATURES)
+        return _pread(self._dense, np.float64, first * width, (stop - first) * width).reshape(rows.size, width)
+
+
+def _runs(rows):
+    """`rows` as runs of consecutive row numbers: (first row, row after the last) of each run, in order."""
+    begins = np.flatnonzero(np.diff(rows, prepend=-2) != 1)
+    ends = np.append(begins[1:], rows.size)[:begins.size] - 1
+    return rows[begins], rows[ends] + 1
+
+
+def _pread(file, dtype, starts, counts):
+    """Items starts[k] … starts[k] + counts[k] − 1 of a file of `dtype` items, one range after the other."""
+    size = np.dtype(dtype).itemsize
+    out = np.empty(int(counts.sum()), dtype=dtype)
+    view, at = memoryview(out).cast("B"), 0
+    for offset, length in zip((starts * size).tolist(), (counts * size).tolist()):
+        while length:
+            got = os.preadv(file.fileno(), [view[at:at + length]], offset)
+            if not got:
+                raise OSError(f"the reward training's feature file ended at byte {offset}")
+            at, offset, length = at + got, offset + got, length - got
+    return out
+
+
+def featurise(model, data, progress):
+    """Featurise every response of `data`, FEATURE_CHUNK texts at a time, into a FeatureFile; one step of
+    progress per FEATURE_CHUNK responses."""
+    feats = FeatureFile()
+    try:
+        done = steps = 0
+        for texts, prompt_lengths, domains in data.read_responses(FEATURE_CHUNK):
+            feats.append(model.featurize(texts, prompt_lengths, domains))
+            done += len(texts)
+            now = -(-done // FEATURE_CHUNK) if done >= data.n_responses else done // FEATURE_CHUNK
+            progress(now - steps)
+            steps = now
+        if done != data.n_responses:
+            raise ValueError(f"{data.n_responses - done} of the {data.n_responses} responses to train on were "
+                             "not found: were pairs deleted while the model trained? Train again")
+        return feats.finish()
+    except BaseException:
+        feats.close()
+        raise
 
 
 def _csr(batch):
@@ -121,7 +219,9 @@ def _csr(batch):
 
 def train(data, params, progress=None):
     """Fit a LinearRewardModel on the train half of `data`; returns (model, metrics).
-    `progress(steps)` is called as work is done; total_steps(data, params) says how many there are."""
+    `progress(steps)` is called as work is done; total_steps(data, params) says how many there are.
+    The features go to temporary files in the system's temporary folder (TMPDIR), about 5 KB per
+    response of 420 characters, freed when the training ends."""
     progress = progress or (lambda steps: None)
     model = LinearRewardModel.empty(params["bits"], params["max_chars"])
     test = split_by_prompt(data.prompt, params["test_fraction"], params["seed"])
@@ -131,15 +231,34 @@ def train(data, params, progress=None):
             f"{data.prompt.size} pairs over {np.unique(data.prompt).size} prompts cannot be split "
             f"{1 - params['test_fraction']:.0%}/{params['test_fraction']:.0%} by prompt into two non-empty halves"
         )
-    feats = Featurised(model, data, on_chunk=lambda n: progress(1))
-    used = np.unique(np.concatenate([data.chosen[train_idx], data.rejected[train_idx]]))
-    model.mean = feats.dense[used].mean(axis=0)
-    model.std = np.maximum(feats.dense[used].std(axis=0), 1e-6)
-    x = model.standardise(feats.dense)
-    _fit(model, feats, x, data.chosen[train_idx], data.rejected[train_idx], params, progress)
-    rewards = _score_rows(model, feats, x, progress)
-    metrics = evaluate(data, rewards, feats.lengths, train_idx, test_idx)
+    with featurise(model, data, progress) as feats:
+        used = np.unique(np.concatenate([data.chosen[train_idx], data.rejected[train_idx]]))
+        model.mean, model.std = _dense_stats(feats, used)
+        model.std = np.maximum(model.std, 1e-6)
+        _fit(model, feats, data.chosen[train_idx], data.rejected[train_idx], params, progress)
+        rewards = _score_rows(model, feats, progress)
+        metrics = evaluate(data, rewards, feats.lengths, train_idx, test_idx)
     return model, metrics
+
+
+def _dense_stats(feats, used):
+    """Mean and standard deviation of the dense features of the rows `used` (ascending), read READ_ROWS
+    rows at a time. The sums run row after row as numpy's mean and std over one array do, so the figures
+    are the same to the last bit whatever the chunk."""
+    def total(transform):
+        acc = None
+        for start in range(0, used.size, READ_ROWS):
+            block = transform(feats.dense(used[start:start + READ_ROWS]))
+            acc = np.add.reduce(block if acc is None else np.vstack([acc, block]), axis=0)
+        return acc
+
+    mean = total(lambda block: block) / used.size
+
+    def squared(block):
+        block -= mean
+        return np.multiply(block, block, out=block)
+
+    return mean, np.sqrt(total(squared) / used.size)
 
 
 def _epochs(n_train_pairs, params):
@@ -152,7 +271,7 @@ def total_steps(n_responses, n_train_pairs, params):
     return -(-n_responses // FEATURE_CHUNK) + epochs * batches
 
 
-def _fit(model, feats, x, chosen, rejected, params, progress):
+def _fit(model, feats, chosen, rejected, params, progress):
     rng = np.random.default_rng(params["seed"])
     lr, decay, size = params["learning_rate"], params["weight_decay"], params["batch_size"]
     beta1, beta2, eps = 0.9, 0.999, 1e-8
@@ -166,15 +285,15 @@ def _fit(model, feats, x, chosen, rejected, params, progress):
             pick = order[start:start + size]
             b = pick.size
             rows = np.concatenate([chosen[pick], rejected[pick]])
-            buckets, seg = feats.gather(rows)
-            xr, dom = x[rows], feats.domains[rows]
-            s = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * feats.scale[rows]
+            buckets, seg, scale, dense, dom = feats.read(rows)
+            xr = model.standardise(dense)
+            s = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * scale
                  + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + dom]))
             margin = s[:b] - s[b:]
             # d/dm log(1 + e^(−m)) = −σ(−m)
             g = -np.exp(-np.logaddexp(0.0, margin)) / b
             per_row = np.concatenate([g, -g])
-            grad_ngram = np.bincount(buckets, weights=(per_row * feats.scale[rows])[seg], minlength=model.ngram.size)
+            grad_ngram = np.bincount(buckets, weights=(per_row * scale)[seg], minlength=model.ngram.size)
             grad_dense = np.zeros_like(model.dense)
             grad_dense[0] = per_row @ xr
             np.add.at(grad_dense, 1 + dom, per_row[:, None] * xr)
@@ -192,15 +311,15 @@ def _fit(model, feats, x, chosen, rejected, params, progress):
             progress(1)
 
 
-def _score_rows(model, feats, x, progress):
-    rewards = np.empty(feats.scale.size)
-    for start in range(0, rewards.size, 4096):
+def _score_rows(model, feats, progress):
+    rewards = np.empty(feats.n)
+    for start in range(0, feats.n, READ_ROWS):
         progress(0)  # no step of its own, but the job's lease is renewed
-        rows = np.arange(start, min(start + 4096, rewards.size))
-        buckets, seg = feats.gather(rows)
-        xr = x[rows]
-        rewards[rows] = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * feats.scale[rows]
-                         + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + feats.domains[rows]]))
+        rows = np.arange(start, min(start + READ_ROWS, feats.n))
+        buckets, seg, scale, dense, dom = feats.read(rows)
+        xr = model.standardise(dense)
+        rewards[rows] = (np.bincount(seg, weights=model.ngram[buckets], minlength=rows.size) * scale
+                         + xr @ model.dense[0] + np.einsum("ij,ij->i", xr, model.dense[1 + dom]))
     return rewards
 
 
@@ -231,37 +350,45 @@ def _mean(mask):
 
 
 def load_pairs(dataset, statuses):
-    """The dataset's pairs with one of `statuses`, and the text of every response they use."""
+    """The dataset's pairs with one of `statuses`, as arrays; the texts of the responses they use are read
+    FEATURE_CHUNK at a time, in order of id, when the training featurises them."""
     # A swapped pair (a person found the rejected response better) trains the other way round.
     swapped = Q(status=Pair.Status.SWAPPED)
-    rows = list(Pair.objects.filter(dataset=dataset, status__in=statuses).order_by("pk")
-                .annotate(better=Case(When(swapped, then=Column("rejected_id")), default=Column("chosen_id")),
-                          worse=Case(When(swapped, then=Column("chosen_id")), default=Column("rejected_id")))
-                .values_list("prompt_id", "domain", "better", "worse").iterator(chunk_size=20_000))
-    if not rows:
-        return None
-    prompt, domain, chosen, rejected = (np.array(c) for c in zip(*rows))
-    ids = np.unique(np.concatenate([chosen, rejected]))
-    texts, prompt_lengths, domains = [], np.zeros(ids.size), []
-    with connection.cursor() as cursor:
-        for start in range(0, ids.size, 20_000):
-            chunk = ids[start:start + 20_000]
-            cursor.execute(
-                """SELECT r.id, r.text, length(p.query), p.domain FROM annotation_response r
-                   JOIN annotation_prompt p ON p.id = r.prompt_id WHERE r.id = ANY(%s) ORDER BY r.id""",
-                [chunk.tolist()],
-            )
-            for i, (_id, text, plen, dom) in enumerate(cursor.fetchall(), start):
-                texts.append(text)
-                prompt_lengths[i] = plen
-                domains.append(dom)
+    rows = (Pair.objects.filter(dataset=dataset, status__in=statuses).order_by("pk")
+            .annotate(better=Case(When(swapped, then=Column("rejected_id")), default=Column("chosen_id")),
+                      worse=Case(When(swapped, then=Column("chosen_id")), default=Column("rejected_id")))
+            .values_list("prompt_id", "domain", "better", "worse").iterator(chunk_size=PAIR_CHUNK))
     index = {d: i for i, d in enumerate(F.DOMAINS)}
-    return PairData(
-        prompt=prompt.astype(np.int64),
-        domain=np.array([index.get(d, index["other"]) for d in domain], dtype=np.int64),
-        chosen=np.searchsorted(ids, chosen), rejected=np.searchsorted(ids, rejected),
-        texts=texts, prompt_lengths=prompt_lengths, response_domains=domains,
-    )
+    columns = [[], [], [], []]
+    while chunk := list(itertools.islice(rows, PAIR_CHUNK)):
+        prompt, domain, chosen, rejected = zip(*chunk)
+        for column, values in zip(columns, (prompt, [index.get(d, index["other"]) for d in domain], chosen, rejected)):
+            column.append(np.array(values, dtype=np.int64))
+    if not columns[0]:
+        return None
+    prompt, domain, chosen, rejected = (np.concatenate(c) for c in columns)
+    ids = np.unique(np.concatenate([chosen, rejected]))
+    return PairData(prompt=prompt, domain=domain, chosen=np.searchsorted(ids, chosen),
+                    rejected=np.searchsorted(ids, rejected), n_responses=int(ids.size),
+                    read_responses=lambda chunk: _read_responses(ids, chunk))
+
+
+def _read_responses(ids, chunk):
+    """(texts, prompt lengths, domains) of the responses `ids` (ascending), `chunk` at a time; a response
+    deleted meanwhile is missing from its chunk, which the featurising counts."""
+    with connection.cursor() as cursor:
+        for start in range(0, ids.size, chunk):
+            cursor.execute(
+                """SELECT r.text, length(p.query), p.domain FROM annotation_response r
+                   JOIN annotation_prompt p ON p.id = r.prompt_id WHERE r.id = ANY(%s) ORDER BY r.id""",
+                [ids[start:start + chunk].tolist()],
+            )
+            rows = cursor.fetchall()
+            if len(rows) < min(chunk, ids.size - start):
+                raise ValueError(f"{min(chunk, ids.size - start) - len(rows)} of the responses to train on were "
+                                 "deleted while the model trained; train again")
+            texts, prompt_lengths, domains = zip(*rows)
+            yield list(texts), np.array(prompt_lengths, dtype=np.float64), list(domains)
 
 
 def choose_statuses(dataset, requested):
@@ -288,7 +415,7 @@ def run_training(ctx: JobContext):
     if data is None:
         raise JobFailed(f"dataset {dataset.name!r} has no pairs with status {' or '.join(statuses)} to train on")
     n_train = int((~split_by_prompt(data.prompt, params["test_fraction"], params["seed"])).sum())
-    ctx.set_total(total_steps(len(data.texts), n_train, params) + 1)
+    ctx.set_total(total_steps(data.n_responses, n_train, params) + 1)
     ctx.job.done = 0
     state = {"pending": 0, "at": time.monotonic()}
 
