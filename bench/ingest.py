@@ -113,11 +113,13 @@ def main():
           f"peak RSS {peak_rss_mb():.0f} MB; CPU: importer {cpu_seconds() - cpu:.1f} s, PostgreSQL backend "
           f"{backend_cpu_seconds(backend) - backend_cpu:.1f} s (load average {os.getloadavg()[0]:.1f})")
 
+    total = elapsed
     follow_up = follow_up_of(job)
     if follow_up is not None:
         started = time.perf_counter()
         jobs.execute(follow_up.pk)
         nd_elapsed = time.perf_counter() - started
+        total += nd_elapsed
         follow_up.refresh_from_db()
         n = follow_up.counts
         print(f"near-duplicates ({follow_up.status}): {n.get('prompts_signed', 0):,} prompts signed, "
@@ -128,8 +130,11 @@ def main():
         started = time.perf_counter()
         jobs.execute(indexing.pk)
         indexing.refresh_from_db()
-        print(f"search index ({indexing.status}): {indexing.done:,} texts in {time.perf_counter() - started:.1f} s "
+        index_elapsed = time.perf_counter() - started
+        total += index_elapsed
+        print(f"search index ({indexing.status}): {indexing.done:,} texts in {index_elapsed:.1f} s "
               f"(load average {os.getloadavg()[0]:.1f})")
+    print(f"end to end: {total:.1f} s (the import and the follow-up jobs that ran; start-up and clean-up not counted)")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if not args.keep:
         drop_dataset(dataset.pk)
