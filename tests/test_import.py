@@ -396,3 +396,23 @@ def test_the_prompt_probe_can_only_read_the_hash_index(db):
             raw.execute("EXPLAIN " + PROMPT_PROBE, [["0" * 32], dataset.pk])
             plan = "\n".join(row[0] for row in raw.fetchall())
     assert "prompt_unique_hash" in plan and "Index Cond: (content_hash = k.h)" in plan, plan
+
+
+def test_an_over_long_or_nul_model_name_rejects_its_row_and_the_others_are_imported(db, tmp_path):
+    from annotation.ingest.formats import MODEL_MAX_CHARS
+
+    assert Response._meta.get_field("model").max_length == MODEL_MAX_CHARS
+    def trl(i, **extra):
+        return {"prompt": f"第{i}个问题", "chosen": f"第{i}个好回答", "rejected": f"第{i}个差回答", **extra}
+
+    long_name = trl(1, chosen_model="m" * (MODEL_MAX_CHARS + 1))
+    nul_name = {"prompt": "第2个问题", "responses": [{"text": "回答一", "model": "a\x00b"}, {"text": "回答二"}]}
+    report = run_import(write_jsonl(tmp_path / "a.jsonl", [long_name, trl(3, chosen_model="qwen")]))
+    assert report["imported_pairs"] == 1
+    assert [(r["line"], r["reason"]) for r in report["rejected_rows"]] == [
+        (1, f"field 'chosen_model' has 201 characters, over the {MODEL_MAX_CHARS} a model name may have")]
+    report = run_import(write_jsonl(tmp_path / "b.jsonl", [nul_name]), format="responses")
+    assert report["imported_responses"] == 1 and report["dropped_responses"] == 1
+    assert report["rejected_rows"] == [{"line": 1, "reason": "field 'responses[0].model' contains a NUL byte (\\x00), "
+                                        "which PostgreSQL cannot store (this response was left out; the row's other "
+                                        "responses were imported)"}]

@@ -390,12 +390,15 @@ def _check_texts(parsed, max_chars):
     fields = [(f"messages[{i}]", m["content"]) for i, m in enumerate(parsed.messages)]
     if isinstance(parsed, PairRecord):
         fields += [("chosen", parsed.chosen), ("rejected", parsed.rejected)]
+        _check_model("chosen_model", parsed.chosen_model)
+        _check_model("rejected_model", parsed.rejected_model)
     for name, text in fields:
         _check_text(name, text, max_chars)
     if isinstance(parsed, ResponsesRecord) and parsed.responses:
         kept = []
         for i, response in enumerate(parsed.responses):
             try:
+                _check_model(f"responses[{i}].model", response[0])
                 _check_text(f"responses[{i}].text", response[1], max_chars)
                 kept.append(response)
             except RowError as exc:
@@ -404,6 +407,18 @@ def _check_texts(parsed, max_chars):
             raise RowError(parsed.dropped[-1] if len(parsed.responses) == 1 else
                            f"every response of the row was rejected: {'; '.join(parsed.dropped[:3])}")
         parsed.responses = kept
+
+
+# Response.model's max_length (a longer name would fail the whole batch's COPY, not just its row).
+MODEL_MAX_CHARS = 200
+
+
+def _check_model(name, model):
+    if len(model) > MODEL_MAX_CHARS:
+        raise RowError(f"field '{name}' has {len(model):,} characters, over the {MODEL_MAX_CHARS} a model name "
+                       "may have")
+    if "\x00" in model:
+        raise RowError(f"field '{name}' contains a NUL byte (\\x00), which PostgreSQL cannot store")
 
 
 def _check_text(name, text, max_chars):
