@@ -1,8 +1,9 @@
 """Write a batch of parsed records into PostgreSQL.
 
 A batch finds out which of its prompts, responses and pairs the dataset has already, by index probes
-(a `LATERAL (… LIMIT 1)` per key over `unnest` of the batch's keys, which the planner can
-neither flatten nor turn inside out, whatever its statistics say), gives the new rows ids from the
+(a `LATERAL` subquery per key over `unnest` of the batch's keys, which the planner can neither flatten
+nor turn inside out, whatever its statistics say; a prompt's probe reads one index entry per dataset
+that holds the same prompt, see PROMPT_PROBE), gives the new rows ids from the
 tables' sequences in one statement, and COPYs them straight into the tables. So each text is written
 once, a batch reads only its own rows and costs the same in an empty dataset and in one of a million
 pairs, and writing the same batch twice adds nothing. Only a prompt the dataset had before can have
