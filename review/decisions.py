@@ -156,8 +156,9 @@ def _record_and_apply(batch, selection_sql, selection_params, target, join="", w
     return changed
 
 
-def decide_list(dataset, params, action, user, reason):
-    """Decide the pairs of a pair list given by its GET parameters (a QueryDict or a query string)."""
+def _list_pairs(dataset, params):
+    """The pairs of a pair list given by its GET parameters (a QueryDict or a query string), and the filters
+    that name them (paging and view-only parameters dropped); DecisionError for a filter the list refuses."""
     if isinstance(params, str):
         params = QueryDict(params)
     filters = params.copy()
@@ -166,6 +167,12 @@ def decide_list(dataset, params, action, user, reason):
     pairs, form = select_pairs(dataset, filters)
     if pairs is None:
         raise DecisionError("; ".join(str(e) for errors in form.errors.values() for e in errors))
+    return pairs, filters
+
+
+def decide_list(dataset, params, action, user, reason):
+    """Decide the pairs of a pair list given by its GET parameters (a QueryDict or a query string)."""
+    pairs, filters = _list_pairs(dataset, params)
     return decide(dataset, pairs, action, user, reason, selection=filters.urlencode())
 
 
@@ -299,14 +306,7 @@ DECIDE_KIND, UNDO_KIND = "decision", "decision_undo"
 
 def start_decision(dataset, params, action, user, reason):
     """Decide a pair list (GET parameters or a query string): at once when it is small, else as a job."""
-    if isinstance(params, str):
-        params = QueryDict(params)
-    filters = params.copy()
-    for name in ("after", "page", "at", "audit", "blind"):
-        filters.pop(name, None)
-    pairs, form = select_pairs(dataset, filters)
-    if pairs is None:
-        raise DecisionError("; ".join(str(e) for errors in form.errors.values() for e in errors))
+    pairs, filters = _list_pairs(dataset, params)
     counts = preview(dataset, pairs, action)
     if counts["change"] <= INLINE_MAX_PAIRS:
         return decide(dataset, pairs, action, user, reason, selection=filters.urlencode())

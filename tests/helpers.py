@@ -65,3 +65,12 @@ def generated_pairs(n, seed=0, pairs_per_prompt=4):
             "rejected": {"from": "gpt", "value": f"差的回答 {i} {rng.random():.6f}"},
         })
     return lines
+
+
+def log_in(page, live_server, user):
+    """Sign `user` (whose password is PASSWORD) in through the login page of a live server, in a browser page."""
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")

@@ -6,18 +6,10 @@ from pathlib import Path
 import pytest
 
 from .dashboard_data import crafted
-from .helpers import PASSWORD, Team
+from .helpers import Team, log_in
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parent.parent / "test-output"
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def canvas_sizes(page):

@@ -8,7 +8,7 @@ from annotation.models import Judge, Judgement, Pair
 from review.models import DecisionBatch, PairDecision, Review, ReviewAssignment
 
 from .conftest import TEST_OUTPUT
-from .helpers import PASSWORD, Team, generated_pairs, write_jsonl
+from .helpers import Team, generated_pairs, log_in, write_jsonl
 
 pytestmark = pytest.mark.browser
 
@@ -17,14 +17,6 @@ def load(team, tmp_path, n=24):
     path = write_jsonl(tmp_path / "pairs.jsonl", generated_pairs(n))
     call_command("import_pairs", str(path), dataset=team.dataset.name, no_progress=True, no_near_duplicates=True)
     return list(Pair.objects.filter(dataset=team.dataset).order_by("pk"))
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def states(pairs):

@@ -8,20 +8,12 @@ from annotation.models import Judge, Judgement, Membership, Rubric, Role
 from annotation.rubrics import DEFAULT_RUBRICS
 
 from .conftest import TEST_OUTPUT
-from .helpers import PASSWORD, Team
+from .helpers import PASSWORD, Team, log_in
 from .llm_server import LLMServer, Reply
 from .test_browser_hostile_rendering import LONG_CHINESE, LONG_URL, assert_fits, watch_errors
 from .test_scoring import make_responses
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 @pytest.fixture

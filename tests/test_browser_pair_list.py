@@ -9,20 +9,12 @@ from review import pair_views
 from annotation.models import Pair
 
 from .conftest import TEST_OUTPUT
-from .helpers import PASSWORD, Team
+from .helpers import Team, log_in
 from .pair_data import make_pair
 
 pytestmark = pytest.mark.browser
 
 PAGE = 5
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def shown(page):

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .conftest import TEST_OUTPUT
-from .helpers import PASSWORD, Team
+from .helpers import Team, log_in
 from .pair_data import make_pair
 
 pytestmark = pytest.mark.browser
@@ -28,14 +28,6 @@ def area(n):
 
 <script>document.title = "pwned"</script> <img src=x onerror="document.title='pwned'"> [点我](javascript:alert(1))
 """
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def test_the_pair_page_renders_markdown_code_and_formulas(live_server, browser_page):

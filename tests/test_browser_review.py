@@ -11,7 +11,7 @@ from annotation.models import Pair
 from review.models import Review, ReviewSettings
 
 from .conftest import TEST_OUTPUT
-from .helpers import PASSWORD, Team, generated_pairs, write_jsonl
+from .helpers import Team, generated_pairs, log_in, write_jsonl
 from .test_audits import wilson_by_hand
 
 pytestmark = pytest.mark.browser
@@ -23,14 +23,6 @@ def load(team, tmp_path, n=24):
     # These tests read verdicts in chosen/rejected terms ("1" = chosen better): labelled review. Blind review (the
     # default) has its own test (test_browser_decisions.py).
     ReviewSettings.objects.create(dataset=team.dataset, blind_review=False)
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def wait_for_keys(page):

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from annotation.models import Job, Pair
 
 from .conftest import TEST_OUTPUT
-from .helpers import PASSWORD, Team
+from .helpers import Team, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -38,14 +38,6 @@ def english_left(page):
             if not any(word.lower().startswith(k.lower()) for k in KEPT):  # th is upper-cased by CSS
                 left.add(word)
     return left
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 @pytest.fixture
