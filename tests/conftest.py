@@ -228,6 +228,19 @@ def default_language():
 
 
 @pytest.fixture(autouse=True)
+def project_celery_app_stays_current():
+    """The project's shared tasks send through Celery's current app. A test that makes another app current
+    (Celery(...) sets itself current unless told not to) would send every later test's jobs of this process
+    to that app's broker; fail the test that does it, not the one that happens to run next."""
+    from celery import current_app
+
+    from coigp_web.celery import app
+
+    yield
+    assert current_app._get_current_object() is app, "this test left another Celery app current"
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # PBKDF2's deliberate slowness is for production; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -137,7 +137,9 @@ def test_eta_comes_from_the_rate_so_far(db):
 def test_a_job_fails_with_the_reason_when_the_broker_is_unreachable(db):
     from celery import Celery
 
-    unreachable = Celery("unreachable", broker="redis://127.0.0.1:1/0")
+    # Not set as current: the app's shared tasks resolve to the current app, and later tests in this
+    # process would send their jobs to port 1.
+    unreachable = Celery("unreachable", broker="redis://127.0.0.1:1/0", set_as_current=False)
     unreachable.conf.update(task_publish_retry=False, broker_connection_retry=False)
 
     @unreachable.task
