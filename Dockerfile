@@ -18,7 +18,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
-    DJANGO_SETTINGS_MODULE=coigp_web.settings
+    DJANGO_SETTINGS_MODULE=coigp_web.settings \
+    NUMBA_CACHE_DIR=/tmp/numba-cache
 
 RUN groupadd --system --gid 1000 coigp \
  && useradd --system --uid 1000 --gid coigp --home-dir /app --no-create-home --shell /usr/sbin/nologin coigp

@@ -9,14 +9,14 @@ wall time, the CPU seconds of this process and of its PostgreSQL backend, the pe
 --resign deletes the dataset's signatures first (and vacuums their table), so the job signs every prompt
 as it does after the dataset's first import. --groups writes the groups found (one line per group: its
 prompt ids, sorted, each with its similarity), so that two versions of the job can be compared on the same
-data (`cmp` the files). --phases prints the time and peak RSS after each phase, --statements the slowest SQL.
+data (`cmp` the files). --phases prints the time, the RSS before and after and the peak RSS so far of each
+phase, --statements the slowest SQL.
 Import a file first with `bench/ingest.py --input FILE --keep --no-near-duplicates --no-search-index`.
 """
 
 import argparse
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -29,13 +29,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coigp_web.settings")
 from ingest import backend_cpu_seconds, cpu_seconds, peak_rss_mb  # noqa: E402
 
 
+def rss_now_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def phase(name, function):
     def timed_phase(*args, **kwargs):
-        began = time.perf_counter()
+        began, rss_before = time.perf_counter(), rss_now_mb()
         try:
             return function(*args, **kwargs)
         finally:
-            print(f"  phase {name}: {time.perf_counter() - began:.1f} s wall, peak RSS so far {peak_rss_mb():.0f} MB")
+            print(f"  phase {name}: {time.perf_counter() - began:.1f} s wall, RSS {rss_before:.0f} → "
+                  f"{rss_now_mb():.0f} MB, peak RSS so far {peak_rss_mb():.0f} MB")
 
     return timed_phase
 
@@ -101,6 +107,8 @@ def main():
 
         for name in ("_sign", "_load_band_keys", "_candidates", "_verify", "_verify_texts", "_write_groups"):
             setattr(near_duplicates, name, phase(name, getattr(near_duplicates, name)))
+        for name in ("band_codes", "short_copy_pairs", "candidate_codes", "index_pairs", "breadth_first_positions"):
+            setattr(near_duplicates.minhash, name, phase(name, getattr(near_duplicates.minhash, name)))
     started = time.perf_counter()
     if args.profile:
         import cProfile

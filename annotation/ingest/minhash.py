@@ -13,7 +13,6 @@ import functools
 import re
 from collections import deque
 import unicodedata
-from itertools import combinations
 
 import numpy as np
 import opencc
@@ -159,31 +158,37 @@ def _block_shingle_hashes(texts):
         return _mix(grams[idx]), seg_starts
 
 
+@functools.cache
+def _kernels():
+    """The compiled loops (gram_kernels.py), imported on first use: numba takes ~65 MB and ~0.5 s to import,
+    which only the processes that sign or verify need to pay."""
+    from . import gram_kernels
+
+    return gram_kernels
+
+
+def intersection_sizes(values, starts, counts, first, second):
+    """For each k, how many values the sorted distinct runs first[k] and second[k] of `values` (at `starts`,
+    `counts` long) have in common (gram_kernels.intersection_sizes)."""
+    return _kernels().intersection_sizes(values, starts, counts, first, second)
+
+
 def _block_signatures(texts):
     hashed, seg_starts = _block_shingle_hashes(texts)
-    sig = np.empty((NUM_PERM, len(texts)), dtype=np.uint32)
-    scratch = np.empty_like(hashed)
-    # One permutation at a time over a contiguous 1-D array: 14x faster than a (shingles × 16)
-    # block reduced along axis 0 (measured: 20k texts in 0.36 s instead of 5.1 s); in place, into one
-    # scratch array, rather than three new arrays a permutation. The top 32 bits of the minimum are the
-    # minimum of the top 32 bits (the shift keeps order), so the shift is taken of one value a text.
-    with np.errstate(over="ignore"):
-        for p in range(NUM_PERM):
-            np.multiply(hashed, _A[p], out=scratch)
-            np.add(scratch, _B[p], out=scratch)
-            sig[p] = np.minimum.reduceat(scratch, seg_starts) >> np.uint64(32)
-    return sig.T
+    sig = np.empty((len(texts), NUM_PERM), dtype=np.uint32)
+    _kernels().min_hashes(hashed, seg_starts, _A, _B, sig)
+    return sig
 
 
-def shingle_sets(normalised):
-    """Each normalised, marked text's n-grams as a set of their 64-bit hashes, for exact Jaccard: a set
-    intersection costs ~30 ns per element of the smaller set, where sorting the two arrays together
-    (`np.intersect1d`) cost ~10 µs a pair and more per element."""
+def gram_runs(normalised):
+    """Each normalised, marked text's n-grams as a sorted array of their distinct 64-bit hashes (its own
+    copy, so that dropping one frees it), for exact Jaccard with `intersection_sizes`."""
     out = []
     for start in range(0, len(normalised), 2000):
         block = [_marked(t) for t in normalised[start : start + 2000]]
         hashed, seg_starts = _block_shingle_hashes(block)
-        out.extend(set(part.tolist()) for part in np.split(hashed, seg_starts[1:]))
+        values, starts, counts = _kernels().distinct_runs(hashed, seg_starts)
+        out.extend(values[s : s + c].copy() for s, c in zip(starts.tolist(), counts.tolist()))
     return out
 
 
@@ -297,13 +302,25 @@ def bucket_pairs(key):
 def pairs_of_band_keys(keys):
     """The distinct index pairs (i, j), i < j, sharing a bucket in at least one band of `keys` (`band_keys`),
     sorted, as an (n, 2) int64 array."""
+    return _pairs(band_codes(keys), len(keys))
+
+
+def band_codes(keys):
+    """`pairs_of_band_keys` as codes i·n + j (n = len(keys)), sorted: 8 bytes a pair. Merged band by band: the
+    bands' pairs together, before their repeats are dropped, took 1.4 GB at 267k prompts."""
     n = len(keys)
     found = np.empty(0, dtype=np.int64)
     for b in range(keys.shape[1]):
-        # Merged band by band (a stable sort of two sorted runs is a merge): the bands' pairs together, before
-        # their repeats are dropped, took 1.4 GB at 267k prompts.
-        found = sorted_unique(np.concatenate((found, sorted_unique(_codes(bucket_pairs(keys[:, b]), n)))))
-    return _pairs(found, n)
+        found = merged_unique(found, sorted_unique(_codes(bucket_pairs(keys[:, b]), n)))
+    return found
+
+
+def merged_unique(a, b):
+    """The distinct values of two sorted arrays, sorted: one merge, no sort and no concatenated copy."""
+    out = np.empty(len(a) + len(b), dtype=np.result_type(a, b))
+    written = _kernels().merge_unique(a, b, out)
+    # A view when it fills most of the room (no second copy at the peak), else a copy that frees the rest.
+    return out[:written] if written * 10 >= len(out) * 9 else out[:written].copy()
 
 
 def sorted_unique(values):
@@ -317,8 +334,12 @@ def _codes(pairs, n):
     return pairs[:, 0] * n + pairs[:, 1]
 
 
-def _pairs(codes, n):
-    return np.stack((codes // n, codes % n), axis=1) if len(codes) else np.empty((0, 2), dtype=np.int64)
+def _pairs(codes, n, dtype=np.int64):
+    pairs = np.empty((len(codes), 2), dtype=dtype)
+    for start in range(0, len(codes), 1 << 20):  # a million at a time: no full-length temporaries
+        pairs[start : start + (1 << 20), 0], pairs[start : start + (1 << 20), 1] = np.divmod(
+            codes[start : start + (1 << 20)], n)
+    return pairs
 
 
 def candidate_pairs(sigs, threshold):
@@ -347,6 +368,19 @@ def short_copy_candidates(sigs, lengths):
 def union_pairs(first, second, n):
     """The distinct pairs of two (k, 2) arrays of indexes below n, sorted."""
     return _pairs(sorted_unique(np.concatenate((_codes(first, n), _codes(second, n)))), n)
+
+
+def candidate_codes(keys, short_keys, lengths):
+    """The candidates of both bandings (`band_codes` of `keys`, `short_copy_pairs` of `short_keys`), each pair
+    (i, j) once as its code i·n + j, sorted (`index_pairs` makes them pairs)."""
+    n = len(keys)
+    short = short_copy_pairs(short_keys, lengths)
+    return merged_unique(band_codes(keys), sorted_unique(_codes(short.astype(np.int64), n)))
+
+
+def index_pairs(codes, n):
+    """Codes i·n + j as an (n, 2) array of 32-bit indexes (64-bit from 2^31 queries on)."""
+    return _pairs(codes, n, np.int32 if n < 2**31 else np.int64)
 
 
 def components(n, pairs):

@@ -24,6 +24,7 @@ importing a benchmark after the training data flags the training data too.
 import heapq
 import os
 import tempfile
+from array import array
 from hashlib import blake2b
 from itertools import islice
 
@@ -61,9 +62,9 @@ SIGN_BATCH = 2000
 SEEN_LIMIT = 200_000
 # Signatures read a fetch when grouping (10 MB of them), of which only the band keys are kept.
 LOAD_CHUNK = 20000
-# Normalised characters whose n-gram sets the verification holds at most (~80 bytes a character in a
-# Python set of 64-bit hashes: ~160 MB), which bounds its memory whatever the dataset; and the characters
-# of the texts it reads and makes into sets at a time (one vectorised block).
+# Normalised characters whose n-grams the verification holds at most (a sorted array of 64-bit hashes: ~8
+# bytes a character, ~16 MB, and as much again for a read's arrays put together), which bounds its memory
+# whatever the dataset; and the characters of the texts it reads and makes into n-grams at a time.
 VERIFY_CHARS = 2_000_000
 READ_CHARS = 200_000
 
@@ -218,6 +219,36 @@ class NormalisedTexts:
         self.file.close()
 
 
+class SeenQueries:
+    """The distinct queries signed so far, by a 16-byte digest: the prompt signed with each, its place in the
+    spill file and its normalised length, in flat arrays with the digest mapping to a row (~130 bytes a query;
+    a tuple of tuples a query took ~330, 66 MB at SEEN_LIMIT)."""
+
+    def __init__(self):
+        self.rows = {}
+        self.columns = {name: array(code) for name, code in
+                        (("prompt", "q"), ("offset", "q"), ("size", "q"), ("length", "q"))}
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __contains__(self, digest):
+        return digest in self.rows
+
+    def add(self, digest, prompt_id, place, length):
+        self.rows[digest] = len(self.rows)
+        for name, value in zip(("prompt", "offset", "size", "length"), (prompt_id, *place, length)):
+            self.columns[name].append(value)
+
+    def prompt(self, digest):
+        return self.columns["prompt"][self.rows[digest]]
+
+    def get(self, digest):
+        """(the prompt signed with it, its (offset, size) in the spill file, its normalised length)."""
+        row, c = self.rows[digest], self.columns
+        return c["prompt"][row], (c["offset"][row], c["size"][row]), c["length"][row]
+
+
 def _sign(ctx, dataset_id, bench_ids, spill):
     """Sign the unsigned prompts, read in one ordered stream (a server-side cursor, SIGN_BATCH rows a fetch).
     A query is normalised and signed once: repeats within a chunk share the work, and a query seen in an
@@ -226,7 +257,7 @@ def _sign(ctx, dataset_id, bench_ids, spill):
     after = ctx.cursor.get("after", 0)
     unsigned = (Prompt.objects.filter(dataset_id__in=[dataset_id, *bench_ids], pk__gt=after, signature__isnull=True)
                 .order_by("pk").values_list("pk", "dataset_id", "query").iterator(chunk_size=SIGN_BATCH))
-    seen = {}  # digest of a query → (the prompt signed with it, its place in the spill file, normalised length)
+    seen = SeenQueries()
     for rows in _chunks(unsigned, SIGN_BATCH):
         digests = [blake2b(q.encode(), digest_size=16).digest() for _pk, _ds, q in rows]
         first = {}  # digest → index in `fresh` of the chunk's queries not seen before
@@ -241,15 +272,15 @@ def _sign(ctx, dataset_id, bench_ids, spill):
         rows_of = np.array([distinct.setdefault(text, len(distinct)) for text in normalised], dtype=np.int64)
         sigs = minhash.signatures_of_normalised(list(distinct))[rows_of]
         fresh_places = spill.write(normalised)
-        stored = _stored_signatures({seen[d][0] for d in digests if d in seen})
+        stored = _stored_signatures({seen.prompt(d) for d in digests if d in seen})
         signed, places = [], []
         for (pk, ds, _query), digest in zip(rows, digests):
             if digest in first:
                 k = first[digest]
                 signed.append((pk, ds, sigs[k].tobytes(), len(normalised[k])))
                 places.append(fresh_places[k])
-            elif seen[digest][0] in stored:  # else its source was deleted meanwhile: the next check signs it
-                source, place, length = seen[digest]
+            elif seen.prompt(digest) in stored:  # else its source was deleted meanwhile: the next check signs it
+                source, place, length = seen.get(digest)
                 signed.append((pk, ds, stored[source], length))
                 places.append(place)
         spill.add([row[0] for row in signed], places)
@@ -258,7 +289,7 @@ def _sign(ctx, dataset_id, bench_ids, spill):
             ctx.commit(done=len(rows), counts={"prompts_signed": len(signed)}, cursor={"after": rows[-1][0]})
         for digest, k in first.items():
             if len(seen) < SEEN_LIMIT:
-                seen[digest] = (first_prompt[k], fresh_places[k], len(normalised[k]))
+                seen.add(digest, first_prompt[k], fresh_places[k], len(normalised[k]))
 
 
 def _stored_signatures(prompt_ids):
@@ -296,31 +327,48 @@ def _load_band_keys(dataset_ids, threshold):
     """(prompt ids, their datasets, normalised lengths, band keys of `threshold`'s banding, band keys of the
     short queries' banding for the short queries only), in prompt id order. The signatures are streamed
     LOAD_CHUNK at a time and only their band keys kept: 8 bytes a band (18 bands at 0.8, and 42 for a short
-    query) instead of 512 bytes a signature."""
-    ids, owners, lengths, keys, short_keys = [], [], [], [], []
-    rows = (PromptSignature.objects.filter(dataset_id__in=dataset_ids, scheme=minhash.SCHEME).order_by("prompt_id")
-            .values_list("prompt_id", "dataset_id", "normalised_length", "minhash").iterator(chunk_size=LOAD_CHUNK))
+    query) instead of 512 bytes a signature, written into arrays sized from a count first (lists of chunks
+    put together at the end held everything twice: +160 MB at 267k prompts)."""
+    signatures = PromptSignature.objects.filter(dataset_id__in=dataset_ids, scheme=minhash.SCHEME)
+    total = signatures.count()
+    short_total = signatures.filter(normalised_length__lte=minhash.SHORT_QUERY).count()
+    bands = minhash.lsh_params(threshold)[0]
+    short_bands = minhash.lsh_params(minhash.SHORT_COPY_LSH_THRESHOLD)[0]
+    ids, owners, lengths = (np.empty(total, dtype=np.int64) for _ in range(3))
+    keys = np.empty((total, bands), dtype=np.uint64)
+    short_keys = np.empty((short_total, short_bands), dtype=np.uint64)
+    filled = short_filled = 0
+    rows = (signatures.order_by("prompt_id").values_list("prompt_id", "dataset_id", "normalised_length", "minhash")
+            .iterator(chunk_size=LOAD_CHUNK))
     for chunk in _chunks(rows, LOAD_CHUNK):
         pks, dss, lens, blobs = zip(*chunk)
         sigs = np.frombuffer(b"".join(blobs), dtype=np.uint32).reshape(len(chunk), minhash.NUM_PERM)
         lens = np.array(lens, dtype=np.int64)
-        ids.append(np.array(pks, dtype=np.int64))
-        owners.append(np.array(dss, dtype=np.int64))
-        lengths.append(lens)
-        keys.append(minhash.band_keys(sigs, threshold))
-        short_keys.append(minhash.short_keys(sigs[lens <= minhash.SHORT_QUERY]))
-    if not ids:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, empty, np.empty((0, 1), dtype=np.uint64), np.empty((0, 1), dtype=np.uint64)
-    return (np.concatenate(ids), np.concatenate(owners), np.concatenate(lengths), np.concatenate(keys),
-            np.concatenate(short_keys))
+        short = sigs[lens <= minhash.SHORT_QUERY]
+        if filled + len(chunk) > len(ids) or short_filled + len(short) > len(short_keys):
+            # Signed since the count (a concurrent check of a dataset in scope): room for the rest.
+            ids, owners, lengths, keys = (_grown(array, filled + len(chunk)) for array in (ids, owners, lengths, keys))
+            short_keys = _grown(short_keys, short_filled + len(short))
+        span = slice(filled, filled + len(chunk))
+        ids[span], owners[span], lengths[span], keys[span] = pks, dss, lens, minhash.band_keys(sigs, threshold)
+        short_keys[short_filled : short_filled + len(short)] = minhash.short_keys(short)
+        filled, short_filled = filled + len(chunk), short_filled + len(short)
+    return ids[:filled], owners[:filled], lengths[:filled], keys[:filled], short_keys[:short_filled]
 
 
-def _candidates(ids, owners, lengths, keys, short_keys, dataset_id, train_ids, bench_ids):
-    """(pairs of indexes within the dataset, (training, benchmark) pairs of indexes): the LSH candidates of
-    both bandings, each pair once."""
-    n = len(ids)
-    pairs = minhash.union_pairs(minhash.pairs_of_band_keys(keys), minhash.short_copy_pairs(short_keys, lengths), n)
+def _grown(array, rows):
+    """The array with room for at least `rows` rows (half as many again), its rows kept."""
+    if rows <= len(array):
+        return array
+    grown = np.empty((rows + rows // 2, *array.shape[1:]), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
+def _candidates(codes, owners, dataset_id, train_ids, bench_ids):
+    """(pairs of indexes within the dataset, (training, benchmark) pairs of indexes) of the candidates
+    (`minhash.candidate_codes`)."""
+    pairs = minhash.index_pairs(codes, len(owners))
     first, second = pairs[:, 0], pairs[:, 1]
     in_dataset = owners == dataset_id
     in_train = np.isin(owners, list(train_ids))
@@ -329,34 +377,35 @@ def _candidates(ids, owners, lengths, keys, short_keys, dataset_id, train_ids, b
     forward = ~within & in_train[first] & in_bench[second]
     backward = ~within & ~forward & in_bench[first] & in_train[second]
     across = np.concatenate((pairs[forward], pairs[backward][:, ::-1]))
-    return pairs[within], across
+    # Without benchmarks in scope every pair is within: no copy of the largest array.
+    return (pairs if within.all() else pairs[within]), across
 
 
 def _verify(ctx, ids, lengths, pairs, threshold, spill):
     """The exact similarity of each candidate pair that is a near-duplicate (Jaccard ≥ threshold, or a short
     copy), NaN for the others. Two prompts with one normalised query (a question under other system prompts)
-    are 1.0 at once, and each pair of distinct texts is checked once however many prompts share them."""
+    are 1.0 at once, and each pair of distinct texts is checked once however many prompts share them. The
+    texts are numbered prompt by prompt first, so the arrays over the candidates hold 32-bit text numbers."""
     sims = np.full(len(pairs), np.nan)
     if not len(pairs):
         return sims
-    key = spill.text_keys(ids)
-    key_a, key_b = key[pairs[:, 0]], key[pairs[:, 1]]
-    sims[key_a == key_b] = 1.0
-    rest = np.flatnonzero(key_a != key_b)
-    low, high = np.minimum(key_a[rest], key_b[rest]), np.maximum(key_a[rest], key_b[rest])
-    texts = minhash.sorted_unique(np.concatenate((low, high)))
-    text_pairs = np.stack((np.searchsorted(texts, low), np.searchsorted(texts, high)), axis=1)
-    # A prompt for each text, to read it by.
-    swapped = key_a[rest] > key_b[rest]
-    prompt_of = np.empty(len(texts), dtype=np.int64)
-    prompt_of[text_pairs[:, 0]] = np.where(swapped, pairs[rest, 1], pairs[rest, 0])
-    prompt_of[text_pairs[:, 1]] = np.where(swapped, pairs[rest, 0], pairs[rest, 1])
-    codes = text_pairs[:, 0] * len(texts) + text_pairs[:, 1]
-    del key, key_a, key_b, low, high, swapped, text_pairs
+    keys, text_of = np.unique(spill.text_keys(ids), return_inverse=True)
+    text_count = len(keys)
+    prompt_of = np.empty(text_count, dtype=np.int64)  # a prompt of each text, to read it by
+    prompt_of[text_of] = np.arange(len(ids))
+    index = np.int32 if text_count < 2**31 else np.int64
+    text_of = text_of.astype(index)
+    del keys
+    text_a, text_b = text_of[pairs[:, 0]], text_of[pairs[:, 1]]
+    rest = text_a != text_b  # a mask: 1 byte a candidate
+    sims[~rest] = 1.0
+    text_a, text_b = text_a[rest], text_b[rest]
+    codes = np.minimum(text_a, text_b).astype(np.int64) * text_count + np.maximum(text_a, text_b)
+    del text_a, text_b
     distinct = minhash.sorted_unique(codes)
     inverse = np.searchsorted(distinct, codes).astype(np.int32 if len(distinct) < 2**31 else np.int64)
     del codes
-    text_pairs = np.stack((distinct // len(texts), distinct % len(texts)), axis=1)
+    text_pairs = np.stack(((distinct // text_count).astype(index), (distinct % text_count).astype(index)), axis=1)
     del distinct
     checked = _verify_texts(ctx, ids[prompt_of], lengths[prompt_of], text_pairs, threshold, spill)
     sims[rest] = checked[inverse]
@@ -366,10 +415,11 @@ def _verify(ctx, ids, lengths, pairs, threshold, spill):
 def _verify_texts(ctx, ids, lengths, pairs, threshold, spill):
     """`_verify` of pairs of distinct texts (each read by its prompt in `ids`). The texts are numbered in a
     breadth-first walk of the graph of pairs and the pairs taken in the order of their later end, so a text's
-    pairs come close together: its n-gram set is made when its first pair comes, about READ_CHARS normalised
-    characters of texts at a time, and forgotten after its last. The sets held stay under VERIFY_CHARS
-    characters (those needed latest are dropped, and made again when needed), so the memory is bounded by
-    that, not by the dataset."""
+    pairs come close together: its n-grams (a sorted array of their distinct hashes) are made when its first
+    pair comes, about READ_CHARS normalised characters of texts at a time, and forgotten after its last. The
+    arrays held stay under VERIFY_CHARS characters (those needed latest are dropped, and made again when
+    needed), so the memory is bounded by that, not by the dataset. The pairs of each read are intersected
+    together in compiled code (minhash.intersection_sizes)."""
     position = minhash.breadth_first_positions(len(ids), pairs)
     ends = position[pairs]
     order = np.lexsort((ends.min(axis=1), ends.max(axis=1)))
@@ -394,34 +444,41 @@ def _verify_texts(ctx, ids, lengths, pairs, threshold, spill):
     while start < len(order):
         end = int(np.searchsorted(read_at, (read_at[start - 1] if start else 0) + READ_CHARS, side="right"))
         end = min(max(end, start + 1), len(order))
-        needed = minhash.sorted_unique(np.concatenate((first_np[start:end], second_np[start:end]))).tolist()
-        new = [i for i in needed if i not in cache]
+        firsts, seconds = first_np[start:end], second_np[start:end]
+        needed = minhash.sorted_unique(np.concatenate((firsts, seconds)))
+        new = [i for i in needed.tolist() if i not in cache]
         _read_grams(ids, new, cache, spill, gram_count)
         for i in new:
             heapq.heappush(heap, (last_use[i], i))
             held += char_count[i]
         # Jaccard is at most the smaller set's share of the larger (in floating point too): under the
         # threshold, only a short copy can make the pair, and then its Jaccard is stored too.
-        size_a, size_b = gram_count[first_np[start:end]], gram_count[second_np[start:end]]
+        size_a, size_b = gram_count[firsts], gram_count[seconds]
         bound = np.minimum(size_a, size_b) / np.maximum(size_a, size_b)
-        batch_firsts, batch_seconds = first_np[start:end].tolist(), second_np[start:end].tolist()
         batch_short = short_ok[start:end]
-        for k in np.flatnonzero((bound >= threshold) | batch_short).tolist():
-            (set_a, text_a), (set_b, text_b) = cache[batch_firsts[k]], cache[batch_seconds[k]]
-            inter = len(set_a & set_b) if len(set_a) <= len(set_b) else len(set_b & set_a)
-            sim = inter / (len(set_a) + len(set_b) - inter)
-            if sim >= threshold or (batch_short[k] and minhash.is_short_copy(text_a, text_b)):
-                found[start + k] = sim
+        check = np.flatnonzero((bound >= threshold) | batch_short)
+        runs = [cache[i][0] for i in needed.tolist()]
+        counts = np.fromiter(map(len, runs), dtype=np.int64, count=len(runs))
+        starts = np.cumsum(counts) - counts
+        local_a, local_b = np.searchsorted(needed, firsts[check]), np.searchsorted(needed, seconds[check])
+        common = minhash.intersection_sizes(np.concatenate(runs), starts, counts, local_a, local_b)
+        del runs
+        sims = common / (counts[local_a] + counts[local_b] - common)
+        near = sims >= threshold
+        for k in np.flatnonzero(~near & batch_short[check]).tolist():
+            text_a, text_b = cache[int(firsts[check[k]])][1], cache[int(seconds[check[k]])][1]
+            near[k] = minhash.is_short_copy(text_a, text_b)
+        found[start + check[near]] = sims[near]
         start = end
         held = _forget(cache, heap, char_count, start, held)
         ctx.heartbeat(every=30)
-    sims = np.empty(len(order))
-    sims[order] = found
-    return sims
+    result = np.empty(len(order))
+    result[order] = found
+    return result
 
 
 def _forget(cache, heap, char_count, done, held):
-    """Drop the n-gram sets no pair from `done` on needs (`heap`: (last pair, text), smallest first); then,
+    """Drop the n-grams no pair from `done` on needs (`heap`: (last pair, text), smallest first); then,
     while they hold more than VERIFY_CHARS characters, those whose last pair comes latest. Returns the
     characters still held."""
     while heap and heap[0][0] < done:
@@ -440,9 +497,9 @@ def _forget(cache, heap, char_count, done, held):
 
 
 def _read_grams(ids, indexes, cache, spill, gram_count):
-    """Put (n-gram hash set, normalised text if short else None) of each index's prompt into `cache`, and
-    the set's size into `gram_count`; equal texts share one set. Texts come from this job's spill file, or
-    from the database normalised again."""
+    """Put (sorted distinct n-gram hashes, normalised text if short else None) of each index's prompt into
+    `cache`, and their count into `gram_count`; equal texts share one array. Texts come from this job's
+    spill file, or from the database normalised again."""
     if not indexes:
         return
     prompt_ids = ids[indexes]
@@ -453,10 +510,10 @@ def _read_grams(ids, indexes, cache, spill, gram_count):
                      Prompt.objects.filter(pk__in=missing[start : start + 5000]).values_list("pk", "query"))
     normalised = [texts[pk] for pk in prompt_ids.tolist()]
     distinct = list(dict.fromkeys(normalised))
-    sets = dict(zip(distinct, minhash.shingle_sets(distinct)))
+    runs = dict(zip(distinct, minhash.gram_runs(distinct)))
     for i, text in zip(indexes, normalised):
-        cache[i] = (sets[text], text if len(text) <= minhash.SHORT_QUERY else None)
-        gram_count[i] = len(sets[text])
+        cache[i] = (runs[text], text if len(text) <= minhash.SHORT_QUERY else None)
+        gram_count[i] = len(runs[text])
 
 
 def find_matches(ctx, dataset_id, train_ids, bench_ids, threshold, spill):
@@ -464,9 +521,11 @@ def find_matches(ctx, dataset_id, train_ids, bench_ids, threshold, spill):
     ((k, 2) array of prompt ids, their similarities: the Jaccard of their n-grams), plus the number of
     candidate pairs checked."""
     ids, owners, lengths, keys, short_keys = _load_band_keys(sorted({dataset_id, *train_ids, *bench_ids}), threshold)
-    within, across = _candidates(ids, owners, lengths, keys, short_keys, dataset_id, train_ids, bench_ids)
-    del keys, short_keys
-    pairs, inside = np.concatenate((within, across)), len(within)
+    codes = minhash.candidate_codes(keys, short_keys, lengths)
+    del keys, short_keys  # before the pairs are made: the band keys are the largest arrays but them
+    within, across = _candidates(codes, owners, dataset_id, train_ids, bench_ids)
+    del codes
+    pairs, inside = (np.concatenate((within, across)) if len(across) else within), len(within)
     del within, across
     sims = _verify(ctx, ids, lengths, pairs, threshold, spill)
     kept = ~np.isnan(sims)
