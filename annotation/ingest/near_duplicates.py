@@ -25,6 +25,7 @@ import heapq
 import os
 import tempfile
 from array import array
+from contextlib import nullcontext
 from hashlib import blake2b
 from itertools import islice
 
@@ -47,6 +48,7 @@ from ..models import (
     PromptSignature,
 )
 from . import minhash
+from .prefetch import prefetched
 
 KIND = "near_duplicates"
 # Jaccard of the marked n-grams of the normalised queries (minhash.py), with the short-copy rule beside it.
@@ -250,46 +252,52 @@ class SeenQueries:
 
 
 def _sign(ctx, dataset_id, bench_ids, spill):
-    """Sign the unsigned prompts, read in one ordered stream (a server-side cursor, SIGN_BATCH rows a fetch).
-    A query is normalised and signed once: repeats within a chunk share the work, and a query seen in an
-    earlier chunk (a question asked under another system prompt) takes the stored signature of the first
-    prompt that had it (the first SEEN_LIMIT distinct queries are remembered, by a 16-byte digest)."""
+    """Sign the unsigned prompts, read in one ordered stream (a server-side cursor, SIGN_BATCH rows a fetch, a
+    chunk ahead in a thread). A query is normalised and signed once: repeats within a chunk share the work, and
+    a query seen in an earlier chunk (a question asked under another system prompt) takes the stored signature
+    of the first prompt that had it (the first SEEN_LIMIT distinct queries are remembered, by a 16-byte
+    digest)."""
     after = ctx.cursor.get("after", 0)
     unsigned = (Prompt.objects.filter(dataset_id__in=[dataset_id, *bench_ids], pk__gt=after, signature__isnull=True)
                 .order_by("pk").values_list("pk", "dataset_id", "query").iterator(chunk_size=SIGN_BATCH))
     seen = SeenQueries()
-    for rows in _chunks(unsigned, SIGN_BATCH):
-        digests = [blake2b(q.encode(), digest_size=16).digest() for _pk, _ds, q in rows]
-        first = {}  # digest → index in `fresh` of the chunk's queries not seen before
-        fresh, first_prompt = [], []
-        for (pk, _ds, query), digest in zip(rows, digests):
-            if digest not in seen and digest not in first:
-                first[digest] = len(fresh)
-                fresh.append(query)
-                first_prompt.append(pk)
-        normalised = [minhash.normalise(q) for q in fresh]
-        distinct = {}
-        rows_of = np.array([distinct.setdefault(text, len(distinct)) for text in normalised], dtype=np.int64)
-        sigs = minhash.signatures_of_normalised(list(distinct))[rows_of]
-        fresh_places = spill.write(normalised)
-        stored = _stored_signatures({seen.prompt(d) for d in digests if d in seen})
-        signed, places = [], []
-        for (pk, ds, _query), digest in zip(rows, digests):
-            if digest in first:
-                k = first[digest]
-                signed.append((pk, ds, sigs[k].tobytes(), len(normalised[k])))
-                places.append(fresh_places[k])
-            elif seen.prompt(digest) in stored:  # else its source was deleted meanwhile: the next check signs it
-                source, place, length = seen.get(digest)
-                signed.append((pk, ds, stored[source], length))
-                places.append(place)
-        spill.add([row[0] for row in signed], places)
-        with transaction.atomic():
-            _store_signatures(signed)
-            ctx.commit(done=len(rows), counts={"prompts_signed": len(signed)}, cursor={"after": rows[-1][0]})
-        for digest, k in first.items():
-            if len(seen) < SEEN_LIMIT:
-                seen.add(digest, first_prompt[k], fresh_places[k], len(normalised[k]))
+    chunks = _chunks(unsigned, SIGN_BATCH)
+    # The next chunk is read on a connection of its own while this one is signed (not inside a transaction,
+    # e.g. a test's, whose rows another connection cannot see).
+    reading = nullcontext(chunks) if connection.in_atomic_block else prefetched(chunks, name="near-duplicate reader")
+    with reading as ahead:
+        for rows in ahead:
+            digests = [blake2b(q.encode(), digest_size=16).digest() for _pk, _ds, q in rows]
+            first = {}  # digest → index in `fresh` of the chunk's queries not seen before
+            fresh, first_prompt = [], []
+            for (pk, _ds, query), digest in zip(rows, digests):
+                if digest not in seen and digest not in first:
+                    first[digest] = len(fresh)
+                    fresh.append(query)
+                    first_prompt.append(pk)
+            normalised = [minhash.normalise(q) for q in fresh]
+            distinct = {}
+            rows_of = np.array([distinct.setdefault(text, len(distinct)) for text in normalised], dtype=np.int64)
+            sigs = minhash.signatures_of_normalised(list(distinct))[rows_of]
+            fresh_places = spill.write(normalised)
+            stored = _stored_signatures({seen.prompt(d) for d in digests if d in seen})
+            signed, places = [], []
+            for (pk, ds, _query), digest in zip(rows, digests):
+                if digest in first:
+                    k = first[digest]
+                    signed.append((pk, ds, sigs[k].tobytes(), len(normalised[k])))
+                    places.append(fresh_places[k])
+                elif seen.prompt(digest) in stored:  # else its source was deleted meanwhile: the next check signs
+                    source, place, length = seen.get(digest)
+                    signed.append((pk, ds, stored[source], length))
+                    places.append(place)
+            spill.add([row[0] for row in signed], places)
+            with transaction.atomic():
+                _store_signatures(signed)
+                ctx.commit(done=len(rows), counts={"prompts_signed": len(signed)}, cursor={"after": rows[-1][0]})
+            for digest, k in first.items():
+                if len(seen) < SEEN_LIMIT:
+                    seen.add(digest, first_prompt[k], fresh_places[k], len(normalised[k]))
 
 
 def _stored_signatures(prompt_ids):
