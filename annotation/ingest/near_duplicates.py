@@ -267,37 +267,42 @@ def _sign(ctx, dataset_id, bench_ids, spill):
     reading = nullcontext(chunks) if connection.in_atomic_block else prefetched(chunks, name="near-duplicate reader")
     with reading as ahead:
         for rows in ahead:
-            digests = [blake2b(q.encode(), digest_size=16).digest() for _pk, _ds, q in rows]
-            first = {}  # digest → index in `fresh` of the chunk's queries not seen before
-            fresh, first_prompt = [], []
-            for (pk, _ds, query), digest in zip(rows, digests):
-                if digest not in seen and digest not in first:
-                    first[digest] = len(fresh)
-                    fresh.append(query)
-                    first_prompt.append(pk)
-            normalised = [minhash.normalise(q) for q in fresh]
-            distinct = {}
-            rows_of = np.array([distinct.setdefault(text, len(distinct)) for text in normalised], dtype=np.int64)
-            sigs = minhash.signatures_of_normalised(list(distinct))[rows_of]
-            fresh_places = spill.write(normalised)
-            stored = _stored_signatures({seen.prompt(d) for d in digests if d in seen})
-            signed, places = [], []
-            for (pk, ds, _query), digest in zip(rows, digests):
-                if digest in first:
-                    k = first[digest]
-                    signed.append((pk, ds, sigs[k].tobytes(), len(normalised[k])))
-                    places.append(fresh_places[k])
-                elif seen.prompt(digest) in stored:  # else its source was deleted meanwhile: the next check signs
-                    source, place, length = seen.get(digest)
-                    signed.append((pk, ds, stored[source], length))
-                    places.append(place)
-            spill.add([row[0] for row in signed], places)
-            with transaction.atomic():
-                _store_signatures(signed)
-                ctx.commit(done=len(rows), counts={"prompts_signed": len(signed)}, cursor={"after": rows[-1][0]})
-            for digest, k in first.items():
-                if len(seen) < SEEN_LIMIT:
-                    seen.add(digest, first_prompt[k], fresh_places[k], len(normalised[k]))
+            _sign_chunk(ctx, rows, seen, spill)
+
+
+def _sign_chunk(ctx, rows, seen, spill):
+    """Sign one chunk of (prompt id, dataset id, query) rows and commit it with the job's progress."""
+    digests = [blake2b(q.encode(), digest_size=16).digest() for _pk, _ds, q in rows]
+    first = {}  # digest → index in `fresh` of the chunk's queries not seen before
+    fresh, first_prompt = [], []
+    for (pk, _ds, query), digest in zip(rows, digests):
+        if digest not in seen and digest not in first:
+            first[digest] = len(fresh)
+            fresh.append(query)
+            first_prompt.append(pk)
+    normalised = [minhash.normalise(q) for q in fresh]
+    distinct = {}
+    rows_of = np.array([distinct.setdefault(text, len(distinct)) for text in normalised], dtype=np.int64)
+    sigs = minhash.signatures_of_normalised(list(distinct))[rows_of]
+    fresh_places = spill.write(normalised)
+    stored = _stored_signatures({seen.prompt(d) for d in digests if d in seen})
+    signed, places = [], []
+    for (pk, ds, _query), digest in zip(rows, digests):
+        if digest in first:
+            k = first[digest]
+            signed.append((pk, ds, sigs[k].tobytes(), len(normalised[k])))
+            places.append(fresh_places[k])
+        elif seen.prompt(digest) in stored:  # else its source was deleted meanwhile: the next check signs it
+            source, place, length = seen.get(digest)
+            signed.append((pk, ds, stored[source], length))
+            places.append(place)
+    spill.add([row[0] for row in signed], places)
+    with transaction.atomic():
+        _store_signatures(signed)
+        ctx.commit(done=len(rows), counts={"prompts_signed": len(signed)}, cursor={"after": rows[-1][0]})
+    for digest, k in first.items():
+        if len(seen) < SEEN_LIMIT:
+            seen.add(digest, first_prompt[k], fresh_places[k], len(normalised[k]))
 
 
 def _stored_signatures(prompt_ids):
