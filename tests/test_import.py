@@ -331,43 +331,6 @@ def test_deleting_a_prompt_in_the_admin_deletes_its_responses_and_pairs(db, tmp_
     assert Response.objects.count() == 1 and Prompt.objects.count() == 1
 
 
-def test_the_reading_threads_error_is_raised_in_the_import():
-    import threading
-
-    from annotation.ingest.importer import read_ahead
-    from annotation.ingest.readers import FileError
-
-    def items():
-        yield 1
-        raise FileError("the archive is damaged")
-
-    got = []
-    with pytest.raises(FileError, match="damaged"), read_ahead(items()) as ready:
-        for item in ready:
-            got.append(item)
-    assert got == [1]
-    assert not any(t.name == "import-reader" for t in threading.enumerate())
-
-
-def test_the_reading_thread_stays_at_most_a_few_batches_ahead_and_stops_with_the_import():
-    import threading
-
-    from annotation.ingest.importer import read_ahead
-
-    produced = []
-
-    def items():
-        for i in range(1000):
-            produced.append(i)
-            yield i
-
-    with read_ahead(items(), depth=2) as ready:
-        assert next(ready) == 0
-        threading.Event().wait(0.3)  # let it run ahead as far as it may
-        assert len(produced) <= 4  # the one handed over, two queued, one waiting to be
-    assert len(produced) <= 4 and not any(t.name == "import-reader" for t in threading.enumerate())
-
-
 def test_long_texts_are_compressed_with_lz4_where_the_server_has_it(db, tmp_path):
     from django.db import connection
 

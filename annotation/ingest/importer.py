@@ -2,14 +2,11 @@
 
 The file is read in batches; each batch's rows, its rejected rows and the reader's position
 commit in one transaction, so an interrupted import resumes after the last committed batch. A thread
-reads, parses and hashes the next batches (`read_ahead`) while the job's own thread writes the current
+reads, parses and hashes the next batches (`prefetch.prefetched`) while the job's own thread writes the current
 one, so on two cores Python's share of the work hides behind PostgreSQL's.
 """
 
 import os
-import queue
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from ..jobs import JobContext, JobFailed, Tally, counted, job_kind, start_follow
 from ..models import Dataset, Job
 from .formats import FORMATS, RowError, detect_format, parse_record
 from .hub import HubError, download, parquet_urls, parse_hub_id
+from .prefetch import prefetched
 from .readers import CONTAINERS, FileError, JsonArrayReader, JsonlReader, Limits, sniff_container
 from .tabular import CsvReader, ParquetReader, check_header, name_column, parse_columns, to_record
 from .writer import BatchRows, batch_rows, write_batch
@@ -109,7 +107,7 @@ def run_import(ctx: JobContext):
     fmt = ctx.cursor.get("format") or (None if params["format"] == "auto" else params["format"])
     batches = _read_batches(reader, params, mapping, tabular, fmt)
     try:
-        with read_ahead(batches) as ready:
+        with prefetched(batches, name="import-reader") as ready:
             for batch in ready:
                 _commit_batch(ctx, dataset, batch, params)
     finally:
@@ -238,53 +236,6 @@ def _read_batches(reader, params, mapping, tabular, fmt):
             batch, errors, dropped = [], [], []
     yield ReadBatch(batch_rows(batch), len(batch) + len(errors), errors, dropped, reader.position(),
                     reader.raw_bytes_read(), fmt)
-
-
-@contextmanager
-def read_ahead(items, depth=2):
-    """Iterate `items` in a thread, at most `depth` ahead of the caller: the file is read, parsed and hashed
-    while the caller waits on PostgreSQL for the batch before (on 2 cores the two overlap). An exception in
-    the thread is raised in the caller; leaving the block early stops the thread."""
-    handoff = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        handoff.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            handoff.put((done, None))
-        except BaseException as exc:  # handed to the caller, who raises it
-            handoff.put((done, exc))
-
-    def consume():
-        while True:
-            item, error = handoff.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-
-    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
-    thread.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                handoff.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        thread.join()
 
 
 def _commit_batch(ctx, dataset, batch, params):
