@@ -152,6 +152,7 @@ def write_batch(dataset, records, source=""):
     what was added."""
     rows = records if isinstance(records, BatchRows) else batch_rows(records)
     prompts, responses, pairs = rows.prompts, rows.responses, rows.pairs
+    dataset_id = dataset.pk  # a property: read once, not once a row
     result = BatchResult(duplicates=rows.duplicates, unknown_domains=Counter(rows.unknown_domains))
     judge_ids = _judge_ids({judge for _p, _t, judge in rows.judgements})
     judgements = {(p, t, judge_ids[judge]): score for (p, t, judge), score in rows.judgements.items()}
@@ -162,7 +163,7 @@ def write_batch(dataset, records, source=""):
         # before them; a killed worker loses nothing. No JIT and no sequential scans: right after a large
         # import the statistics are stale, and the lookups below are index probes whatever they say.
         cursor.execute("SET LOCAL synchronous_commit = off; SET LOCAL jit = off; SET LOCAL enable_seqscan = off")
-        lock_dataset_rows(cursor, dataset.pk)
+        lock_dataset_rows(cursor, dataset_id)
         raw = connection.connection
         now = timezone.now()
         created_at = _INT8.pack(8, (now - _PG_EPOCH) // timedelta(microseconds=1))
@@ -170,7 +171,7 @@ def write_batch(dataset, records, source=""):
         # Prompts: the ones the dataset has already keep their id and domain; the others get ids from the
         # sequence here and are COPYed straight into the table.
         hashes = list(prompts)
-        known = _probe(raw, PROMPT_PROBE, [_array(hashes), dataset.pk])
+        known = _probe(raw, PROMPT_PROBE, [_array(hashes), dataset_id])
         prompt_rows = {hashes[i - 1]: (pk, domain) for i, pk, domain in known}
         new_prompts = [h for h in hashes if h not in prompt_rows]
         tail = _field(source.encode()) + _field(b"\x01{}") + created_at
@@ -178,7 +179,7 @@ def write_batch(dataset, records, source=""):
         for p_hash, pk in zip(new_prompts, _next_ids(raw, "annotation_prompt", len(new_prompts))):
             domain, fields = prompts[p_hash]
             prompt_rows[p_hash] = (pk, domain)
-            payload += (PROMPT_ROW_START.pack(9, 8, pk, 8, dataset.pk), fields, tail)
+            payload += (PROMPT_ROW_START.pack(9, 8, pk, 8, dataset_id), fields, tail)
         _copy(raw, COPY_PROMPTS, payload)
         result.prompts = len(new_prompts)
         result.prompts_by_domain.update(prompts[h][0] for h in new_prompts)
@@ -190,12 +191,13 @@ def write_batch(dataset, records, source=""):
                                              _array(t for _p, t in asked)]) if asked else []
         response_ids = {asked[i - 1]: pk for i, pk in known}
         old_responses = set(response_ids)
-        new_responses = [(p, t) for p, t in responses if (prompt_rows[p][0], t) not in old_responses]
+        new_responses = [(p, t) for p, t in responses if (prompt_rows[p][0], t) not in old_responses] \
+            if old_responses else list(responses)
         payload = [COPY_SIGNATURE]
         for (p_hash, t_hash), pk in zip(new_responses, _next_ids(raw, "annotation_response", len(new_responses))):
             prompt_id = prompt_rows[p_hash][0]
             response_ids[(prompt_id, t_hash)] = pk
-            payload += (RESPONSE_ROW_START.pack(7, 8, pk, 8, prompt_id, 8, dataset.pk),
+            payload += (RESPONSE_ROW_START.pack(7, 8, pk, 8, prompt_id, 8, dataset_id),
                         responses[(p_hash, t_hash)], created_at)
         _copy(raw, COPY_RESPONSES, payload)
         result.responses = len(new_responses)
@@ -221,7 +223,7 @@ def write_batch(dataset, records, source=""):
             if (prompt_id, chosen, rejected) not in existing:
                 if domain not in domain_fields:
                     domain_fields[domain] = _field(domain.encode())
-                payload += (PAIR_ROW_START.pack(9, 8, prompt_id, 8, chosen, 8, rejected, 8, dataset.pk),
+                payload += (PAIR_ROW_START.pack(9, 8, prompt_id, 8, chosen, 8, rejected, 8, dataset_id),
                             domain_fields[domain], tail)
                 result.pairs += 1
                 result.by_domain[domain] += 1
