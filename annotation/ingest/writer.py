@@ -19,6 +19,7 @@ pairs); the second staged every table and moved rows with INSERT … ON CONFLICT
 
 import struct
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -168,67 +169,70 @@ def write_batch(dataset, records, source=""):
         now = timezone.now()
         created_at = _INT8.pack(8, (now - _PG_EPOCH) // timedelta(microseconds=1))
 
-        # Prompts: the ones the dataset has already keep their id and domain; the others get ids from the
-        # sequence here and are COPYed straight into the table.
+        # Which of the batch's rows the dataset has: prompts by hash; responses only of the prompts it had; pairs
+        # only of two responses it had (so most batches probe little). The rows it has keep their ids (and a
+        # prompt its domain); the others get ids from the sequences, all in one statement.
         hashes = list(prompts)
         known = _probe(raw, PROMPT_PROBE, [_array(hashes), dataset_id])
         prompt_rows = {hashes[i - 1]: (pk, domain) for i, pk, domain in known}
-        new_prompts = [h for h in hashes if h not in prompt_rows]
-        tail = _field(source.encode()) + _field(b"\x01{}") + created_at
-        payload = [COPY_SIGNATURE]
-        for p_hash, pk in zip(new_prompts, _next_ids(raw, "annotation_prompt", len(new_prompts))):
-            domain, fields = prompts[p_hash]
-            prompt_rows[p_hash] = (pk, domain)
-            payload += (PROMPT_ROW_START.pack(9, 8, pk, 8, dataset_id), fields, tail)
-        _copy(raw, COPY_PROMPTS, payload)
-        result.prompts = len(new_prompts)
-        result.prompts_by_domain.update(prompts[h][0] for h in new_prompts)
-
-        # Responses: only a prompt the dataset had before can have them already.
-        new_prompt_set = set(new_prompts)
-        asked = [(prompt_rows[p][0], t) for p, t in responses if p not in new_prompt_set]
+        new_prompts = [h for h in hashes if h not in prompt_rows] if prompt_rows else hashes
+        asked = [(prompt_rows[p][0], t) for p, t in responses if p in prompt_rows]
         known = _probe(raw, RESPONSE_PROBE, [_array(str(p) for p, _t in asked),
                                              _array(t for _p, t in asked)]) if asked else []
         response_ids = {asked[i - 1]: pk for i, pk in known}
         old_responses = set(response_ids)
-        new_responses = [(p, t) for p, t in responses if (prompt_rows[p][0], t) not in old_responses] \
-            if old_responses else list(responses)
+        existing = set()
+        if old_responses:
+            new_responses = [(p, t) for p, t in responses
+                             if p not in prompt_rows or (prompt_rows[p][0], t) not in old_responses]
+            asked = [(prompt_rows[p][0], response_ids[(prompt_rows[p][0], c)], response_ids[(prompt_rows[p][0], r)])
+                     for p, c, r in pairs if p in prompt_rows and (prompt_rows[p][0], c) in old_responses
+                     and (prompt_rows[p][0], r) in old_responses]
+            existing = set(_probe(raw, PAIR_PROBE, [_array(str(row[0]) for row in asked),
+                                                    _array(str(row[1]) for row in asked),
+                                                    _array(str(row[2]) for row in asked)])) if asked else set()
+        else:
+            new_responses = list(responses)
+        prompt_ids, new_response_ids = _next_ids(raw, len(new_prompts), len(new_responses))
+
+        # Each table's rows are packed while PostgreSQL still inserts the previous table's: a COPY's data is
+        # streamed, and its write returns once the data is in the socket's buffers.
+        tail = _field(source.encode()) + _field(b"\x01{}") + created_at
         payload = [COPY_SIGNATURE]
-        for (p_hash, t_hash), pk in zip(new_responses, _next_ids(raw, "annotation_response", len(new_responses))):
-            prompt_id = prompt_rows[p_hash][0]
-            response_ids[(prompt_id, t_hash)] = pk
-            payload += (RESPONSE_ROW_START.pack(7, 8, pk, 8, prompt_id, 8, dataset_id),
-                        responses[(p_hash, t_hash)], created_at)
-        _copy(raw, COPY_RESPONSES, payload)
-        result.responses = len(new_responses)
+        for p_hash, pk in zip(new_prompts, prompt_ids):
+            domain, fields = prompts[p_hash]
+            prompt_rows[p_hash] = (pk, domain)
+            payload += (PROMPT_ROW_START.pack(9, 8, pk, 8, dataset_id), fields, tail)
+        with _copy(raw, COPY_PROMPTS, payload):
+            result.prompts = len(new_prompts)
+            result.prompts_by_domain.update(prompts[h][0] for h in new_prompts)
+            payload = [COPY_SIGNATURE]
+            for (p_hash, t_hash), pk in zip(new_responses, new_response_ids):
+                prompt_id = prompt_rows[p_hash][0]
+                response_ids[(prompt_id, t_hash)] = pk
+                payload += (RESPONSE_ROW_START.pack(7, 8, pk, 8, prompt_id, 8, dataset_id),
+                            responses[(p_hash, t_hash)], created_at)
+        with _copy(raw, COPY_RESPONSES, payload):
+            result.responses = len(new_responses)
+            tail = _field(b"imported") + _field(b"pending") + _field(b"") + created_at
+            domain_fields = {}
+            payload = [COPY_SIGNATURE]
+            for p_hash, c_hash, r_hash in pairs:
+                prompt_id, domain = prompt_rows[p_hash]
+                chosen, rejected = response_ids[(prompt_id, c_hash)], response_ids[(prompt_id, r_hash)]
+                if chosen != rejected and (prompt_id, chosen, rejected) not in existing:
+                    if domain not in domain_fields:
+                        domain_fields[domain] = _field(domain.encode())
+                    payload += (PAIR_ROW_START.pack(9, 8, prompt_id, 8, chosen, 8, rejected, 8, dataset_id),
+                                domain_fields[domain], tail)
+                    result.pairs += 1
+                    result.by_domain[domain] += 1
+        with _copy(raw, COPY_PAIRS, payload):
+            result.duplicates += len(pairs) - result.pairs
 
         def response_id(p_hash, t_hash):
             return response_ids[(prompt_rows[p_hash][0], t_hash)]
 
-        # Pairs: only two responses the dataset had before can already make one.
-        rows = []
-        for p_hash, c_hash, r_hash in pairs:
-            prompt_id, domain = prompt_rows[p_hash]
-            chosen, rejected = response_ids[(prompt_id, c_hash)], response_ids[(prompt_id, r_hash)]
-            if chosen != rejected:
-                old = (prompt_id, c_hash) in old_responses and (prompt_id, r_hash) in old_responses
-                rows.append((prompt_id, domain, chosen, rejected, old))
-        asked = [row for row in rows if row[4]]
-        existing = set(_probe(raw, PAIR_PROBE, [_array(str(r[0]) for r in asked), _array(str(r[2]) for r in asked),
-                                                _array(str(r[3]) for r in asked)])) if asked else set()
-        tail = _field(b"imported") + _field(b"pending") + _field(b"") + created_at
-        domain_fields = {}
-        payload = [COPY_SIGNATURE]
-        for prompt_id, domain, chosen, rejected, _old in rows:
-            if (prompt_id, chosen, rejected) not in existing:
-                if domain not in domain_fields:
-                    domain_fields[domain] = _field(domain.encode())
-                payload += (PAIR_ROW_START.pack(9, 8, prompt_id, 8, chosen, 8, rejected, 8, dataset_id),
-                            domain_fields[domain], tail)
-                result.pairs += 1
-                result.by_domain[domain] += 1
-        _copy(raw, COPY_PAIRS, payload)
-        result.duplicates += len(pairs) - result.pairs
         if judgements:
             cursor.execute(JUDGEMENT_STAGING_DDL)
             with raw.cursor().copy("COPY stage_judgement (response_id, judge_id, score) FROM STDIN") as copy:
@@ -258,11 +262,14 @@ def _array(keys):
     return "{" + ",".join(keys) + "}"
 
 
+@contextmanager
 def _copy(raw, sql, payload):
-    """COPY a binary payload (the signature, then whole rows) into a table."""
+    """COPY a binary payload (the signature, then whole rows) into a table; the block runs while PostgreSQL
+    inserts the rows, and the COPY ends after it."""
     payload.append(COPY_TRAILER)
     with raw.cursor().copy(sql) as copy:
         copy.write(b"".join(payload))
+        yield
 
 
 def _probe(raw, sql, params):
@@ -272,14 +279,19 @@ def _probe(raw, sql, params):
         return cursor.fetchall()
 
 
-def _next_ids(raw, table, n):
-    if not n:
-        return []
-    # The sequence is looked up once (OFFSET 0 keeps the subquery from being pulled up): inside nextval's
+def _next_ids(raw, prompts, responses):
+    """Ids for that many new prompts and responses from the tables' sequences, in one round trip."""
+    if not prompts and not responses:
+        return [], []
+    # Each sequence is looked up once (OFFSET 0 keeps the subquery from being pulled up): inside nextval's
     # argument, pg_get_serial_sequence ran for every id and cost 8 times the nextval (16 against 2 ms for 4,000).
-    return [pk for (pk,) in _probe(raw, """SELECT nextval(seq) FROM generate_series(1, %s),
-                                           (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq OFFSET 0) s""",
-                                   [n, table])]
+    rows = _probe(raw, """SELECT 0, nextval(s.seq) FROM generate_series(1, %s), (SELECT
+                              pg_get_serial_sequence('annotation_prompt', 'id')::regclass AS seq OFFSET 0) s
+                          UNION ALL
+                          SELECT 1, nextval(s.seq) FROM generate_series(1, %s), (SELECT
+                              pg_get_serial_sequence('annotation_response', 'id')::regclass AS seq OFFSET 0) s""",
+                  [prompts, responses])
+    return [pk for kind, pk in rows if kind == 0], [pk for kind, pk in rows if kind == 1]
 
 
 def _judge_ids(names):
