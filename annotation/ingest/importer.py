@@ -26,9 +26,11 @@ from .readers import CONTAINERS, FileError, JsonArrayReader, JsonlReader, Limits
 from .tabular import CsvReader, ParquetReader, check_header, name_column, parse_columns, to_record
 from .writer import BatchRows, batch_rows, write_batch
 
-# 2,000 records a transaction: large enough that the COPYs dominate the per-batch overhead, small enough
-# that a batch commits in well under a second.
-BATCH_SIZE = 2000
+# 5,000 records a transaction: each batch costs about 13 round trips, and at each the job's thread may wait for
+# the GIL the reading thread holds while PostgreSQL idles. 100k gen_pairs rows, three alternating runs: 9.0-11.4 s
+# against 9.6-11.7 s with 2,000 (3-6 % each time), peak RSS 224 against 147 MB; 10,000 gained nothing more for
+# 350 MB (BENCHMARKS.md, issue 17, session 7). A batch still commits in well under a second.
+BATCH_SIZE = 5000
 
 
 # --format names a row format (the container is sniffed) or a container (the row format is detected).
