@@ -63,6 +63,41 @@ def test_a_second_file_adds_only_what_the_dataset_lacks(db, tmp_path):
     assert sorted(Prompt.objects.values_list("pk", flat=True)) == sorted(set(Pair.objects.values_list("prompt_id", flat=True)))
 
 
+def test_every_column_holds_exactly_what_the_file_said(db, tmp_path):
+    # The rows go in COPY's binary format, encoded by hand: each stored value must read back exactly.
+    from django.utils import timezone
+
+    from annotation.ingest.formats import messages_key, text_key
+
+    tricky = 'tab\there, "quotes", back\\slash, \\N, newline\n, emoji 🧪, 中文, ２＋２'
+    row = {"domain": "代码", "conversations": [{"from": "system", "value": "你是助手 " + tricky},
+                                               {"from": "human", "value": "问：" + tricky}],
+           "chosen": {"from": "gpt", "value": "好 " + tricky + "x" * 3000}, "rejected": {"from": "gpt", "value": "差"}}
+    responses_row = {"prompt": "另一个问题", "responses": [{"model": "模型-α", "text": "回答 " + tricky, "scores": {"评审": 7}},
+                                                       {"model": "", "text": "短"}]}
+    started = timezone.now()
+    run_import(write_jsonl(tmp_path / "数据 1.jsonl", [row]))
+    run_import(write_jsonl(tmp_path / "b.jsonl", [responses_row]))
+    finished = timezone.now()
+
+    prompt = Prompt.objects.get(query="问：" + tricky)
+    messages = [{"role": "system", "content": "你是助手 " + tricky}, {"role": "user", "content": "问：" + tricky}]
+    assert (prompt.messages, prompt.domain, prompt.source, prompt.meta) == (messages, "code", "数据 1.jsonl", {})
+    assert prompt.content_hash.hex == messages_key(messages) and prompt.dataset.name == "imports"
+    pair = Pair.objects.get()
+    assert (pair.prompt_id, pair.domain, pair.dataset_id) == (prompt.pk, "code", prompt.dataset_id)
+    assert (pair.origin, pair.status, pair.status_reason) == ("imported", "pending", "")
+    assert (pair.chosen.text, pair.rejected.text) == ("好 " + tricky + "x" * 3000, "差")
+    for response in Response.objects.all():
+        assert response.content_hash.hex == text_key(response.text)
+        assert response.prompt.dataset_id == response.dataset_id == prompt.dataset_id
+    other = Prompt.objects.get(query="另一个问题")
+    assert sorted(other.responses.values_list("model", "text")) == [("", "短"), ("模型-α", "回答 " + tricky)]
+    assert Judgement.objects.get().response.text == "回答 " + tricky
+    for model in (Prompt, Response, Pair):
+        assert all(started <= created <= finished for created in model.objects.values_list("created_at", flat=True))
+
+
 def test_a_batch_holds_the_datasets_row_lock_until_it_commits(db):
     from django.db import connection, transaction
 

@@ -71,7 +71,13 @@ def parse_domain(label):
 # largest Python cost (NFKC: BENCHMARKS.md, *Ingest*).
 def text_key(text):
     """The hash of the exact text as 32 hex digits (the writer's key; PostgreSQL reads it as a uuid)."""
-    return blake2b(text.encode(), digest_size=16).hexdigest()
+    return utf8_key(text.encode())
+
+
+def utf8_key(data):
+    """`text_key` of the text whose UTF-8 encoding is `data` (the writer encodes each text once, for the hash
+    and for COPY)."""
+    return blake2b(data, digest_size=16).hexdigest()
 
 
 def messages_key(messages):

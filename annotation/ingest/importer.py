@@ -7,6 +7,7 @@ one, so on two cores Python's share of the work hides behind PostgreSQL's.
 """
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +25,19 @@ from .readers import CONTAINERS, FileError, JsonArrayReader, JsonlReader, Limits
 from .tabular import CsvReader, ParquetReader, check_header, name_column, parse_columns, to_record
 from .writer import BatchRows, batch_rows, write_batch
 
-# 2,000 records a transaction: large enough that the COPYs dominate the per-batch overhead, small enough
-# that a batch commits in well under a second.
-BATCH_SIZE = 2000
+# 5,000 records a transaction: each batch costs about 13 round trips, and at each the job's thread may wait for
+# the GIL the reading thread holds while PostgreSQL idles. 100k gen_pairs rows, three alternating runs: 9.0-11.4 s
+# against 9.6-11.7 s with 2,000 (3-6 % each time), peak RSS 224 against 147 MB; 10,000 gained nothing more for
+# 350 MB (BENCHMARKS.md, issue 17, session 7). A batch still commits in well under a second.
+BATCH_SIZE = 5000
+
+
+# The reading thread gives the GIL away every READ_YIELD_EVERY records, long enough for the job's thread to take
+# it: otherwise the job's thread, woken by each of PostgreSQL's replies, waits up to the interpreter's 5 ms switch
+# interval while this thread parses, and the server idles meanwhile. 100k gen_pairs rows, three alternating runs:
+# the backend idle 2.0-2.1 against 2.9-3.1 s, wall 10.2-10.5 against 10.5-11.4 s (BENCHMARKS.md, issue 17).
+READ_YIELD_EVERY = 32
+READ_YIELD_SECONDS = 0.0001
 
 
 # --format names a row format (the container is sniffed) or a container (the row format is detected).
@@ -214,7 +225,9 @@ def _read_batches(reader, params, mapping, tabular, fmt):
     """Parse the reader's records into ReadBatches (no database access: this runs in the reading thread)."""
     batch, errors, dropped = [], [], []
     batch_size = params.get("batch_size", BATCH_SIZE)
-    for item in reader:
+    for n, item in enumerate(reader, 1):
+        if n % READ_YIELD_EVERY == 0:
+            time.sleep(READ_YIELD_SECONDS)
         if item.error:
             errors.append({"line": item.line, "reason": item.error})
         else:

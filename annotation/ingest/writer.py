@@ -17,9 +17,11 @@ pairs); the second staged every table and moved rows with INSERT … ON CONFLICT
 (BENCHMARKS.md, issue 17).
 """
 
+import struct
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from uuid import UUID
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
@@ -27,7 +29,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ..models import Judge
-from .formats import PairRecord, messages_key, text_key
+from .formats import PairRecord, messages_key, utf8_key
 
 # pg_advisory_xact_lock's first key for "rows are being added to dataset N" (the second key is N).
 DATASET_ROWS_LOCK = 1_700_001
@@ -36,16 +38,38 @@ DATASET_ROWS_LOCK = 1_700_001
 # dataset's condition out of it), so only prompt_unique_hash (content_hash, dataset_id) can serve it: an
 # index that leads with the dataset, read for a new dataset the statistics call empty, would be walked
 # whole for every probe.
-PROMPT_PROBE = """SELECT k.h, p.id, p.domain FROM unnest(%s::uuid[]) AS k(h) CROSS JOIN LATERAL (
+# Rows come back by their key's position in the array (an int, where a uuid would be loaded as an object).
+PROMPT_PROBE = """SELECT k.i, p.id, p.domain FROM unnest(%s::uuid[]) WITH ORDINALITY AS k(h, i) CROSS JOIN LATERAL (
                       SELECT id, domain, dataset_id FROM annotation_prompt WHERE content_hash = k.h OFFSET 0) p
                   WHERE p.dataset_id = %s"""
+RESPONSE_PROBE = """SELECT k.i, r.id FROM unnest(%s::bigint[], %s::uuid[]) WITH ORDINALITY AS k(p, h, i)
+                    CROSS JOIN LATERAL (SELECT id FROM annotation_response
+                                        WHERE prompt_id = k.p AND content_hash = k.h LIMIT 1) r"""
+PAIR_PROBE = """SELECT k.p, k.c, k.r FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS k(p, c, r)
+                CROSS JOIN LATERAL (SELECT FROM annotation_pair WHERE prompt_id = k.p
+                                    AND chosen_id = k.c AND rejected_id = k.r LIMIT 1) x"""
 
-# The bulk of a batch (responses, pairs) goes in COPY's binary format: no escaping of the texts in Python
-# and no parsing of numbers, hashes and times in the server (40,000 real responses: 0.13 against 0.47 s of
-# importer CPU, 0.63 against 0.92 s of backend CPU; BENCHMARKS.md, issue 17). varchar columns take text's
-# binary form. Prompts stay in text format: their messages are JSON text already.
-RESPONSE_COPY_TYPES = ["int8", "int8", "int8", "text", "text", "uuid", "timestamptz"]
-PAIR_COPY_TYPES = ["int8", "int8", "text", "int8", "int8", "text", "text", "text", "timestamptz"]
+# Every row goes in COPY's binary format: no escaping of the texts in Python and no parsing of numbers, hashes
+# and times in the server (40,000 real responses: 0.13 against 0.47 s of importer CPU, 0.63 against 0.92 s of
+# backend CPU; BENCHMARKS.md, issue 17). A row is its field count, then each field as its length and its bytes
+# (varchar takes text's form, jsonb a version byte before the JSON text). The reading thread encodes each
+# prompt's and response's own fields (`batch_rows`); the writer packs the ids in front, in the columns' order
+# below, so the job's thread spends its time waiting on PostgreSQL rather than formatting rows.
+COPY_PROMPTS = """COPY annotation_prompt (id, dataset_id, content_hash, domain, messages, query, source, meta,
+                                          created_at) FROM STDIN (FORMAT BINARY)"""
+COPY_RESPONSES = """COPY annotation_response (id, prompt_id, dataset_id, model, text, content_hash, created_at)
+                    FROM STDIN (FORMAT BINARY)"""
+COPY_PAIRS = """COPY annotation_pair (prompt_id, chosen_id, rejected_id, dataset_id, domain, origin, status,
+                                      status_reason, created_at) FROM STDIN (FORMAT BINARY)"""
+PROMPT_ROW_START = struct.Struct(">hiqiq")  # 9 fields; id, dataset_id
+RESPONSE_ROW_START = struct.Struct(">hiqiqiq")  # 7 fields; id, prompt_id, dataset_id
+PAIR_ROW_START = struct.Struct(">hiqiqiqiq")  # 9 fields; prompt_id, chosen_id, rejected_id, dataset_id
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + bytes(8)  # then flags and header extension, both 0
+COPY_TRAILER = b"\xff\xff"
+_LENGTH = struct.Struct(">i")
+_HASH_LENGTH = _LENGTH.pack(16)
+_INT8 = struct.Struct(">iq")
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 JUDGEMENT_STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage_judgement (
@@ -72,8 +96,8 @@ class BatchResult:
 class BatchRows:
     """A batch's distinct rows, keyed by the hashes the tables' unique keys hold; built without the database
     (the import builds the next batch's in its reading thread while this one is written)."""
-    prompts: dict = field(default_factory=dict)  # p_hash: (domain, messages as JSON, query)
-    responses: dict = field(default_factory=dict)  # (p_hash, t_hash): (model, text)
+    prompts: dict = field(default_factory=dict)  # p_hash: (domain, its COPY fields content_hash … query)
+    responses: dict = field(default_factory=dict)  # (p_hash, t_hash): its COPY fields model, text, content_hash
     pairs: dict = field(default_factory=dict)  # (p_hash, chosen t_hash, rejected t_hash): None
     judgements: dict = field(default_factory=dict)  # (p_hash, t_hash, judge name): score
     duplicates: int = 0
@@ -87,13 +111,14 @@ def batch_rows(records):
     for record in records:
         p_hash = messages_key(record.messages)
         if p_hash not in prompts:
-            prompts[p_hash] = (record.domain, orjson.dumps(record.messages).decode(), record.messages[-1]["content"])
+            prompts[p_hash] = (record.domain, b"".join((
+                _HASH_LENGTH, bytes.fromhex(p_hash), _field(record.domain.encode()),
+                _field(b"\x01" + orjson.dumps(record.messages)), _field(record.messages[-1]["content"].encode()))))
         if record.domain_label and record.domain == "other":
             rows.unknown_domains[record.domain_label] += 1
         if isinstance(record, PairRecord):
-            c_hash, r_hash = text_key(record.chosen), text_key(record.rejected)
-            responses.setdefault((p_hash, c_hash), (record.chosen_model, record.chosen))
-            responses.setdefault((p_hash, r_hash), (record.rejected_model, record.rejected))
+            c_hash = _add_response(responses, p_hash, record.chosen_model, record.chosen)
+            r_hash = _add_response(responses, p_hash, record.rejected_model, record.rejected)
             key = (p_hash, c_hash, r_hash)
             if key in rows.pairs:
                 rows.duplicates += 1
@@ -103,11 +128,24 @@ def batch_rows(records):
                     judgements.setdefault((p_hash, t_hash, judge), float(score))
         else:
             for model, text, scores in record.responses:
-                t_hash = text_key(text)
-                responses.setdefault((p_hash, t_hash), (model, text))
+                t_hash = _add_response(responses, p_hash, model, text)
                 for judge, score in scores.items():
                     judgements.setdefault((p_hash, t_hash, judge), float(score))
     return rows
+
+
+def _add_response(responses, p_hash, model, text):
+    """Add the response unless the batch has it; returns its hash."""
+    data = text.encode()
+    t_hash = utf8_key(data)
+    if (p_hash, t_hash) not in responses:
+        responses[(p_hash, t_hash)] = b"".join((_field(model.encode()), _LENGTH.pack(len(data)), data,
+                                                _HASH_LENGTH, bytes.fromhex(t_hash)))
+    return t_hash
+
+
+def _field(data):
+    return _LENGTH.pack(len(data)) + data
 
 
 def write_batch(dataset, records, source=""):
@@ -115,6 +153,7 @@ def write_batch(dataset, records, source=""):
     what was added."""
     rows = records if isinstance(records, BatchRows) else batch_rows(records)
     prompts, responses, pairs = rows.prompts, rows.responses, rows.pairs
+    dataset_id = dataset.pk  # a property: read once, not once a row
     result = BatchResult(duplicates=rows.duplicates, unknown_domains=Counter(rows.unknown_domains))
     judge_ids = _judge_ids({judge for _p, _t, judge in rows.judgements})
     judgements = {(p, t, judge_ids[judge]): score for (p, t, judge), score in rows.judgements.items()}
@@ -125,71 +164,75 @@ def write_batch(dataset, records, source=""):
         # before them; a killed worker loses nothing. No JIT and no sequential scans: right after a large
         # import the statistics are stale, and the lookups below are index probes whatever they say.
         cursor.execute("SET LOCAL synchronous_commit = off; SET LOCAL jit = off; SET LOCAL enable_seqscan = off")
-        lock_dataset_rows(cursor, dataset.pk)
+        lock_dataset_rows(cursor, dataset_id)
         raw = connection.connection
         now = timezone.now()
+        created_at = _INT8.pack(8, (now - _PG_EPOCH) // timedelta(microseconds=1))
 
-        # Prompts: the ones the dataset has already keep their id and domain; the others get ids from the
-        # sequence here and are COPYed straight into the table.
-        known = _probe(raw, PROMPT_PROBE, [list(prompts), dataset.pk])
-        prompt_rows = {h.hex: (pk, domain) for h, pk, domain in known}
-        new_prompts = [h for h in prompts if h not in prompt_rows]
-        for p_hash, pk in zip(new_prompts, _next_ids(raw, "annotation_prompt", len(new_prompts))):
-            prompt_rows[p_hash] = (pk, prompts[p_hash][0])
-        with raw.cursor().copy("COPY annotation_prompt (id, dataset_id, content_hash, domain, messages, query, "
-                               "source, meta, created_at) FROM STDIN") as copy:
-            for p_hash in new_prompts:
-                domain, messages, query = prompts[p_hash]
-                copy.write_row((prompt_rows[p_hash][0], dataset.pk, p_hash, domain, messages, query, source, "{}", now))
-        result.prompts = len(new_prompts)
-        result.prompts_by_domain.update(prompts[h][0] for h in new_prompts)
+        # Which of the batch's rows the dataset has: prompts by hash; responses only of the prompts it had; pairs
+        # only of two responses it had (so most batches probe little). The rows it has keep their ids (and a
+        # prompt its domain); the others get ids from the sequences, all in one statement.
+        hashes = list(prompts)
+        known = _probe(raw, PROMPT_PROBE, [_array(hashes), dataset_id])
+        prompt_rows = {hashes[i - 1]: (pk, domain) for i, pk, domain in known}
+        new_prompts = [h for h in hashes if h not in prompt_rows] if prompt_rows else hashes
+        asked = [(prompt_rows[p][0], t) for p, t in responses if p in prompt_rows]
+        known = _probe(raw, RESPONSE_PROBE, [_array(str(p) for p, _t in asked),
+                                             _array(t for _p, t in asked)]) if asked else []
+        response_ids = {asked[i - 1]: pk for i, pk in known}
+        old_responses = set(response_ids)
+        existing = set()
+        if old_responses:
+            new_responses = [(p, t) for p, t in responses
+                             if p not in prompt_rows or (prompt_rows[p][0], t) not in old_responses]
+            asked = [(prompt_rows[p][0], response_ids[(prompt_rows[p][0], c)], response_ids[(prompt_rows[p][0], r)])
+                     for p, c, r in pairs if p in prompt_rows and (prompt_rows[p][0], c) in old_responses
+                     and (prompt_rows[p][0], r) in old_responses]
+            existing = set(_probe(raw, PAIR_PROBE, [_array(str(row[0]) for row in asked),
+                                                    _array(str(row[1]) for row in asked),
+                                                    _array(str(row[2]) for row in asked)])) if asked else set()
+        else:
+            new_responses = list(responses)
+        prompt_ids, new_response_ids = _next_ids(raw, len(new_prompts), len(new_responses))
 
-        # Responses: only a prompt the dataset had before can have them already.
-        new_prompt_set = set(new_prompts)
-        asked = [(prompt_rows[p][0], t) for p, t in responses if p not in new_prompt_set]
-        known = _probe(raw, """SELECT r.prompt_id, k.h, r.id FROM unnest(%s::bigint[], %s::uuid[]) AS k(p, h)
-                               CROSS JOIN LATERAL (SELECT id, prompt_id FROM annotation_response
-                                                   WHERE prompt_id = k.p AND content_hash = k.h LIMIT 1) r""",
-                       [[p for p, _t in asked], [t for _p, t in asked]]) if asked else []
-        response_ids = {(pid, h.hex): pk for pid, h, pk in known}
-        new_responses = [(p, t) for p, t in responses if (prompt_rows[p][0], t) not in response_ids]
-        ids = _next_ids(raw, "annotation_response", len(new_responses))
-        with raw.cursor().copy("COPY annotation_response (id, dataset_id, prompt_id, model, text, content_hash, "
-                               "created_at) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(RESPONSE_COPY_TYPES)
-            for (p_hash, t_hash), pk in zip(new_responses, ids):
+        # Each table's rows are packed while PostgreSQL still inserts the previous table's: a COPY's data is
+        # streamed, and its write returns once the data is in the socket's buffers.
+        tail = _field(source.encode()) + _field(b"\x01{}") + created_at
+        payload = [COPY_SIGNATURE]
+        for p_hash, pk in zip(new_prompts, prompt_ids):
+            domain, fields = prompts[p_hash]
+            prompt_rows[p_hash] = (pk, domain)
+            payload += (PROMPT_ROW_START.pack(9, 8, pk, 8, dataset_id), fields, tail)
+        with _copy(raw, COPY_PROMPTS, payload):
+            result.prompts = len(new_prompts)
+            result.prompts_by_domain.update(prompts[h][0] for h in new_prompts)
+            payload = [COPY_SIGNATURE]
+            for (p_hash, t_hash), pk in zip(new_responses, new_response_ids):
                 prompt_id = prompt_rows[p_hash][0]
                 response_ids[(prompt_id, t_hash)] = pk
-                model, text = responses[(p_hash, t_hash)]
-                copy.write_row((pk, dataset.pk, prompt_id, model, text, UUID(hex=t_hash), now))
-        result.responses = len(new_responses)
+                payload += (RESPONSE_ROW_START.pack(7, 8, pk, 8, prompt_id, 8, dataset_id),
+                            responses[(p_hash, t_hash)], created_at)
+        with _copy(raw, COPY_RESPONSES, payload):
+            result.responses = len(new_responses)
+            tail = _field(b"imported") + _field(b"pending") + _field(b"") + created_at
+            domain_fields = {}
+            payload = [COPY_SIGNATURE]
+            for p_hash, c_hash, r_hash in pairs:
+                prompt_id, domain = prompt_rows[p_hash]
+                chosen, rejected = response_ids[(prompt_id, c_hash)], response_ids[(prompt_id, r_hash)]
+                if chosen != rejected and (prompt_id, chosen, rejected) not in existing:
+                    if domain not in domain_fields:
+                        domain_fields[domain] = _field(domain.encode())
+                    payload += (PAIR_ROW_START.pack(9, 8, prompt_id, 8, chosen, 8, rejected, 8, dataset_id),
+                                domain_fields[domain], tail)
+                    result.pairs += 1
+                    result.by_domain[domain] += 1
+        with _copy(raw, COPY_PAIRS, payload):
+            result.duplicates += len(pairs) - result.pairs
 
         def response_id(p_hash, t_hash):
             return response_ids[(prompt_rows[p_hash][0], t_hash)]
 
-        # Pairs: only two responses the dataset had before can already make one.
-        rows = []
-        old_responses = set(response_ids) - {(prompt_rows[p][0], t) for p, t in new_responses}
-        for p_hash, c_hash, r_hash in pairs:
-            prompt_id, domain = prompt_rows[p_hash]
-            chosen, rejected = response_id(p_hash, c_hash), response_id(p_hash, r_hash)
-            if chosen != rejected:
-                old = (prompt_id, c_hash) in old_responses and (prompt_id, r_hash) in old_responses
-                rows.append((prompt_id, domain, chosen, rejected, old))
-        asked = [row for row in rows if row[4]]
-        existing = set(_probe(raw, """SELECT k.p, k.c, k.r FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS k(p, c, r)
-                                      CROSS JOIN LATERAL (SELECT FROM annotation_pair WHERE prompt_id = k.p
-                                                          AND chosen_id = k.c AND rejected_id = k.r LIMIT 1) x""",
-                              [[r[0] for r in asked], [r[2] for r in asked], [r[3] for r in asked]])) if asked else set()
-        with raw.cursor().copy("COPY annotation_pair (dataset_id, prompt_id, domain, chosen_id, rejected_id, origin, "
-                               "status, status_reason, created_at) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(PAIR_COPY_TYPES)
-            for prompt_id, domain, chosen, rejected, _old in rows:
-                if (prompt_id, chosen, rejected) not in existing:
-                    copy.write_row((dataset.pk, prompt_id, domain, chosen, rejected, "imported", "pending", "", now))
-                    result.pairs += 1
-                    result.by_domain[domain] += 1
-        result.duplicates += len(pairs) - result.pairs
         if judgements:
             cursor.execute(JUDGEMENT_STAGING_DDL)
             with raw.cursor().copy("COPY stage_judgement (response_id, judge_id, score) FROM STDIN") as copy:
@@ -213,6 +256,22 @@ def lock_dataset_rows(cursor, dataset_id):
     cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DATASET_ROWS_LOCK, dataset_id])
 
 
+def _array(keys):
+    """A PostgreSQL array literal of hex hashes or numbers (a bound parameter that psycopg need not adapt
+    element by element)."""
+    return "{" + ",".join(keys) + "}"
+
+
+@contextmanager
+def _copy(raw, sql, payload):
+    """COPY a binary payload (the signature, then whole rows) into a table; the block runs while PostgreSQL
+    inserts the rows, and the COPY ends after it."""
+    payload.append(COPY_TRAILER)
+    with raw.cursor().copy(sql) as copy:
+        copy.write(b"".join(payload))
+        yield
+
+
 def _probe(raw, sql, params):
     # A server-side bound cursor: the arrays travel as parameters, not quoted into the SQL in Python.
     with psycopg.Cursor(raw) as cursor:
@@ -220,11 +279,19 @@ def _probe(raw, sql, params):
         return cursor.fetchall()
 
 
-def _next_ids(raw, table, n):
-    if not n:
-        return []
-    return [pk for (pk,) in _probe(raw, "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                                   [table, n])]
+def _next_ids(raw, prompts, responses):
+    """Ids for that many new prompts and responses from the tables' sequences, in one round trip."""
+    if not prompts and not responses:
+        return [], []
+    # Each sequence is looked up once (OFFSET 0 keeps the subquery from being pulled up): inside nextval's
+    # argument, pg_get_serial_sequence ran for every id and cost 8 times the nextval (16 against 2 ms for 4,000).
+    rows = _probe(raw, """SELECT 0, nextval(s.seq) FROM generate_series(1, %s), (SELECT
+                              pg_get_serial_sequence('annotation_prompt', 'id')::regclass AS seq OFFSET 0) s
+                          UNION ALL
+                          SELECT 1, nextval(s.seq) FROM generate_series(1, %s), (SELECT
+                              pg_get_serial_sequence('annotation_response', 'id')::regclass AS seq OFFSET 0) s""",
+                  [prompts, responses])
+    return [pk for kind, pk in rows if kind == 0], [pk for kind, pk in rows if kind == 1]
 
 
 def _judge_ids(names):
