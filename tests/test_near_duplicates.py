@@ -265,11 +265,7 @@ def repeated_queries_rows():
     return rows
 
 
-# Outside a test's transaction (transactional_db) the chunks are read ahead in a thread on its own connection.
-@pytest.mark.parametrize("database", ["db", "transactional_db"])
-def test_the_check_signs_in_chunks_and_a_query_seen_before_gets_the_same_signature(
-        database, request, tmp_path, monkeypatch):
-    request.getfixturevalue(database)
+def test_the_check_signs_in_chunks_and_a_query_seen_before_gets_the_same_signature(db, tmp_path, monkeypatch):
     monkeypatch.setattr(near_duplicates, "SIGN_BATCH", 4)
     import_file(write_jsonl(tmp_path / "train.jsonl", repeated_queries_rows()), "train", no_near_duplicates=True)
     call_command("find_near_duplicates", dataset="train", no_progress=True)

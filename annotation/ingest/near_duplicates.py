@@ -25,7 +25,6 @@ import heapq
 import os
 import tempfile
 from array import array
-from contextlib import nullcontext
 from hashlib import blake2b
 from itertools import islice
 
@@ -48,7 +47,6 @@ from ..models import (
     PromptSignature,
 )
 from . import minhash
-from .prefetch import prefetched
 
 KIND = "near_duplicates"
 # Jaccard of the marked n-grams of the normalised queries (minhash.py), with the short-copy rule beside it.
@@ -252,22 +250,17 @@ class SeenQueries:
 
 
 def _sign(ctx, dataset_id, bench_ids, spill):
-    """Sign the unsigned prompts, read in one ordered stream (a server-side cursor, SIGN_BATCH rows a fetch, a
-    chunk ahead in a thread). A query is normalised and signed once: repeats within a chunk share the work, and
-    a query seen in an earlier chunk (a question asked under another system prompt) takes the stored signature
-    of the first prompt that had it (the first SEEN_LIMIT distinct queries are remembered, by a 16-byte
-    digest)."""
+    """Sign the unsigned prompts, read in one ordered stream (a server-side cursor, SIGN_BATCH rows a fetch).
+    A query is normalised and signed once: repeats within a chunk share the work, and a query seen in an
+    earlier chunk (a question asked under another system prompt) takes the stored signature of the first
+    prompt that had it (the first SEEN_LIMIT distinct queries are remembered, by a 16-byte digest). Reading
+    a chunk ahead in a thread was measured and gained nothing (BENCHMARKS.md, session 7)."""
     after = ctx.cursor.get("after", 0)
     unsigned = (Prompt.objects.filter(dataset_id__in=[dataset_id, *bench_ids], pk__gt=after, signature__isnull=True)
                 .order_by("pk").values_list("pk", "dataset_id", "query").iterator(chunk_size=SIGN_BATCH))
     seen = SeenQueries()
-    chunks = _chunks(unsigned, SIGN_BATCH)
-    # The next chunk is read on a connection of its own while this one is signed (not inside a transaction,
-    # e.g. a test's, whose rows another connection cannot see).
-    reading = nullcontext(chunks) if connection.in_atomic_block else prefetched(chunks, name="near-duplicate reader")
-    with reading as ahead:
-        for rows in ahead:
-            _sign_chunk(ctx, rows, seen, spill)
+    for rows in _chunks(unsigned, SIGN_BATCH):
+        _sign_chunk(ctx, rows, seen, spill)
 
 
 def _sign_chunk(ctx, rows, seen, spill):

@@ -1,21 +1,17 @@
-"""Iterate in a thread, a few items ahead of the caller, so that reading (a file, or rows on a connection of
-the thread's own) overlaps the caller's work: psycopg and file reads release the GIL while they wait, so on
-two cores PostgreSQL serves the next chunk while the caller computes on this one."""
+"""Iterate in a thread, a few items ahead of the caller: the import reads, parses and hashes its next batches
+while the job's thread waits on PostgreSQL for this one (file reads and psycopg's waits release the GIL, so on
+two cores the two overlap)."""
 
 import queue
 import threading
 from contextlib import contextmanager
-
-from django.db import connections
 
 
 @contextmanager
 def prefetched(items, depth=2, name="prefetch"):
     """`with prefetched(items) as ahead: for item in ahead: ...`. `items` is iterated in a thread, at most
     `depth` items ahead. An exception in the thread is raised in the caller; leaving the block early stops
-    the thread. A generator of `items` is closed and the database connections the thread opened are closed
-    in the thread itself, so a query read there never outlives the block (nor touches the caller's
-    connection: Django gives each thread its own)."""
+    the thread, and a generator of `items` is closed in the thread itself (its clean-up runs where it ran)."""
     handoff = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
@@ -40,7 +36,6 @@ def prefetched(items, depth=2, name="prefetch"):
             close = getattr(items, "close", None)
             if close is not None:
                 close()
-            connections.close_all()
 
     def consume():
         while True:
