@@ -6,7 +6,7 @@ FILE is a sharegpt-style JSONL file such as ../shared/bench/gen_pairs.py writes.
 dependency of this project (its tree is hundreds of packages): install it into a virtual environment of
 its own and pass its executable, e.g.
 
-    python3 -m venv /tmp/lsvenv && /tmp/lsvenv/bin/pip install label-studio==1.23.2
+    python3 -m venv /tmp/lsvenv && /tmp/lsvenv/bin/pip install label-studio==1.23.2 "sentry-sdk<3"
     .venv/bin/python bench/ingest_vs_label_studio.py --input pairs.jsonl --label-studio /tmp/lsvenv/bin/label-studio
 
 Label Studio reads neither JSONL nor nested turns: each row becomes a task {prompt, answer1, answer2,
