@@ -323,3 +323,22 @@ def test_a_column_mapping_also_renames_the_keys_of_json_records(db, tmp_path):
     path = write_jsonl(tmp_path / "own.jsonl", [{"q": "什么是DPO？", "good": "直接偏好优化", "bad": "不知道", "cat": "对话"}])
     report = run_import(path, columns="prompt=q,chosen=good,rejected=bad,domain=cat")
     assert report["imported_pairs"] == 1 and report["by_domain"] == {"chat": {"prompts": 1, "pairs": 1}}
+
+
+def test_a_batch_ends_once_its_rows_hold_batch_chars_of_text_and_every_row_still_lands(db, tmp_path, monkeypatch):
+    from annotation.ingest import importer
+
+    lines = [sharegpt_line(i) for i in range(12)]
+    for line in lines[4:8]:  # four huge rows in the middle: each holds ~3,000 characters
+        line["chosen"]["value"] += "长" * 3000
+    path = write_jsonl(tmp_path / "pairs.jsonl", lines)
+    monkeypatch.setattr(importer, "BATCH_CHARS", 5000)
+    job = Job.objects.create(kind="import", dataset=Dataset.objects.create(name="big rows"),
+                             params=import_params(path, batch_size=100), unit="bytes")
+    rows_read = []
+    assert jobs.execute(job.pk, on_progress=lambda _state, counts: rows_read.append(counts["rows_read"])) \
+        == Job.Status.SUCCEEDED
+    batches = [later - earlier for earlier, later in zip([0, *rows_read], rows_read) if later > earlier]
+    # The short rows share a batch; the huge ones close a batch every second row; nothing is lost.
+    assert batches[0] >= 5 and 2 in batches and sum(batches) == 12, batches
+    assert Pair.objects.filter(dataset__name="big rows").count() == 12

@@ -18,7 +18,7 @@ from django.utils.translation import ngettext_lazy, pgettext_lazy
 
 from ..jobs import JobContext, JobFailed, Tally, counted, job_kind, start_follow_ups
 from ..models import Dataset, Job
-from .formats import FORMATS, RowError, detect_format, parse_record
+from .formats import FORMATS, PairRecord, RowError, detect_format, parse_record
 from .hub import HubError, download, parquet_urls, parse_hub_id
 from .prefetch import prefetched
 from .readers import CONTAINERS, FileError, JsonArrayReader, JsonlReader, Limits, sniff_container
@@ -30,6 +30,10 @@ from .writer import BatchRows, batch_rows, write_batch
 # against 9.6-11.7 s with 2,000 (3-6 % each time), peak RSS 224 against 147 MB; 10,000 gained nothing more for
 # 350 MB (BENCHMARKS.md, issue 17, session 7). A batch still commits in well under a second.
 BATCH_SIZE = 5000
+# A batch also ends once its records hold this many characters of text, so that a file of huge rows (fields
+# up to IMPORT_MAX_FIELD_CHARS each) holds a bounded amount in memory, not BATCH_SIZE of them: gen_pairs rows
+# (~1,000 characters) fill 5,000 records with ~5M, so ordinary files never reach it.
+BATCH_CHARS = 16_000_000
 
 
 # The reading thread gives the GIL away every READ_YIELD_EVERY records, long enough for the job's thread to take
@@ -221,10 +225,21 @@ class ReadBatch:
     fmt: str | None
 
 
+def _text_chars(record):
+    """Characters of a parsed record's texts: its messages' and its responses'."""
+    texts = [message.get("content") or "" for message in record.messages]
+    if isinstance(record, PairRecord):
+        texts += [record.chosen, record.rejected]
+    else:
+        texts += [text for _model, text, _scores in record.responses]
+    return sum(len(text) for text in texts if isinstance(text, str))
+
+
 def _read_batches(reader, params, mapping, tabular, fmt):
     """Parse the reader's records into ReadBatches (no database access: this runs in the reading thread)."""
     batch, errors, dropped = [], [], []
     batch_size = params.get("batch_size", BATCH_SIZE)
+    chars = 0
     for n, item in enumerate(reader, 1):
         if n % READ_YIELD_EVERY == 0:
             time.sleep(READ_YIELD_SECONDS)
@@ -238,15 +253,16 @@ def _read_batches(reader, params, mapping, tabular, fmt):
                 parsed = parse_record(record, fmt, domain_override=params.get("domain"),
                                       max_chars=settings.IMPORT_MAX_FIELD_CHARS)
                 batch.append(parsed)
+                chars += _text_chars(parsed)
                 dropped += [{"line": item.line, "reason": f"{reason} (this response was left out; the row's other "
                              "responses were imported)"} for reason in getattr(parsed, "dropped", ())]
             except RowError as exc:
                 reason = name_column(str(exc), mapping) if tabular else str(exc)
                 errors.append({"line": item.line, "reason": reason, "excerpt": _excerpt(item.record)})
-        if len(batch) + len(errors) >= batch_size:
+        if len(batch) + len(errors) >= batch_size or chars >= BATCH_CHARS:
             yield ReadBatch(batch_rows(batch), len(batch) + len(errors), errors, dropped, reader.position(),
                             reader.raw_bytes_read(), fmt)
-            batch, errors, dropped = [], [], []
+            batch, errors, dropped, chars = [], [], [], 0
     yield ReadBatch(batch_rows(batch), len(batch) + len(errors), errors, dropped, reader.position(),
                     reader.raw_bytes_read(), fmt)
 
