@@ -369,7 +369,10 @@ def test_template_heavy_prompts_get_a_bounded_number_of_candidates_each():
     lengths = np.array([len(minhash.normalise(q)) for q in queries])
     bands, _rows = minhash.lsh_params(0.8)
     short_bands, _rows = minhash.lsh_params(minhash.SHORT_COPY_LSH_THRESHOLD)
-    pairs = minhash.union_pairs(minhash.candidate_pairs(sigs, 0.8), minhash.short_copy_candidates(sigs, lengths), 600)
+    # The job's path: both bandings' candidates as codes, then index pairs.
+    short_keys = minhash.short_keys(sigs[lengths <= minhash.SHORT_QUERY])
+    codes = minhash.candidate_codes(minhash.band_keys(sigs, 0.8), short_keys, lengths)
+    pairs = minhash.index_pairs(codes, 600)
     per_prompt = np.bincount(pairs.ravel(), minlength=600)
     # A prompt has at most MAX_BUCKET_PAIRS − 1 partners a band; all pairs of 600 would give each 599.
     assert per_prompt.max() <= (bands + short_bands) * (minhash.MAX_BUCKET_PAIRS - 1)

@@ -365,11 +365,6 @@ def short_copy_candidates(sigs, lengths):
     return short_copy_pairs(short_keys(sigs[lengths <= SHORT_QUERY]), lengths)
 
 
-def union_pairs(first, second, n):
-    """The distinct pairs of two (k, 2) arrays of indexes below n, sorted."""
-    return _pairs(sorted_unique(np.concatenate((_codes(first, n), _codes(second, n)))), n)
-
-
 def candidate_codes(keys, short_keys, lengths):
     """The candidates of both bandings (`band_codes` of `keys`, `short_copy_pairs` of `short_keys`), each pair
     (i, j) once as its code i·n + j, sorted (`index_pairs` makes them pairs)."""
